@@ -1,0 +1,2 @@
+//! `ordinaut`: the command-line entry point.
+fn main() {}
