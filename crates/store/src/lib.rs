@@ -1,1 +1,125 @@
-//! placeholder
+//! Ordinaut's PostgreSQL store: the one place SQL lives.
+//!
+//! # Tables
+//! `tasks` (the projection of Task resources), `due_work` (occurrences to run), `task_runs`
+//! and `step_runs` (what happened), `outbox` (events waiting for the Redis relay) and
+//! `audit_log`. The schema is in `migrations/`; [`Store::migrate`] applies it under a
+//! PostgreSQL advisory lock, so processes starting at once do not race.
+//!
+//! # The leasing protocol
+//! * An occurrence is one `due_work` row, unique on `(task_uid, scheduled_for, trigger)`;
+//!   inserting it again is a no-op ([`Store::insert_occurrences`]). Inserts `NOTIFY` the
+//!   channel [`DUE_WORK_CHANNEL`] with the earliest `run_at`, so idle workers wake at once.
+//! * [`Store::lease`] takes up to N queued, due rows in one statement:
+//!   `SELECT … WHERE locked_until IS NULL AND done_at IS NULL AND run_at <= now()
+//!   ORDER BY priority DESC, run_at LIMIT N FOR UPDATE SKIP LOCKED`, then sets
+//!   `locked_until = now() + lease`, `locked_by = worker` and `attempt = attempt + 1`.
+//!   The partial index `due_work_lease` holds exactly the queued rows in that order, so the
+//!   query reads only rows it can take (see the `lease_query_uses_the_partial_index` test).
+//!   Concurrent leasers skip each other's locked rows instead of waiting.
+//! * Each lease carries its attempt number. [`Store::heartbeat`] extends the leases a worker
+//!   still holds; [`Store::finish`] records the outcome (the `task_runs` and `step_runs` rows,
+//!   the `due_work` row marked done or re-queued for a retry, and the `outbox` events) in one
+//!   transaction, and only if the row is still at that attempt: a stale holder gets
+//!   [`StoreError::StaleAttempt`] and changes nothing.
+//! * A crashed worker stops heartbeating; [`Store::reap_expired`] returns rows whose
+//!   `locked_until` has passed to the queue, and the next lease gives them attempt + 1.
+//!   Work is therefore at-least-once on a crash and exactly-once otherwise, and a late
+//!   result of an older attempt can never overwrite a newer one.
+
+mod error;
+mod events;
+mod lease;
+mod migrate;
+pub use migrate::MIGRATOR;
+mod notify;
+mod occurrences;
+mod runs;
+mod tasks;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::StoreError;
+pub use events::{DEFAULT_STREAM, OutboxEvent, OutboxRow};
+pub use lease::{LEASE_SQL, Lease};
+pub use notify::{DUE_WORK_CHANNEL, DueWorkListener, Wakeup};
+pub use occurrences::{NewOccurrence, Trigger};
+pub use runs::{Disposition, FinishOutcome, RunRecord, RunStatus, StepRecord, StepStatus};
+pub use tasks::TaskProjection;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use std::time::Duration;
+
+/// A handle to Ordinaut's database. Cheap to clone (a connection pool).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Connects with a pool of at most `max_connections`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: redact_url(url),
+                source,
+            })?;
+        Ok(Self { pool })
+    }
+
+    /// Wraps an existing pool.
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The underlying pool, for callers that compose their own queries in tests.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// `true` when the database answers a trivial query (for `/readyz`).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+/// Hides the password in a database URL before it goes into an error or a log.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redact_url_hides_only_the_password() {
+        assert_eq!(
+            redact_url("postgres://app:s3cr3t@db:5432/ordinaut"),
+            "postgres://app:***@db:5432/ordinaut"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
+        assert_eq!(redact_url("postgres:///x"), "postgres:///x");
+    }
+}

@@ -1,0 +1,89 @@
+//! The `Agent` custom resource: an AI agent (or person) that owns Tasks and calls the gateway:
+//! the tools it may use, its budgets, and the Secret holding its gateway token.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::mcp_server::SecretKeyRef;
+
+/// An agent: the tools its Tasks may call and how much it may run.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "ordinaut.dev",
+    version = "v1alpha1",
+    kind = "Agent",
+    namespaced,
+    status = "AgentStatus",
+    derive = "PartialEq",
+    shortname = "oagent",
+    category = "ordinaut",
+    doc = "An agent: the tools its Tasks may call and how much it may run.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Runs/h",
+        type_ = "integer",
+        json_path = ".spec.budgets.runsPerHour"
+    ),
+    printcolumn(
+        name = "Concurrent",
+        type_ = "integer",
+        json_path = ".spec.budgets.concurrentRuns"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentSpec {
+    /// Tools the agent's Tasks may call, as globs over `<mcpserver>.<tool>`: `weather.*`,
+    /// `everything.echo`, `core.*`, or `*` for all. `*` matches any run of characters.
+    /// A call outside every scope is refused.
+    #[serde(default)]
+    #[schemars(length(max = 256), inner(regex(pattern = r"^[A-Za-z0-9_*][A-Za-z0-9_.*/-]*$")))]
+    pub scopes: Vec<String>,
+
+    /// Limits on how much the agent runs. No limit when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budgets: Option<Budgets>,
+
+    /// Secret key holding the agent's gateway token (the gateway stores only its hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret_ref: Option<SecretKeyRef>,
+}
+
+/// Budgets of an agent, across all its Tasks.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Budgets {
+    /// Most runs started in any sliding hour; further occurrences wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub runs_per_hour: Option<u32>,
+
+    /// Most runs going at the same time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub concurrent_runs: Option<u32>,
+}
+
+/// Observed state of an Agent, written by the operator.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentStatus {
+    /// `Ready` is True when the spec is valid and the token Secret exists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::schema::conditions")]
+    pub conditions: Vec<Condition>,
+
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}

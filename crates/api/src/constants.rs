@@ -1,0 +1,83 @@
+//! Names shared by the operator, the worker, the gateway and the CLI: API group, finalizer,
+//! annotations, field manager, condition types and reasons, run outcomes.
+
+/// API group of every Ordinaut custom resource.
+pub const GROUP: &str = "ordinaut.dev";
+/// The served and stored version.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` of every Ordinaut object.
+pub const API_VERSION: &str = "ordinaut.dev/v1alpha1";
+/// The `kubectl get ordinaut` category every Ordinaut CRD belongs to.
+pub const CATEGORY: &str = "ordinaut";
+
+/// Finalizer the operator puts on Tasks so that their rows in PostgreSQL (projection and
+/// pending occurrences) are removed before the object goes away.
+pub const FINALIZER: &str = "tasks.ordinaut.dev/cleanup";
+/// Annotation that asks for one manual run: set it to any new value. The operator records the
+/// value it handled in `status.handledRunNow` and never writes spec.
+pub const RUN_NOW_ANNOTATION: &str = "ordinaut.dev/run-now";
+/// Server-side apply field manager of everything the operator writes.
+pub const FIELD_MANAGER: &str = "ordinaut-operator";
+
+/// `type` of the conditions the operator sets.
+pub mod condition {
+    /// True when the object is valid and everything it refers to exists.
+    pub const READY: &str = "Ready";
+    /// True when the object cannot make progress without a change from a person (a schedule
+    /// that will never fire again, a missing reference that has not appeared).
+    pub const STALLED: &str = "Stalled";
+}
+
+/// `reason` of conditions and Events (PascalCase, as Kubernetes expects).
+pub mod reason {
+    /// The spec passed validation and its references resolve.
+    pub const VALID: &str = "Valid";
+    /// The schedule is malformed, can never fire, or names an unknown timezone.
+    pub const INVALID_SCHEDULE: &str = "InvalidSchedule";
+    /// The pipeline (inline or referenced) is malformed: templates, conditions, steps.
+    pub const INVALID_PIPELINE: &str = "InvalidPipeline";
+    /// `params` do not satisfy the pipeline's params schema.
+    pub const INVALID_PARAMS: &str = "InvalidParams";
+    /// Any other invalid field (durations, exactly-one rules, …).
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// `pipelineRef` names a Pipeline that does not exist.
+    pub const PIPELINE_NOT_FOUND: &str = "PipelineNotFound";
+    /// `agentRef` names an Agent that does not exist.
+    pub const AGENT_NOT_FOUND: &str = "AgentNotFound";
+    /// A step `uses` an McpServer that does not exist.
+    pub const MCP_SERVER_NOT_FOUND: &str = "McpServerNotFound";
+    /// A step `uses` a tool its McpServer does not offer.
+    pub const TOOL_NOT_FOUND: &str = "ToolNotFound";
+    /// A step `uses` a tool outside the Agent's scopes.
+    pub const SCOPE_DENIED: &str = "ScopeDenied";
+    /// The schedule has no occurrence left (`at` in the past, `UNTIL`/`COUNT` reached, `endAt`).
+    pub const SCHEDULE_EXHAUSTED: &str = "ScheduleExhausted";
+    /// The Task is suspended (`spec.suspend`).
+    pub const SUSPENDED: &str = "Suspended";
+    /// The Task is snoozed (`spec.snoozeUntil` in the future).
+    pub const SNOOZED: &str = "Snoozed";
+    /// The McpServer answered tool discovery.
+    pub const DISCOVERED: &str = "Discovered";
+    /// The McpServer could not be reached or did not answer tool discovery.
+    pub const DISCOVERY_FAILED: &str = "DiscoveryFailed";
+    /// A referenced Secret or key is missing.
+    pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+    /// A transient error; the operator retries with backoff.
+    pub const RECONCILE_ERROR: &str = "ReconcileError";
+}
+
+/// Values of `Task.status.lastRunStatus`.
+pub mod run_status {
+    /// The run is queued or in progress.
+    pub const RUNNING: &str = "Running";
+    /// Every step succeeded or was skipped (or failed with `continueOnError`).
+    pub const SUCCEEDED: &str = "Succeeded";
+    /// A step failed after its retries, or the run timed out.
+    pub const FAILED: &str = "Failed";
+    /// The run was cancelled (`concurrencyPolicy: Replace`, or by a person).
+    pub const CANCELLED: &str = "Cancelled";
+    /// The occurrence was missed (outside the catch-up policy).
+    pub const MISSED: &str = "Missed";
+    /// The occurrence was skipped because a run was still going (`concurrencyPolicy: Forbid`).
+    pub const SKIPPED: &str = "Skipped";
+}

@@ -1,0 +1,29 @@
+//! Bounds on what a pipeline may ask of the worker (ARCHITECTURE.md, "Security": bounded
+//! inputs with clear errors). One place, so the operator, the CLI and the worker agree.
+
+/// Deepest nesting of a rendered value (a template plus whatever it substitutes), in levels of
+/// arrays and objects. Tool arguments deeper than this are almost surely a mistake or abuse.
+pub const MAX_DEPTH: usize = 64;
+
+/// Largest rendered value, in bytes of compact JSON (counted as rendering goes, so a template
+/// that would explode is stopped early rather than built and then measured).
+pub const MAX_RENDERED_BYTES: usize = 1024 * 1024;
+
+/// Longest text between `${` and `}`.
+pub const MAX_TEMPLATE_EXPRESSION_LEN: usize = 512;
+
+/// Longest `if` expression, in bytes.
+pub const MAX_CONDITION_LEN: usize = 1024;
+
+/// Deepest nesting of brackets and parentheses in an `if` expression. The JMESPath parser is
+/// recursive; this keeps it far from the stack limit of a runtime worker thread.
+pub const MAX_CONDITION_NESTING: usize = 32;
+
+/// Most attempts a retry policy may ask for (the first attempt included).
+pub const MAX_RETRY_ATTEMPTS: u32 = 100;
+
+/// Schemas the [`crate::SchemaCache`] keeps compiled before it starts evicting.
+pub const SCHEMA_CACHE_CAPACITY: usize = 1024;
+
+/// Most schema violations reported for one check; the rest are counted, not listed.
+pub const MAX_REPORTED_VIOLATIONS: usize = 20;

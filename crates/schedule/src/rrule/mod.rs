@@ -1,0 +1,74 @@
+//! RFC 5545 recurrence rules: parsing and validation (`parse`), the wall-clock expander
+//! (`expand`), and occurrence iteration in a zone (`iter`).
+
+mod calendar;
+mod expand;
+mod iter;
+mod parse;
+
+use chrono::NaiveDateTime;
+use chrono_tz::Tz;
+
+use crate::ScheduleError;
+pub(crate) use calendar::{max_month_len, month_name};
+pub(crate) use expand::Compiled;
+pub(crate) use iter::RuleIter;
+
+/// Parses, validates and compiles an RRULE; `anchor` is DTSTART when the rule has no
+/// DTSTART line. Rejects rules that can never fire, and says so distinctly when the bounded
+/// search could not decide.
+pub(crate) fn compile(spec: &str, tz: Tz, anchor: NaiveDateTime) -> Result<Compiled, ScheduleError> {
+    let rule = parse::parse(spec, tz)?;
+    let dtstart = rule.dtstart.unwrap_or(anchor);
+    let compiled = Compiled::new(&rule, dtstart);
+    match iter::probe(&compiled) {
+        iter::Probe::Fires => Ok(compiled),
+        iter::Probe::Never => Err(never_fires(&rule)),
+        iter::Probe::Undecided { steps } => Err(ScheduleError::gave_up(
+            "rrule",
+            format!(
+                "could not find a first occurrence within {steps} search steps, so cannot tell \
+                 whether this rule ever fires; simplify it (fewer or coarser BY-parts, a \
+                 smaller INTERVAL)"
+            ),
+        )),
+    }
+}
+
+fn never_fires(rule: &parse::RRule) -> ScheduleError {
+    if !rule.bymonth.is_empty()
+        && !rule.bymonthday.is_empty()
+        && rule.bymonth.iter().all(|&m| {
+            rule.bymonthday
+                .iter()
+                .all(|&d| d.unsigned_abs() > max_month_len(m))
+        })
+    {
+        let days: Vec<String> = rule.bymonthday.iter().map(i32::to_string).collect();
+        let months: Vec<String> = rule.bymonth.iter().map(u32::to_string).collect();
+        let why: Vec<String> = rule
+            .bymonth
+            .iter()
+            .map(|&m| format!("{} has at most {} days", month_name(m), max_month_len(m)))
+            .collect();
+        return ScheduleError::never_fires(
+            "rrule.BYMONTHDAY",
+            format!(
+                "the rule can never fire: BYMONTHDAY={} never falls in BYMONTH={} ({}); pick \
+                 days that exist in those months, or use BYMONTHDAY=-1 for the last day",
+                days.join(","),
+                months.join(","),
+                why.join(", ")
+            ),
+        );
+    }
+    ScheduleError::never_fires(
+        "rrule",
+        format!(
+            "the rule can never fire: no date in a full 400-year calendar cycle (after which \
+             the Gregorian calendar repeats) matches `{}` from DTSTART on; loosen one of its \
+             BY-parts",
+            rule.text
+        ),
+    )
+}

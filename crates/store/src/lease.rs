@@ -1,0 +1,201 @@
+//! Leasing due work: take, keep (heartbeat), hand back and reap expired leases.
+
+use crate::occurrences::Trigger;
+use crate::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// One occurrence held by a worker until `locked_until`, at `attempt`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lease {
+    pub id: i64,
+    pub task_uid: Uuid,
+    pub namespace: String,
+    pub name: String,
+    pub generation: i64,
+    /// The task's normalized spec at lease time.
+    pub spec: Value,
+    pub scheduled_for: DateTime<Utc>,
+    pub run_at: DateTime<Utc>,
+    pub priority: i32,
+    /// 1 for the first lease of this occurrence, +1 for every lease after.
+    pub attempt: i32,
+    pub trigger: Trigger,
+    pub payload: Value,
+    pub locked_until: DateTime<Utc>,
+    pub leased_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct LeaseRow {
+    id: i64,
+    task_uid: Uuid,
+    namespace: String,
+    name: String,
+    generation: i64,
+    spec: Value,
+    scheduled_for: DateTime<Utc>,
+    run_at: DateTime<Utc>,
+    priority: i32,
+    attempt: i32,
+    trigger: String,
+    payload: Value,
+    locked_until: DateTime<Utc>,
+    leased_at: DateTime<Utc>,
+}
+
+/// The lease statement (public so its plan can be checked). The CTE's `FOR UPDATE SKIP LOCKED` skips rows another worker is
+/// taking at this moment; the outer `UPDATE` re-checks `locked_until IS NULL`, so a row can
+/// never be handed to two workers.
+pub const LEASE_SQL: &str = "\
+WITH picked AS (
+    SELECT id FROM due_work
+    WHERE locked_until IS NULL AND done_at IS NULL AND run_at <= now()
+    ORDER BY priority DESC, run_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE due_work d
+SET locked_until = now() + make_interval(secs => $3),
+    locked_by = $1,
+    leased_at = now(),
+    attempt = d.attempt + 1
+FROM picked, tasks t
+WHERE d.id = picked.id AND t.uid = d.task_uid AND d.locked_until IS NULL
+RETURNING d.id, d.task_uid, t.namespace, t.name, t.generation, t.spec, d.scheduled_for,
+          d.run_at, d.priority, d.attempt, d.trigger, d.payload, d.locked_until, d.leased_at";
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+impl Store {
+    /// Leases up to `limit` due, queued occurrences for `worker`, in priority then `run_at`
+    /// order, for `lease_for`. One statement; rows other workers are taking are skipped, not
+    /// waited for. Each returned lease has its new attempt number.
+    pub async fn lease(
+        &self,
+        worker: &str,
+        limit: i64,
+        lease_for: Duration,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let rows: Vec<LeaseRow> = sqlx::query_as(LEASE_SQL)
+            .bind(worker)
+            .bind(limit)
+            .bind(secs(lease_for))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut leases: Vec<Lease> = rows
+            .into_iter()
+            .map(|r| Lease {
+                id: r.id,
+                task_uid: r.task_uid,
+                namespace: r.namespace,
+                name: r.name,
+                generation: r.generation,
+                spec: r.spec,
+                scheduled_for: r.scheduled_for,
+                run_at: r.run_at,
+                priority: r.priority,
+                attempt: r.attempt,
+                // The column has a CHECK constraint; an unknown value means a newer schema.
+                trigger: Trigger::parse(&r.trigger).unwrap_or(Trigger::Schedule),
+                payload: r.payload,
+                locked_until: r.locked_until,
+                leased_at: r.leased_at,
+            })
+            .collect();
+        // UPDATE … RETURNING gives no order guarantee; hand work out in lease order.
+        leases.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.run_at.cmp(&b.run_at)));
+        Ok(leases)
+    }
+
+    /// Extends the leases `worker` still holds among `held` (pairs of id and attempt) by
+    /// `lease_for`. Returns the ids still held: a missing id means the lease was lost
+    /// (reaped and perhaps leased again) and its result will be refused.
+    pub async fn heartbeat(
+        &self,
+        worker: &str,
+        held: &[(i64, i32)],
+        lease_for: Duration,
+    ) -> Result<Vec<i64>, StoreError> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
+        let still: Vec<(i64,)> = sqlx::query_as(
+            "UPDATE due_work d SET locked_until = now() + make_interval(secs => $2) \
+             FROM unnest($3::int8[], $4::int4[]) AS h(id, attempt) \
+             WHERE d.id = h.id AND d.attempt = h.attempt AND d.locked_by = $1 \
+               AND d.done_at IS NULL \
+             RETURNING d.id",
+        )
+        .bind(worker)
+        .bind(secs(lease_for))
+        .bind(&ids)
+        .bind(&attempts)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(still.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Hands leases back to the queue without running them (a draining worker). They become
+    /// leasable at once; their next lease is attempt + 1. Returns how many were released.
+    pub async fn release(&self, worker: &str, held: &[(i64, i32)]) -> Result<u64, StoreError> {
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
+        let result = sqlx::query(
+            "UPDATE due_work d SET locked_until = NULL, locked_by = NULL \
+             FROM unnest($2::int8[], $3::int4[]) AS h(id, attempt) \
+             WHERE d.id = h.id AND d.attempt = h.attempt AND d.locked_by = $1 \
+               AND d.done_at IS NULL",
+        )
+        .bind(worker)
+        .bind(&ids)
+        .bind(&attempts)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    /// Returns every lease whose `locked_until` has passed to the queue (its holder is gone
+    /// or stuck). Returns the number reclaimed, for the `lease reclaims` metric.
+    pub async fn reap_expired(&self) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "UPDATE due_work SET locked_until = NULL, locked_by = NULL \
+             WHERE locked_until < now() AND done_at IS NULL",
+        )
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() > 0 {
+            tracing::info!(reclaimed = result.rows_affected(), "reaped expired leases");
+        }
+        Ok(result.rows_affected())
+    }
+
+    /// Queued occurrences that are due now (the `queue depth` metric).
+    pub async fn queue_depth(&self) -> Result<i64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM due_work \
+             WHERE locked_until IS NULL AND done_at IS NULL AND run_at <= now()",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    /// The earliest `run_at` of any queued occurrence, due or not: how long an idle worker
+    /// may sleep.
+    pub async fn earliest_queued(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let (at,): (Option<DateTime<Utc>>,) = sqlx::query_as(
+            "SELECT min(run_at) FROM due_work WHERE locked_until IS NULL AND done_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(at)
+    }
+}

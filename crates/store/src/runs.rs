@@ -1,0 +1,349 @@
+//! Finishing a leased occurrence: the run record, its steps, the queue row and the events,
+//! in one transaction that refuses stale attempts.
+
+use crate::events::{OutboxEvent, insert_events_on};
+use crate::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// How one attempt of an occurrence ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+    /// Failed, and another attempt is scheduled.
+    Retrying,
+    /// Stopped by `concurrencyPolicy: Replace`, a timeout of the whole run or a shutdown.
+    Cancelled,
+    /// Not run (e.g. `concurrencyPolicy: Forbid` while another run was active).
+    Skipped,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Retrying => "retrying",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// How one step of a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepStatus {
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// One step's record. `input` must already have secrets redacted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    pub step_id: String,
+    pub uses: String,
+    pub status: StepStatus,
+    pub attempts: i32,
+    pub input: Option<Value>,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+}
+
+/// What happens to the `due_work` row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// The occurrence is finished (whatever the status): mark it done.
+    Done,
+    /// Queue it again, to be leased (as attempt + 1) no earlier than this instant.
+    RetryAt(DateTime<Utc>),
+}
+
+/// The result of one leased attempt, to record with [`Store::finish`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub due_work_id: i64,
+    /// The attempt the lease was taken at; the record is refused if it is no longer current.
+    pub attempt: i32,
+    pub run_id: Uuid,
+    pub status: RunStatus,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub worker: String,
+    pub output: Option<Value>,
+    /// For failures: the step, attempt and cause, in words a person can act on.
+    pub error: Option<String>,
+    pub steps: Vec<StepRecord>,
+    /// Events to publish (through the outbox) if, and only if, the record is committed.
+    pub events: Vec<OutboxEvent>,
+    pub disposition: Disposition,
+}
+
+/// Per-record result of [`Store::finish_many`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishOutcome {
+    Recorded,
+    /// The attempt was stale (or the row is gone or done): nothing was written for it.
+    Refused,
+}
+
+impl Store {
+    /// Records one attempt's result: writes the `task_runs` and `step_runs` rows, marks the
+    /// `due_work` row done or re-queues it, and appends the events to the outbox, all in one
+    /// transaction. Refused with [`StoreError::StaleAttempt`] (or `NotFound`) when the row is
+    /// no longer at `record.attempt`, in which case nothing changes.
+    pub async fn finish(&self, record: &RunRecord) -> Result<(), StoreError> {
+        let outcome = self.finish_many(std::slice::from_ref(record)).await?;
+        if outcome.first() == Some(&FinishOutcome::Recorded) {
+            return Ok(());
+        }
+        let current: Option<(i32, Option<DateTime<Utc>>)> =
+            sqlx::query_as("SELECT attempt, done_at FROM due_work WHERE id = $1")
+                .bind(record.due_work_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        match current {
+            Some((current, _)) => Err(StoreError::StaleAttempt {
+                id: record.due_work_id,
+                attempt: record.attempt,
+                current,
+            }),
+            None => Err(StoreError::NotFound {
+                what: format!("due_work {}", record.due_work_id),
+            }),
+        }
+    }
+
+    /// Records many results in one transaction and four statements (the batched form of
+    /// [`Store::finish`]): stale records are refused individually, the rest are recorded.
+    /// Returns one outcome per record, in order.
+    pub async fn finish_many(
+        &self,
+        records: &[RunRecord],
+    ) -> Result<Vec<FinishOutcome>, StoreError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        let accepted = claim_rows(&mut tx, records).await?;
+        let kept: Vec<&RunRecord> = records
+            .iter()
+            .filter(|r| accepted.contains_key(&(r.due_work_id, r.attempt)))
+            .collect();
+        insert_runs(&mut tx, &kept, &accepted).await?;
+        insert_steps(&mut tx, &kept).await?;
+        let events: Vec<(Option<Uuid>, &OutboxEvent)> = kept
+            .iter()
+            .flat_map(|r| {
+                let task = accepted
+                    .get(&(r.due_work_id, r.attempt))
+                    .map(|o| o.task_uid);
+                r.events.iter().map(move |e| (task, e))
+            })
+            .collect();
+        insert_events_on(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(records
+            .iter()
+            .map(|r| {
+                if accepted.contains_key(&(r.due_work_id, r.attempt)) {
+                    FinishOutcome::Recorded
+                } else {
+                    FinishOutcome::Refused
+                }
+            })
+            .collect())
+    }
+}
+
+/// What the claimed `due_work` row tells the run record.
+struct Occurrence {
+    task_uid: Uuid,
+    scheduled_for: DateTime<Utc>,
+    trigger: String,
+}
+
+type Accepted = std::collections::HashMap<(i64, i32), Occurrence>;
+
+/// Marks rows done or re-queued, but only those still at the record's attempt and not done.
+async fn claim_rows(
+    tx: &mut sqlx::PgConnection,
+    records: &[RunRecord],
+) -> Result<Accepted, StoreError> {
+    let mut ids = Vec::with_capacity(records.len());
+    let mut attempts = Vec::with_capacity(records.len());
+    let mut retry_at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(records.len());
+    for r in records {
+        ids.push(r.due_work_id);
+        attempts.push(r.attempt);
+        retry_at.push(match r.disposition {
+            Disposition::Done => None,
+            Disposition::RetryAt(at) => Some(at),
+        });
+    }
+    let rows: Vec<(i64, i32, Uuid, DateTime<Utc>, String)> = sqlx::query_as(
+        "UPDATE due_work d SET \
+             done_at = CASE WHEN r.retry_at IS NULL THEN now() END, \
+             run_at = coalesce(r.retry_at, d.run_at), \
+             locked_until = NULL, locked_by = NULL \
+         FROM unnest($1::int8[], $2::int4[], $3::timestamptz[]) AS r(id, attempt, retry_at) \
+         WHERE d.id = r.id AND d.attempt = r.attempt AND d.done_at IS NULL \
+         RETURNING d.id, d.attempt, d.task_uid, d.scheduled_for, d.trigger",
+    )
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(&retry_at)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, attempt, task_uid, scheduled_for, trigger)| {
+            (
+                (id, attempt),
+                Occurrence {
+                    task_uid,
+                    scheduled_for,
+                    trigger,
+                },
+            )
+        })
+        .collect())
+}
+
+async fn insert_runs(
+    tx: &mut sqlx::PgConnection,
+    kept: &[&RunRecord],
+    accepted: &Accepted,
+) -> Result<(), StoreError> {
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let n = kept.len();
+    let (mut id, mut task, mut due, mut sched, mut trig, mut att) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut status, mut started, mut finished, mut worker, mut output, mut error) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for r in kept {
+        let Some(occ) = accepted.get(&(r.due_work_id, r.attempt)) else {
+            continue;
+        };
+        id.push(r.run_id);
+        task.push(occ.task_uid);
+        due.push(r.due_work_id);
+        sched.push(occ.scheduled_for);
+        trig.push(occ.trigger.as_str());
+        att.push(r.attempt);
+        status.push(r.status.as_str());
+        started.push(r.started_at);
+        finished.push(r.finished_at);
+        worker.push(r.worker.as_str());
+        output.push(r.output.clone());
+        error.push(r.error.as_deref());
+    }
+    sqlx::query(
+        "INSERT INTO task_runs (id, task_uid, due_work_id, scheduled_for, trigger, attempt, \
+             status, started_at, finished_at, worker, output, error) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::timestamptz[], $5::text[], \
+             $6::int4[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[], \
+             $11::jsonb[], $12::text[])",
+    )
+    .bind(&id)
+    .bind(&task)
+    .bind(&due)
+    .bind(&sched)
+    .bind(&trig)
+    .bind(&att)
+    .bind(&status)
+    .bind(&started)
+    .bind(&finished)
+    .bind(&worker)
+    .bind(&output)
+    .bind(&error)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_steps(tx: &mut sqlx::PgConnection, kept: &[&RunRecord]) -> Result<(), StoreError> {
+    let n: usize = kept.iter().map(|r| r.steps.len()).sum();
+    if n == 0 {
+        return Ok(());
+    }
+    let (mut run, mut idx, mut step_id, mut uses, mut status, mut attempts) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut input, mut output, mut error, mut started, mut finished) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for r in kept {
+        for (i, s) in r.steps.iter().enumerate() {
+            run.push(r.run_id);
+            idx.push(i32::try_from(i).unwrap_or(i32::MAX));
+            step_id.push(s.step_id.as_str());
+            uses.push(s.uses.as_str());
+            status.push(s.status.as_str());
+            attempts.push(s.attempts);
+            input.push(s.input.clone());
+            output.push(s.output.clone());
+            error.push(s.error.as_deref());
+            started.push(s.started_at);
+            finished.push(s.finished_at);
+        }
+    }
+    sqlx::query(
+        "INSERT INTO step_runs (run_id, idx, step_id, uses, status, attempts, input, output, \
+             error, started_at, finished_at) \
+         SELECT * FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], \
+             $6::int4[], $7::jsonb[], $8::jsonb[], $9::text[], $10::timestamptz[], \
+             $11::timestamptz[])",
+    )
+    .bind(&run)
+    .bind(&idx)
+    .bind(&step_id)
+    .bind(&uses)
+    .bind(&status)
+    .bind(&attempts)
+    .bind(&input)
+    .bind(&output)
+    .bind(&error)
+    .bind(&started)
+    .bind(&finished)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! Finishing a run is atomic: the run row, step rows, queue row and outbox event commit
+//! together or not at all.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use chrono::Utc;
+use common::*;
+use ordinaut_store::testing::TestDb;
+use ordinaut_store::{StepRecord, StepStatus};
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test]
+async fn a_finish_that_fails_after_the_run_row_leaves_neither_run_nor_event() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    task_with_due_rows(&store, "atomic", 1).await;
+    let l = store
+        .lease("w", 1, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .remove(0);
+
+    // Inject a failure in the last statement of the transaction (the outbox insert),
+    // after the queue row, the run row and the step rows were written.
+    sqlx::raw_sql(
+        "CREATE FUNCTION fail_outbox() RETURNS trigger LANGUAGE plpgsql AS \
+           $$ BEGIN RAISE EXCEPTION 'injected outbox failure'; END $$; \
+         CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox \
+           FOR EACH ROW EXECUTE FUNCTION fail_outbox();",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+
+    let mut rec = success(l.id, l.attempt, "w");
+    let now = Utc::now();
+    rec.steps.push(StepRecord {
+        step_id: "hello".into(),
+        uses: "core.echo".into(),
+        status: StepStatus::Succeeded,
+        attempts: 1,
+        input: Some(json!({"message": "hi"})),
+        output: Some(json!({"message": "hi"})),
+        error: None,
+        started_at: now,
+        finished_at: now,
+    });
+    let err = store.finish(&rec).await.unwrap_err();
+    assert!(err.to_string().contains("injected outbox failure"), "{err}");
+
+    assert_eq!(count(&store, "SELECT count(*) FROM task_runs").await, 0);
+    assert_eq!(count(&store, "SELECT count(*) FROM step_runs").await, 0);
+    assert_eq!(count(&store, "SELECT count(*) FROM outbox").await, 0);
+    // The lease is untouched: still held at the same attempt, not done.
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM due_work WHERE done_at IS NULL AND locked_by = 'w' AND attempt = 1").await,
+        1
+    );
+
+    // With the fault gone, the same result is recorded in full.
+    sqlx::raw_sql("DROP TRIGGER fail_outbox ON outbox")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.finish(&rec).await.unwrap();
+    assert_eq!(count(&store, "SELECT count(*) FROM task_runs").await, 1);
+    assert_eq!(count(&store, "SELECT count(*) FROM step_runs").await, 1);
+    assert_eq!(count(&store, "SELECT count(*) FROM outbox").await, 1);
+}
+
+/// Events of one finish keep their order, and the relay's reads see them in that order.
+#[tokio::test]
+async fn outbox_keeps_event_order_and_tracks_publication() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    task_with_due_rows(&store, "ordered", 1).await;
+    let l = store
+        .lease("w", 1, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .remove(0);
+    let mut rec = success(l.id, l.attempt, "w");
+    rec.events = ["run.started", "step.succeeded", "run.succeeded"]
+        .iter()
+        .map(|t| ordinaut_store::OutboxEvent::new(*t, json!({})))
+        .collect();
+    store.finish(&rec).await.unwrap();
+    assert_eq!(store.outbox_backlog().await.unwrap(), 3);
+    let rows = store.unpublished_events(10).await.unwrap();
+    let types: Vec<_> = rows.iter().map(|r| r.event_type.as_str()).collect();
+    assert_eq!(types, ["run.started", "step.succeeded", "run.succeeded"]);
+    assert!(
+        rows.iter()
+            .all(|r| r.stream == ordinaut_store::DEFAULT_STREAM)
+    );
+    assert_eq!(
+        store
+            .mark_published(&[rows[0].id, rows[1].id])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.outbox_backlog().await.unwrap(), 1);
+    assert_eq!(
+        store.unpublished_events(10).await.unwrap()[0].event_type,
+        "run.succeeded"
+    );
+}

@@ -1,0 +1,287 @@
+//! Leasing under concurrency, expiry and staleness, against a real PostgreSQL database.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use chrono::Utc;
+use common::*;
+use ordinaut_store::testing::TestDb;
+use ordinaut_store::{Disposition, FinishOutcome, NewOccurrence, RunStatus, StoreError};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// 10,000 due rows, 8 leasers in a loop: every row is leased exactly once and finished
+/// exactly once, and no leaser is ever handed a row another one holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_thousand_rows_eight_leasers_each_row_leased_and_finished_once() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    task_with_due_rows(&store, "bulk", 10_000).await;
+
+    let held: Arc<Mutex<HashMap<i64, usize>>> = Arc::default();
+    let leased_total: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let mut handles = Vec::new();
+    for w in 0..8usize {
+        let store = store.clone();
+        let held = held.clone();
+        let leased_total = leased_total.clone();
+        handles.push(tokio::spawn(async move {
+            let worker = format!("worker-{w}");
+            loop {
+                let leases = store
+                    .lease(&worker, 37, Duration::from_secs(60))
+                    .await
+                    .unwrap();
+                if leases.is_empty() {
+                    break;
+                }
+                {
+                    let mut h = held.lock().unwrap();
+                    for l in &leases {
+                        assert_eq!(l.attempt, 1, "row {} leased at attempt {}", l.id, l.attempt);
+                        if let Some(other) = h.insert(l.id, w) {
+                            panic!(
+                                "row {} handed to worker {w} while worker {other} holds it",
+                                l.id
+                            );
+                        }
+                    }
+                    leased_total
+                        .lock()
+                        .unwrap()
+                        .extend(leases.iter().map(|l| l.id));
+                }
+                let records: Vec<_> = leases
+                    .iter()
+                    .map(|l| success(l.id, l.attempt, &worker))
+                    .collect();
+                let outcomes = store.finish_many(&records).await.unwrap();
+                assert!(outcomes.iter().all(|o| *o == FinishOutcome::Recorded));
+                let mut h = held.lock().unwrap();
+                for l in &leases {
+                    h.remove(&l.id);
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let leased = leased_total.lock().unwrap().clone();
+    assert_eq!(leased.len(), 10_000, "every row leased exactly once");
+    assert_eq!(leased.iter().collect::<HashSet<_>>().len(), 10_000);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM task_runs").await,
+        10_000
+    );
+    assert_eq!(
+        count(&store, "SELECT count(DISTINCT due_work_id) FROM task_runs").await,
+        10_000
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM due_work WHERE done_at IS NULL"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM outbox WHERE event_type = 'run.succeeded'"
+        )
+        .await,
+        10_000
+    );
+    assert_eq!(store.queue_depth().await.unwrap(), 0);
+}
+
+/// An expired lease is reaped and leased again at attempt + 1; the old holder's result is
+/// then refused as stale and changes nothing.
+#[tokio::test]
+async fn expired_lease_is_reaped_and_released_at_next_attempt_and_old_holder_is_refused() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    task_with_due_rows(&store, "one", 1).await;
+
+    let first = store
+        .lease("a", 10, Duration::from_millis(1))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].attempt, 1);
+    // Nothing else is leasable while it is held.
+    assert!(
+        store
+            .lease("b", 10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reaped = store.reap_expired().await.unwrap();
+        if reaped == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lease never expired");
+        tokio::task::yield_now().await;
+    }
+    let second = store.lease("b", 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].id, first[0].id);
+    assert_eq!(second[0].attempt, 2);
+
+    // The old holder finishes late: refused, nothing written.
+    let err = store
+        .finish(&success(first[0].id, 1, "a"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::StaleAttempt {
+                attempt: 1,
+                current: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(count(&store, "SELECT count(*) FROM task_runs").await, 0);
+    assert_eq!(count(&store, "SELECT count(*) FROM outbox").await, 0);
+    // Its heartbeat no longer holds anything either.
+    assert!(
+        store
+            .heartbeat("a", &[(first[0].id, 1)], Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The new holder's result is recorded.
+    store.finish(&success(second[0].id, 2, "b")).await.unwrap();
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM task_runs WHERE attempt = 2 AND worker = 'b'"
+        )
+        .await,
+        1
+    );
+    // Finishing twice is refused too.
+    assert!(store.finish(&success(second[0].id, 2, "b")).await.is_err());
+}
+
+/// Leases come out by priority, then run_at; future rows are not leased.
+#[tokio::test]
+async fn lease_orders_by_priority_then_run_at_and_skips_future_rows() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    let t = task("prio");
+    store.upsert_task(&t).await.unwrap();
+    let now = Utc::now();
+    let mk = |secs_ago: i64, prio: i32| NewOccurrence {
+        priority: prio,
+        ..NewOccurrence::scheduled(t.uid, now - chrono::Duration::seconds(secs_ago))
+    };
+    store
+        .insert_occurrences(&[
+            mk(10, 0),
+            mk(20, 0),
+            mk(5, 9),
+            mk(-3600, 100), // an hour in the future
+        ])
+        .await
+        .unwrap();
+    let leases = store.lease("w", 10, Duration::from_secs(60)).await.unwrap();
+    let got: Vec<(i32, i64)> = leases
+        .iter()
+        .map(|l| (l.priority, (now - l.scheduled_for).num_seconds()))
+        .collect();
+    assert_eq!(got, vec![(9, 5), (0, 20), (0, 10)]);
+    assert_eq!(leases[0].namespace, "default");
+    assert_eq!(leases[0].name, "prio");
+}
+
+/// Retry later re-queues at attempt + 1 with its run_at; the failed attempt is recorded.
+#[tokio::test]
+async fn retry_later_requeues_with_backoff_and_records_the_failed_attempt() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    task_with_due_rows(&store, "flaky", 1).await;
+    let l = store
+        .lease("w", 1, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .remove(0);
+    let retry_at = Utc::now() + chrono::Duration::milliseconds(300);
+    let mut rec = success(l.id, l.attempt, "w");
+    rec.status = RunStatus::Retrying;
+    rec.error = Some("step fetch: attempt 1: connection refused".into());
+    rec.disposition = Disposition::RetryAt(retry_at);
+    store.finish(&rec).await.unwrap();
+
+    // Not leasable before its run_at…
+    assert!(
+        store
+            .lease("w", 1, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // …and leasable after, as attempt 2.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let again = loop {
+        let got = store.lease("w", 1, Duration::from_secs(60)).await.unwrap();
+        if let Some(l) = got.into_iter().next() {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "retry never became due");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(again.id, l.id);
+    assert_eq!(again.attempt, 2);
+    assert!(again.run_at >= retry_at - chrono::Duration::microseconds(1));
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM task_runs WHERE status = 'retrying' AND attempt = 1"
+        )
+        .await,
+        1
+    );
+}
+
+/// Heartbeats extend only the holder's current leases; release hands rows back.
+#[tokio::test]
+async fn heartbeat_extends_held_leases_and_release_requeues_them() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    task_with_due_rows(&store, "hb", 3).await;
+    let leases = store.lease("w1", 3, Duration::from_secs(5)).await.unwrap();
+    let held: Vec<(i64, i32)> = leases.iter().map(|l| (l.id, l.attempt)).collect();
+    let before = leases[0].locked_until;
+    let kept = store
+        .heartbeat("w1", &held, Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 3);
+    let (until,): (chrono::DateTime<Utc>,) =
+        sqlx::query_as("SELECT locked_until FROM due_work WHERE id = $1")
+            .bind(leases[0].id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert!(until > before + chrono::Duration::seconds(100));
+    // Another worker's heartbeat for these rows holds nothing.
+    assert!(
+        store
+            .heartbeat("w2", &held, Duration::from_secs(120))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.release("w1", &held).await.unwrap(), 3);
+    let again = store.lease("w2", 10, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(again.len(), 3);
+    assert!(again.iter().all(|l| l.attempt == 2));
+}

@@ -1,0 +1,135 @@
+//! Migrations under concurrency, NOTIFY on queued work, and the lease query's plan.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use chrono::{Duration as ChronoDuration, Utc};
+use common::*;
+use ordinaut_store::testing::TestDb;
+use ordinaut_store::{NewOccurrence, Store, Wakeup};
+use std::process::Command;
+use std::time::Duration;
+
+const CHILD_ENV: &str = "ORDINAUT_MIGRATE_CHILD_URL";
+
+/// Run as a separate process by `two_processes_applying_migrations_at_once_apply_them_once`.
+#[tokio::test]
+#[ignore = "child process of two_processes_applying_migrations_at_once_apply_them_once; runs only when that test starts it"]
+async fn migrate_child_process() {
+    let url = std::env::var(CHILD_ENV).expect("started without its database URL");
+    let store = Store::connect(&url, 2).await.unwrap();
+    store.migrate().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_processes_applying_migrations_at_once_apply_them_once() {
+    let db = TestDb::empty().await.unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(&exe)
+                .args([
+                    "migrate_child_process",
+                    "--exact",
+                    "--ignored",
+                    "--nocapture",
+                ])
+                .env(CHILD_ENV, &db.url)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        let status = c.wait().unwrap();
+        assert!(status.success(), "a migrating process failed: {status}");
+    }
+    let store = Store::connect(&db.url, 2).await.unwrap();
+    let applied = count(
+        &store,
+        "SELECT count(*) FROM _sqlx_migrations WHERE success",
+    )
+    .await;
+    assert_eq!(applied as usize, ordinaut_store::MIGRATOR.iter().count());
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM _sqlx_migrations").await,
+        applied
+    );
+    // And the schema is usable.
+    store.upsert_task(&task("after-migrate")).await.unwrap();
+    // Applying again is a no-op.
+    store.migrate().await.unwrap();
+}
+
+/// A row inserted into due_work wakes a task waiting on the notify channel, with its run_at.
+#[tokio::test]
+async fn inserting_due_work_wakes_a_waiting_listener() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    let t = task("wake");
+    store.upsert_task(&t).await.unwrap();
+    let mut listener = store.listen_due_work().await.unwrap();
+    assert_eq!(
+        listener.wait(Duration::from_millis(50)).await.unwrap(),
+        Wakeup::TimedOut
+    );
+
+    let waiter = tokio::spawn(async move { listener.wait(Duration::from_secs(10)).await.unwrap() });
+    let when = Utc::now() + ChronoDuration::seconds(30);
+    let when = when - ChronoDuration::nanoseconds(when.timestamp_subsec_nanos() as i64 % 1000);
+    store
+        .insert_occurrences(&[
+            NewOccurrence::scheduled(t.uid, when + ChronoDuration::seconds(5)),
+            NewOccurrence::scheduled(t.uid, when),
+        ])
+        .await
+        .unwrap();
+    match waiter.await.unwrap() {
+        Wakeup::Queued(Some(earliest)) => assert_eq!(earliest, when),
+        other => panic!("expected a wakeup with the earliest run_at, got {other:?}"),
+    }
+}
+
+/// The lease query reads the partial index `due_work_lease`, not the table, even with many
+/// finished and future rows around.
+#[tokio::test]
+async fn lease_query_uses_the_partial_index() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    let t = task("plan");
+    store.upsert_task(&t).await.unwrap();
+    let now = Utc::now();
+    // 20,000 future rows, 5,000 due rows of which 4,000 are then finished.
+    let rows: Vec<_> = (0..25_000i64)
+        .map(|i| NewOccurrence::scheduled(t.uid, now + ChronoDuration::seconds(i - 5_000)))
+        .collect();
+    store.insert_occurrences(&rows).await.unwrap();
+    sqlx::query(
+        "UPDATE due_work SET done_at = now(), attempt = 1 \
+         WHERE id IN (SELECT id FROM due_work ORDER BY scheduled_for LIMIT 4000)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    sqlx::raw_sql("ANALYZE due_work")
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+    let sql = format!("EXPLAIN {}", ordinaut_store::LEASE_SQL);
+    let plan: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind("w")
+        .bind(100i64)
+        .bind(60.0f64)
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    let plan: Vec<String> = plan.into_iter().map(|(l,)| l).collect();
+    let text = plan.join("\n");
+    println!("{text}");
+    assert!(
+        text.contains("due_work_lease"),
+        "lease query does not use the partial index:\n{text}"
+    );
+    assert!(
+        !text.contains("Seq Scan on due_work"),
+        "lease query scans due_work:\n{text}"
+    );
+}
