@@ -149,3 +149,14 @@ CREATE TRIGGER due_work_notify_update
     AFTER UPDATE ON due_work
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION ordinaut_notify_due_work();
+
+-- Wake the outbox relay when events are appended (one notification per statement).
+CREATE FUNCTION ordinaut_notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('ordinaut_outbox', '');
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER outbox_notify_insert
+    AFTER INSERT ON outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION ordinaut_notify_outbox();

@@ -9,6 +9,9 @@ use uuid::Uuid;
 /// The stream every event goes to unless it names another.
 pub const DEFAULT_STREAM: &str = "ordinaut:events";
 
+/// The channel notified (by a trigger) when events are appended, so the relay wakes at once.
+pub const OUTBOX_CHANNEL: &str = "ordinaut_outbox";
+
 /// An event to append to the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEvent {
@@ -74,7 +77,57 @@ pub(crate) async fn insert_events_on(
     Ok(())
 }
 
+/// A batch of unpublished events held exclusively by one relay until [`OutboxBatch::commit`]
+/// (or drop, which gives them back). Only one batch exists at a time across all processes,
+/// so events leave in id order and are not published twice in normal operation.
+pub struct OutboxBatch {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    /// The events, in id order.
+    pub rows: Vec<OutboxRow>,
+}
+
+impl OutboxBatch {
+    /// Marks the batch's events published and releases the relay lock.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        let ids: Vec<i64> = self.rows.iter().map(|r| r.id).collect();
+        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *self.tx)
+            .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Advisory lock key held (for one transaction) by the relay that is publishing.
+const RELAY_LOCK: i64 = 0x6f72_645f_7265_6c61;
+
 impl Store {
+    /// Takes the relay lock and up to `limit` unpublished events in id order. `None` when
+    /// another relay holds the lock or nothing is waiting. Publish the rows, then
+    /// [`OutboxBatch::commit`]; if publishing fails, drop the batch and the rows wait.
+    pub async fn claim_outbox(&self, limit: i64) -> Result<Option<OutboxBatch>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(RELAY_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            return Ok(None);
+        }
+        let rows: Vec<OutboxRow> = sqlx::query_as(
+            "SELECT id, stream, event_type, task_uid, payload, created_at FROM outbox \
+             WHERE published_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(OutboxBatch { tx, rows }))
+    }
+
     /// Appends events that report no other change (e.g. `run.missed` counted by the operator).
     pub async fn append_events(
         &self,

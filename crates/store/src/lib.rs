@@ -40,9 +40,9 @@ mod tasks;
 pub mod testing;
 
 pub use error::StoreError;
-pub use events::{DEFAULT_STREAM, OutboxEvent, OutboxRow};
+pub use events::{DEFAULT_STREAM, OUTBOX_CHANNEL, OutboxBatch, OutboxEvent, OutboxRow};
 pub use lease::{LEASE_SQL, Lease};
-pub use notify::{DUE_WORK_CHANNEL, DueWorkListener, Wakeup};
+pub use notify::{DUE_WORK_CHANNEL, Listener, Wakeup};
 pub use occurrences::{NewOccurrence, Trigger};
 pub use runs::{Disposition, FinishOutcome, RunRecord, RunStatus, StepRecord, StepStatus};
 pub use tasks::TaskProjection;

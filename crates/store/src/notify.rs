@@ -9,21 +9,30 @@ use std::time::Duration;
 /// payload is the earliest `run_at` among them, RFC 3339 in UTC.
 pub const DUE_WORK_CHANNEL: &str = "ordinaut_due_work";
 
-/// A dedicated connection listening on [`DUE_WORK_CHANNEL`].
-pub struct DueWorkListener {
+/// A dedicated connection listening on one notification channel.
+pub struct Listener {
     inner: PgListener,
 }
 
 impl Store {
-    /// Opens a listener on the due-work channel (its own connection from the pool's settings).
-    pub async fn listen_due_work(&self) -> Result<DueWorkListener, StoreError> {
+    /// Opens a listener on [`DUE_WORK_CHANNEL`] (its own connection from the pool's settings).
+    pub async fn listen_due_work(&self) -> Result<Listener, StoreError> {
+        self.listen(DUE_WORK_CHANNEL).await
+    }
+
+    /// Opens a listener on [`crate::OUTBOX_CHANNEL`], for the outbox relay.
+    pub async fn listen_outbox(&self) -> Result<Listener, StoreError> {
+        self.listen(crate::OUTBOX_CHANNEL).await
+    }
+
+    async fn listen(&self, channel: &str) -> Result<Listener, StoreError> {
         let mut inner = PgListener::connect_with(&self.pool).await?;
-        inner.listen(DUE_WORK_CHANNEL).await?;
-        Ok(DueWorkListener { inner })
+        inner.listen(channel).await?;
+        Ok(Listener { inner })
     }
 }
 
-/// What [`DueWorkListener::wait`] saw.
+/// What [`Listener::wait`] saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wakeup {
     /// Work was queued; the earliest `run_at` among it, when the payload could be read.
@@ -32,7 +41,7 @@ pub enum Wakeup {
     TimedOut,
 }
 
-impl DueWorkListener {
+impl Listener {
     /// Waits up to `timeout` for a notification. Several notifications that are already
     /// waiting are drained and merged into one wakeup (the earliest `run_at` wins). A lost
     /// connection is re-established by sqlx; notifications sent meanwhile are lost, which is

@@ -1,0 +1,70 @@
+//! Ordinaut's tools: the [`Tool`] trait every pipeline step calls through, the registry that
+//! resolves a step's `uses`, the built-in tools (`core.*`, `http.request`) and the scope check
+//! that decides whether a Task may call a tool.
+
+pub mod builtin;
+mod error;
+pub mod http;
+mod registry;
+pub mod scope;
+
+pub use error::ToolError;
+pub use registry::ToolRegistry;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// What a tool knows about the call it is serving.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub run_id: Uuid,
+    /// The run's attempt (the lease attempt of the occurrence), from 1.
+    pub run_attempt: u32,
+    pub step_id: String,
+    /// The try of this step within this run attempt, from 1 (step-level retries).
+    pub step_attempt: u32,
+    /// Stable across attempts of the same occurrence and step: tools that change the world
+    /// can use it to do so once.
+    pub idempotency_key: String,
+    /// The time left for this call; the caller also enforces it.
+    pub timeout: Option<Duration>,
+    /// Cancelled when the run is cancelled (Replace policy, run timeout, shutdown).
+    pub cancel: CancellationToken,
+}
+
+impl CallContext {
+    /// A context for tests and one-off calls.
+    pub fn for_test(step_id: &str) -> Self {
+        Self {
+            run_id: Uuid::nil(),
+            run_attempt: 1,
+            step_id: step_id.to_string(),
+            step_attempt: 1,
+            idempotency_key: format!("test:{step_id}"),
+            timeout: None,
+            cancel: CancellationToken::new(),
+        }
+    }
+}
+
+/// A callable tool: a built-in or (through the MCP bridge) a tool of an MCP server.
+#[async_trait]
+pub trait Tool: Send + Sync {
+    /// The name steps use: `<server>.<tool>`, e.g. `core.echo`.
+    fn name(&self) -> &str;
+    /// One line for catalogs and `--help`.
+    fn description(&self) -> &str;
+    /// JSON Schema of the input, checked before the call when present.
+    fn input_schema(&self) -> Option<&Value> {
+        None
+    }
+    /// JSON Schema of the output, checked after the call when present.
+    fn output_schema(&self) -> Option<&Value> {
+        None
+    }
+    /// Calls the tool. Implementations should return promptly once `ctx.cancel` fires.
+    async fn call(&self, input: Value, ctx: &CallContext) -> Result<Value, ToolError>;
+}
