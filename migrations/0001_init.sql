@@ -47,6 +47,10 @@ CREATE TABLE due_work (
     locked_until    timestamptz,
     locked_by       text,
     leased_at       timestamptz,
+    -- Set when a run of a Forbid/Replace task starts, so other workers can see it is active.
+    running_since   timestamptz,
+    -- Set by a Replace run: the holder cancels this run at its next heartbeat.
+    cancel_requested boolean    NOT NULL DEFAULT false,
     done_at         timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT due_work_occurrence UNIQUE (task_uid, scheduled_for, trigger),

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::mcp_server::SecretKeyRef;
 
 /// An agent: the tools its Tasks may call and how much it may run.
+// `printcolumn(...)` repeats keys such as `type_` by design; clippy mistakes them for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "ordinaut.dev",
@@ -47,7 +49,10 @@ pub struct AgentSpec {
     /// `everything.echo`, `core.*`, or `*` for all. `*` matches any run of characters.
     /// A call outside every scope is refused.
     #[serde(default)]
-    #[schemars(length(max = 256), inner(regex(pattern = r"^[A-Za-z0-9_*][A-Za-z0-9_.*/-]*$")))]
+    #[schemars(
+        length(max = 256),
+        inner(regex(pattern = r"^[A-Za-z0-9_*][A-Za-z0-9_.*/-]*$"))
+    )]
     pub scopes: Vec<String>,
 
     /// Limits on how much the agent runs. No limit when absent.

@@ -4,6 +4,7 @@
 //! Pure: no I/O. The operator, the worker, the gateway and the CLI share these types.
 
 pub mod agent;
+pub mod checks;
 pub mod constants;
 pub mod crd;
 pub mod mcp_server;

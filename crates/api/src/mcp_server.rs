@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 /// An MCP server whose tools pipeline steps call as `<name>.<tool>`. Created by cluster
 /// admins: a stdio server runs a command in the worker.
+// `printcolumn(...)` repeats keys such as `type_` by design; clippy mistakes them for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[kube(
     group = "ordinaut.dev",

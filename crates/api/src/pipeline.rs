@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 /// A reusable sequence of tool calls. Steps run in order; each may read the Task's params, the
 /// run, the time and the saved results of earlier steps through `${…}` templates.
+// `printcolumn(...)` repeats keys such as `type_` by design; clippy mistakes them for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[kube(
     group = "ordinaut.dev",

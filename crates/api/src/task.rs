@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::pipeline::{PipelineSpec, RetryPolicy};
 
 /// Something to run on a schedule: a pipeline of tool calls, with its params and policies.
+// `printcolumn(...)` repeats keys such as `type_` by design; clippy mistakes them for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[kube(
     group = "ordinaut.dev",
@@ -33,11 +35,7 @@ use crate::pipeline::{PipelineSpec, RetryPolicy};
         type_ = "string",
         json_path = ".spec.schedule.timezone"
     ),
-    printcolumn(
-        name = "Next Run",
-        type_ = "date",
-        json_path = ".status.nextRunTime"
-    ),
+    printcolumn(name = "Next Run", type_ = "date", json_path = ".status.nextRunTime"),
     printcolumn(
         name = "Last Status",
         type_ = "string",

@@ -40,11 +40,19 @@ fn every_schedule_kind_round_trips_through_yaml() {
     let t = task(&task_with_schedule("on:\n  taskFinished: backup"));
     assert_eq!(
         t.spec.schedule.on,
-        Some(EventTrigger { topic: None, task_finished: Some("backup".into()) })
+        Some(EventTrigger {
+            topic: None,
+            task_finished: Some("backup".into())
+        })
     );
-    let t = task(&task_with_schedule("cron: 0 * * * *\ncatchup:\n  policy: All\n  maxRuns: 3"));
+    let t = task(&task_with_schedule(
+        "cron: 0 * * * *\ncatchup:\n  policy: All\n  maxRuns: 3",
+    ));
     assert_eq!(t.spec.schedule.catchup.policy, CatchupPolicy::All);
-    assert_eq!(t.spec.schedule.catchup.window, "1h", "window keeps its default");
+    assert_eq!(
+        t.spec.schedule.catchup.window, "1h",
+        "window keeps its default"
+    );
     assert_eq!(t.spec.schedule.catchup.max_runs, Some(3));
 }
 
@@ -68,7 +76,10 @@ fn schedule_summary_names_the_kind_and_the_rule_on_one_line() {
         ("every: 1m", "every 1m"),
         ("cron: 0 8 * * *", "cron 0 8 * * *"),
         ("at: 2025-06-01T09:00:00Z", "at 2025-06-01T09:00:00Z"),
-        ("rrule: |-\n  DTSTART:20250101T090000\n  RRULE:FREQ=DAILY", "rrule DTSTART:20250101T090000 RRULE:FREQ=DAILY"),
+        (
+            "rrule: |-\n  DTSTART:20250101T090000\n  RRULE:FREQ=DAILY",
+            "rrule DTSTART:20250101T090000 RRULE:FREQ=DAILY",
+        ),
         ("on:\n  topic: alerts", "on topic alerts"),
         ("on:\n  taskFinished: backup", "after task backup"),
     ];
@@ -82,30 +93,58 @@ fn schedule_summary_names_the_kind_and_the_rule_on_one_line() {
 
 #[test]
 fn a_wrong_enum_value_names_the_field_and_the_allowed_values() {
-    let yaml = task_with_schedule("every: 1m").replace("  pipelineRef: p\n", "  pipelineRef: p\n  concurrencyPolicy: Sometimes\n");
-    let err = serde_yaml::from_str::<Task>(&yaml).expect_err("must fail").to_string();
+    let yaml = task_with_schedule("every: 1m").replace(
+        "  pipelineRef: p\n",
+        "  pipelineRef: p\n  concurrencyPolicy: Sometimes\n",
+    );
+    let err = serde_yaml::from_str::<Task>(&yaml)
+        .expect_err("must fail")
+        .to_string();
     assert!(err.contains("spec.concurrencyPolicy"), "{err}");
-    assert!(err.contains("Sometimes") && err.contains("Allow") && err.contains("Forbid") && err.contains("Replace"), "{err}");
+    assert!(
+        err.contains("Sometimes")
+            && err.contains("Allow")
+            && err.contains("Forbid")
+            && err.contains("Replace"),
+        "{err}"
+    );
     assert!(err.contains("line 10"), "{err}");
 
     let yaml = task_with_schedule("every: 1m\ncatchup:\n  policy: latest");
-    let err = serde_yaml::from_str::<Task>(&yaml).expect_err("must fail").to_string();
-    assert!(err.contains("spec.schedule.catchup.policy") && err.contains("`Latest`"), "{err}");
+    let err = serde_yaml::from_str::<Task>(&yaml)
+        .expect_err("must fail")
+        .to_string();
+    assert!(
+        err.contains("spec.schedule.catchup.policy") && err.contains("`Latest`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_misspelled_field_is_rejected_not_ignored() {
     let yaml = task_with_schedule("every: 1m").replace("  schedule:", "  shedule:");
-    let err = serde_yaml::from_str::<Task>(&yaml).expect_err("must fail").to_string();
+    let err = serde_yaml::from_str::<Task>(&yaml)
+        .expect_err("must fail")
+        .to_string();
     assert!(err.contains("unknown field `shedule`"), "{err}");
 
     let yaml = task_with_schedule("every: 1m\ntimezon: UTC");
-    let err = serde_yaml::from_str::<Task>(&yaml).expect_err("must fail").to_string();
-    assert!(err.contains("spec.schedule") && err.contains("unknown field `timezon`"), "{err}");
+    let err = serde_yaml::from_str::<Task>(&yaml)
+        .expect_err("must fail")
+        .to_string();
+    assert!(
+        err.contains("spec.schedule") && err.contains("unknown field `timezon`"),
+        "{err}"
+    );
 
     let yaml = "apiVersion: ordinaut.dev/v1alpha1\nkind: Pipeline\nmetadata: {name: p}\nspec:\n  steps:\n  - id: a\n    uses: core.echo\n    continueOnErorr: true\n";
-    let err = serde_yaml::from_str::<Pipeline>(yaml).expect_err("must fail").to_string();
-    assert!(err.contains("spec.steps[0]") && err.contains("continueOnErorr"), "{err}");
+    let err = serde_yaml::from_str::<Pipeline>(yaml)
+        .expect_err("must fail")
+        .to_string();
+    assert!(
+        err.contains("spec.steps[0]") && err.contains("continueOnErorr"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -135,16 +174,28 @@ spec:
     let p: Pipeline = serde_yaml::from_str(yaml).expect("parse");
     assert_eq!(p.spec.steps.len(), 2);
     let say = &p.spec.steps[1];
-    assert_eq!(say.condition.as_deref(), Some("steps.fetch.temperature < `0`"));
+    assert_eq!(
+        say.condition.as_deref(),
+        Some("steps.fetch.temperature < `0`")
+    );
     assert_eq!(say.save_as.as_deref(), Some("warning"));
     assert!(say.continue_on_error && !p.spec.steps[0].continue_on_error);
     let retry = p.spec.steps[0].retry.clone().expect("retry");
     assert_eq!((retry.attempts, retry.jitter), (Some(3), Some(false)));
-    assert_eq!(p.spec.steps[0].with.as_ref().map(|w| w["days"].clone()), Some(serde_json::json!(1)));
+    assert_eq!(
+        p.spec.steps[0].with.as_ref().map(|w| w["days"].clone()),
+        Some(serde_json::json!(1))
+    );
     assert_eq!(p.spec.output, Some(serde_json::json!("${steps.warning}")));
     let json = serde_json::to_value(&p).expect("to JSON");
-    assert_eq!(json["spec"]["steps"][1]["if"], "steps.fetch.temperature < `0`");
-    assert!(json["spec"]["steps"][0].get("saveAs").is_none(), "unset options are omitted");
+    assert_eq!(
+        json["spec"]["steps"][1]["if"],
+        "steps.fetch.temperature < `0`"
+    );
+    assert!(
+        json["spec"]["steps"][0].get("saveAs").is_none(),
+        "unset options are omitted"
+    );
 }
 
 #[test]
@@ -165,6 +216,12 @@ spec:
     let m: McpServer = serde_yaml::from_str(yaml).expect("parse");
     let http = m.spec.transport.http.expect("http");
     let from = http.headers[0].value_from.clone().expect("valueFrom");
-    assert_eq!((from.secret_key_ref.name.as_str(), from.secret_key_ref.key.as_str()), ("weather-token", "token"));
+    assert_eq!(
+        (
+            from.secret_key_ref.name.as_str(),
+            from.secret_key_ref.key.as_str()
+        ),
+        ("weather-token", "token")
+    );
     assert!(m.spec.transport.stdio.is_none());
 }

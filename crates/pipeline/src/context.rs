@@ -54,7 +54,13 @@ pub struct Context {
 impl Context {
     /// A context before the first step. `params` is the Task's params (`{}` when it has none);
     /// `now` is the run's reference time, rendered in `timezone` (the Task's).
-    pub fn new(params: Value, run: RunInfo, task: TaskInfo, now: DateTime<Utc>, timezone: Tz) -> Self {
+    pub fn new(
+        params: Value,
+        run: RunInfo,
+        task: TaskInfo,
+        now: DateTime<Utc>,
+        timezone: Tz,
+    ) -> Self {
         Self {
             params,
             steps: Map::new(),
@@ -82,10 +88,12 @@ impl Context {
     /// with a message saying so (a condition sees `null`).
     pub fn record_skipped(&mut self, id: &str, save_as: Option<&str>) {
         self.steps.remove(id);
-        self.without_output.insert(id.to_string(), NoOutput::Skipped);
+        self.without_output
+            .insert(id.to_string(), NoOutput::Skipped);
         if let Some(alias) = save_as.filter(|a| *a != id) {
             self.aliases.remove(alias);
-            self.without_output.insert(alias.to_string(), NoOutput::Skipped);
+            self.without_output
+                .insert(alias.to_string(), NoOutput::Skipped);
         }
     }
 
@@ -145,7 +153,7 @@ impl Context {
     /// (`now` as RFC 3339 text in the Task's timezone). Steps appear under their ids and their
     /// `saveAs` names.
     pub fn to_json(&self) -> Value {
-        // The Serialize view and this function produce the same document; this one owns it.
+        // Cannot fail: every map key is a string and every value is already JSON.
         serde_json::to_value(self.view()).unwrap_or(Value::Null)
     }
 
@@ -239,7 +247,10 @@ pub(crate) mod tests {
         keys.sort_unstable();
         assert_eq!(keys, ["now", "params", "run", "steps", "task"]);
         assert_eq!(doc["run"], json!({"id": "run-123", "attempt": 2}));
-        assert_eq!(doc["task"], json!({"name": "weather", "namespace": "agents"}));
+        assert_eq!(
+            doc["task"],
+            json!({"name": "weather", "namespace": "agents"})
+        );
         assert_eq!(doc["now"], json!("2026-03-28T12:00:00+00:00"));
     }
 

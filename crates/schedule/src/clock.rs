@@ -67,7 +67,10 @@ mod tests {
 
     #[test]
     fn manual_clock_clones_share_time_and_advance() {
-        let t0 = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).single().expect("valid");
+        let t0 = Utc
+            .with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid");
         let clock = ManualClock::new(t0);
         let shared: Arc<dyn Clock> = Arc::new(clock.clone());
         clock.advance(chrono::Duration::minutes(5));

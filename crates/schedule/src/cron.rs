@@ -47,12 +47,42 @@ struct FieldSpec {
 }
 
 const FIELDS: [FieldSpec; 5] = [
-    FieldSpec { label: "minute (1st field)", min: 0, max: 59, names: &[], name_base: 0 },
-    FieldSpec { label: "hour (2nd field)", min: 0, max: 23, names: &[], name_base: 0 },
-    FieldSpec { label: "day-of-month (3rd field)", min: 1, max: 31, names: &[], name_base: 0 },
-    FieldSpec { label: "month (4th field)", min: 1, max: 12, names: &MONTHS, name_base: 1 },
+    FieldSpec {
+        label: "minute (1st field)",
+        min: 0,
+        max: 59,
+        names: &[],
+        name_base: 0,
+    },
+    FieldSpec {
+        label: "hour (2nd field)",
+        min: 0,
+        max: 23,
+        names: &[],
+        name_base: 0,
+    },
+    FieldSpec {
+        label: "day-of-month (3rd field)",
+        min: 1,
+        max: 31,
+        names: &[],
+        name_base: 0,
+    },
+    FieldSpec {
+        label: "month (4th field)",
+        min: 1,
+        max: 12,
+        names: &MONTHS,
+        name_base: 1,
+    },
     // 7 is accepted as Sunday and folded onto 0 after parsing.
-    FieldSpec { label: "day-of-week (5th field)", min: 0, max: 7, names: &DAYS, name_base: 0 },
+    FieldSpec {
+        label: "day-of-week (5th field)",
+        min: 0,
+        max: 7,
+        names: &DAYS,
+        name_base: 0,
+    },
 ];
 
 fn err(message: String) -> ScheduleError {
@@ -120,7 +150,11 @@ fn parse_value(s: &str, spec: &FieldSpec) -> Result<u32, ScheduleError> {
             let names = if spec.names.is_empty() {
                 String::new()
             } else {
-                format!(" or a name ({}..{})", spec.names[0], spec.names[spec.names.len() - 1])
+                format!(
+                    " or a name ({}..{})",
+                    spec.names[0],
+                    spec.names[spec.names.len() - 1]
+                )
             };
             err(format!("{}: `{s}` is not a number{names}", spec.label))
         })?
@@ -143,10 +177,16 @@ fn parse_field(field: &str, spec: &FieldSpec) -> Result<u64, ScheduleError> {
         let (range, step) = match item.split_once('/') {
             Some((r, s)) => {
                 let step: u32 = s.parse().map_err(|_| {
-                    err(format!("{}: step `{s}` in `{item}` is not a number", spec.label))
+                    err(format!(
+                        "{}: step `{s}` in `{item}` is not a number",
+                        spec.label
+                    ))
                 })?;
                 if step == 0 {
-                    return Err(err(format!("{}: step 0 in `{item}`; use 1 or more", spec.label)));
+                    return Err(err(format!(
+                        "{}: step 0 in `{item}`; use 1 or more",
+                        spec.label
+                    )));
                 }
                 (r, Some(step))
             }
@@ -166,7 +206,11 @@ fn parse_field(field: &str, spec: &FieldSpec) -> Result<u64, ScheduleError> {
         } else {
             let v = parse_value(range, spec)?;
             // `10/5` means 10, 15, 20, ... up to the maximum, as in Vixie cron.
-            if step.is_some() { (v, spec.max) } else { (v, v) }
+            if step.is_some() {
+                (v, spec.max)
+            } else {
+                (v, v)
+            }
         };
         let step = step.unwrap_or(1);
         let mut v = lo;
@@ -201,7 +245,11 @@ impl Cron {
                 return None;
             }
             if self.months & (1 << d.month()) == 0 {
-                let (y, mo) = if d.month() == 12 { (d.year() + 1, 1) } else { (d.year(), d.month() + 1) };
+                let (y, mo) = if d.month() == 12 {
+                    (d.year() + 1, 1)
+                } else {
+                    (d.year(), d.month() + 1)
+                };
                 d = NaiveDate::from_ymd_opt(y, mo, 1)?;
                 (h, m) = (0, 0);
                 continue;
@@ -243,7 +291,10 @@ impl Cron {
         }
         let months: Vec<u32> = (1..=12).filter(|m| self.months & (1 << m) != 0).collect();
         let days: Vec<u32> = (1..=31).filter(|d| self.dom & (1 << d) != 0).collect();
-        if months.iter().any(|&m| days.iter().any(|&d| d <= max_month_len(m))) {
+        if months
+            .iter()
+            .any(|&m| days.iter().any(|&d| d <= max_month_len(m)))
+        {
             return None;
         }
         let why: Vec<String> = months
@@ -275,8 +326,16 @@ impl<'a> CronIter<'a> {
         // Start a few days early so de-duplication across a DST change sees the same history
         // as an iteration from the beginning of time would.
         let local = after.with_timezone(&tz).naive_local();
-        let cursor = local.checked_sub_signed(TimeDelta::days(3)).unwrap_or(local);
-        CronIter { cron, tz, cursor: Some(cursor), last: None, after }
+        let cursor = local
+            .checked_sub_signed(TimeDelta::days(3))
+            .unwrap_or(local);
+        CronIter {
+            cron,
+            tz,
+            cursor: Some(cursor),
+            last: None,
+            after,
+        }
     }
 }
 

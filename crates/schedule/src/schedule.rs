@@ -6,11 +6,11 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
+use crate::ScheduleError;
 use crate::cron::{self, Cron, CronIter};
 use crate::duration::{format_duration, parse_duration};
 use crate::rrule::{self, Compiled, RuleIter};
 use crate::zone::{parse_timezone, resolve_local};
-use crate::ScheduleError;
 
 /// The raw schedule spec, as written in a Task's `spec.schedule`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -66,7 +66,10 @@ impl Schedule {
                 if parsed.next_match(anchor).is_none() {
                     return Err(ScheduleError::never_fires(
                         "cron",
-                        format!("`{}` matches no minute in a full 400-year calendar cycle", parsed.text),
+                        format!(
+                            "`{}` matches no minute in a full 400-year calendar cycle",
+                            parsed.text
+                        ),
                     ));
                 }
                 Kind::Cron(Arc::new(parsed))
@@ -89,12 +92,18 @@ impl Schedule {
                 if d < std::time::Duration::from_secs(1) {
                     return Err(ScheduleError::invalid(
                         "every",
-                        format!("interval `{}` is shorter than the minimum of 1s", spec.trim()),
+                        format!(
+                            "interval `{}` is shorter than the minimum of 1s",
+                            spec.trim()
+                        ),
                     ));
                 }
                 let step_ms = i64::try_from(d.as_millis())
                     .map_err(|_| ScheduleError::invalid("every", "interval is too large"))?;
-                Kind::Every { anchor: resolve_local(tz, anchor).to_utc(), step_ms }
+                Kind::Every {
+                    anchor: resolve_local(tz, anchor).to_utc(),
+                    step_ms,
+                }
             }
         };
         Ok(Schedule { tz, kind })
@@ -123,7 +132,11 @@ impl Schedule {
                 } else {
                     (after - *anchor).num_milliseconds() / step_ms + 1
                 };
-                Inner::Every { anchor: *anchor, step_ms: *step_ms, k }
+                Inner::Every {
+                    anchor: *anchor,
+                    step_ms: *step_ms,
+                    k,
+                }
             }
         };
         Occurrences { tz: self.tz, inner }
@@ -175,7 +188,13 @@ fn rule_text(spec: &str) -> String {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.to_ascii_uppercase().starts_with("DTSTART"))
-        .map(|l| if l.len() >= 6 && l[..6].eq_ignore_ascii_case("RRULE:") { &l[6..] } else { l })
+        .map(|l| {
+            if l.len() >= 6 && l[..6].eq_ignore_ascii_case("RRULE:") {
+                &l[6..]
+            } else {
+                l
+            }
+        })
         .next()
         .unwrap_or_default()
         .to_string()
@@ -191,7 +210,11 @@ enum Inner<'a> {
     Rrule(RuleIter<'a>),
     Cron(CronIter<'a>),
     At(Option<DateTime<Tz>>),
-    Every { anchor: DateTime<Utc>, step_ms: i64, k: i64 },
+    Every {
+        anchor: DateTime<Utc>,
+        step_ms: i64,
+        k: i64,
+    },
 }
 
 impl Iterator for Occurrences<'_> {
@@ -203,7 +226,9 @@ impl Iterator for Occurrences<'_> {
             Inner::Cron(it) => it.next(),
             Inner::At(t) => t.take().map(Ok),
             Inner::Every { anchor, step_ms, k } => {
-                let offset = k.checked_mul(*step_ms).and_then(TimeDelta::try_milliseconds)?;
+                let offset = k
+                    .checked_mul(*step_ms)
+                    .and_then(TimeDelta::try_milliseconds)?;
                 let t = anchor.checked_add_signed(offset)?;
                 *k += 1;
                 Some(Ok(t.with_timezone(&self.tz)))

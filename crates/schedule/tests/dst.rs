@@ -1,20 +1,33 @@
 //! Wall-clock semantics across DST changes: a gap time runs once, shifted forward by the gap;
 //! a repeated time runs once, at its first pass; output is strictly increasing.
+#![allow(clippy::unwrap_used)]
 mod common;
 use common::*;
 
 #[test]
 fn chisinau_daily_0230_shifts_to_0330_on_spring_forward_day() {
-    let s = rrule("FREQ=DAILY;BYHOUR=2;BYMINUTE=30", "Europe/Chisinau", "2025-03-01T00:00:00");
+    let s = rrule(
+        "FREQ=DAILY;BYHOUR=2;BYMINUTE=30",
+        "Europe/Chisinau",
+        "2025-03-01T00:00:00",
+    );
     assert_eq!(
         take(&s, "2025-03-29T00:00:00Z", 3),
-        ["2025-03-29T02:30:00+02:00", "2025-03-30T03:30:00+03:00", "2025-03-31T02:30:00+03:00"]
+        [
+            "2025-03-29T02:30:00+02:00",
+            "2025-03-30T03:30:00+03:00",
+            "2025-03-31T02:30:00+03:00"
+        ]
     );
 }
 
 #[test]
 fn new_york_daily_0130_runs_once_at_first_pass_on_fall_back_day() {
-    let s = rrule("FREQ=DAILY;BYHOUR=1;BYMINUTE=30", "America/New_York", "2025-10-01T00:00:00");
+    let s = rrule(
+        "FREQ=DAILY;BYHOUR=1;BYMINUTE=30",
+        "America/New_York",
+        "2025-10-01T00:00:00",
+    );
     assert_eq!(
         take(&s, "2025-11-02T00:00:00Z", 2),
         ["2025-11-02T01:30:00-04:00", "2025-11-03T01:30:00-05:00"]
@@ -24,15 +37,31 @@ fn new_york_daily_0130_runs_once_at_first_pass_on_fall_back_day() {
 #[test]
 fn lord_howe_half_hour_gap_and_repeat() {
     // Lord Howe: +10:30 -> +11:00 at 02:00 on 2025-10-05; +11:00 -> +10:30 at 02:00 on 2025-04-06.
-    let s = rrule("FREQ=DAILY;BYHOUR=2;BYMINUTE=15", "Australia/Lord_Howe", "2025-01-01T00:00:00");
+    let s = rrule(
+        "FREQ=DAILY;BYHOUR=2;BYMINUTE=15",
+        "Australia/Lord_Howe",
+        "2025-01-01T00:00:00",
+    );
     assert_eq!(
         take(&s, "2025-10-03T12:00:00Z", 3),
-        ["2025-10-04T02:15:00+10:30", "2025-10-05T02:45:00+11:00", "2025-10-06T02:15:00+11:00"]
+        [
+            "2025-10-04T02:15:00+10:30",
+            "2025-10-05T02:45:00+11:00",
+            "2025-10-06T02:15:00+11:00"
+        ]
     );
-    let s = rrule("FREQ=DAILY;BYHOUR=1;BYMINUTE=45", "Australia/Lord_Howe", "2025-01-01T00:00:00");
+    let s = rrule(
+        "FREQ=DAILY;BYHOUR=1;BYMINUTE=45",
+        "Australia/Lord_Howe",
+        "2025-01-01T00:00:00",
+    );
     assert_eq!(
         take(&s, "2025-04-04T12:00:00Z", 3),
-        ["2025-04-05T01:45:00+11:00", "2025-04-06T01:45:00+11:00", "2025-04-07T01:45:00+10:30"]
+        [
+            "2025-04-05T01:45:00+11:00",
+            "2025-04-06T01:45:00+11:00",
+            "2025-04-07T01:45:00+10:30"
+        ]
     );
 }
 
@@ -42,19 +71,31 @@ fn santiago_midnight_in_gap_does_not_skip_the_day() {
     let s = rrule("FREQ=DAILY", "America/Santiago", "2025-09-01T00:00:00");
     assert_eq!(
         take(&s, "2025-09-06T00:00:00Z", 3),
-        ["2025-09-06T00:00:00-04:00", "2025-09-07T01:00:00-03:00", "2025-09-08T00:00:00-03:00"]
+        [
+            "2025-09-06T00:00:00-04:00",
+            "2025-09-07T01:00:00-03:00",
+            "2025-09-08T00:00:00-03:00"
+        ]
     );
     let c = cron("@daily", "America/Santiago");
     assert_eq!(
         take(&c, "2025-09-06T00:00:00Z", 3),
-        ["2025-09-06T00:00:00-04:00", "2025-09-07T01:00:00-03:00", "2025-09-08T00:00:00-03:00"]
+        [
+            "2025-09-06T00:00:00-04:00",
+            "2025-09-07T01:00:00-03:00",
+            "2025-09-08T00:00:00-03:00"
+        ]
     );
 }
 
 #[test]
 fn zones_that_abolished_dst_keep_fixed_offsets_afterwards() {
     // Istanbul stayed on +03 from 2016-09-07; Sao Paulo dropped DST from 2019.
-    let s = rrule("FREQ=YEARLY;BYMONTH=1,7;BYMONTHDAY=1;BYHOUR=12", "Europe/Istanbul", "2015-01-01T00:00:00");
+    let s = rrule(
+        "FREQ=YEARLY;BYMONTH=1,7;BYMONTHDAY=1;BYHOUR=12",
+        "Europe/Istanbul",
+        "2015-01-01T00:00:00",
+    );
     assert_eq!(
         take(&s, "2015-01-01T00:00:00Z", 6),
         [
@@ -66,7 +107,11 @@ fn zones_that_abolished_dst_keep_fixed_offsets_afterwards() {
             "2017-07-01T12:00:00+03:00",
         ]
     );
-    let s = rrule("FREQ=YEARLY;BYMONTH=1,7;BYMONTHDAY=1;BYHOUR=12", "America/Sao_Paulo", "2018-01-01T00:00:00");
+    let s = rrule(
+        "FREQ=YEARLY;BYMONTH=1,7;BYMONTHDAY=1;BYHOUR=12",
+        "America/Sao_Paulo",
+        "2018-01-01T00:00:00",
+    );
     assert_eq!(
         take(&s, "2018-01-01T00:00:00Z", 6),
         [
@@ -82,7 +127,11 @@ fn zones_that_abolished_dst_keep_fixed_offsets_afterwards() {
 
 #[test]
 fn minutely_across_a_gap_never_repeats_or_goes_back() {
-    let s = rrule("FREQ=MINUTELY;INTERVAL=20", "Europe/Chisinau", "2025-03-30T01:00:00");
+    let s = rrule(
+        "FREQ=MINUTELY;INTERVAL=20",
+        "Europe/Chisinau",
+        "2025-03-30T01:00:00",
+    );
     assert_eq!(
         take(&s, "2025-03-29T22:30:00Z", 8),
         [
@@ -102,7 +151,11 @@ fn minutely_across_a_gap_never_repeats_or_goes_back() {
 
 #[test]
 fn hourly_across_a_repeat_runs_each_wall_hour_once() {
-    let s = rrule("FREQ=HOURLY;BYMINUTE=30", "America/New_York", "2025-11-01T00:00:00");
+    let s = rrule(
+        "FREQ=HOURLY;BYMINUTE=30",
+        "America/New_York",
+        "2025-11-01T00:00:00",
+    );
     assert_eq!(
         take(&s, "2025-11-02T04:00:00Z", 4),
         [
@@ -119,7 +172,11 @@ fn cron_gap_time_runs_once_shifted_and_repeat_hour_runs_once() {
     let c = cron("30 2 * * *", "Europe/Chisinau");
     assert_eq!(
         take(&c, "2025-03-28T12:00:00Z", 3),
-        ["2025-03-29T02:30:00+02:00", "2025-03-30T03:30:00+03:00", "2025-03-31T02:30:00+03:00"]
+        [
+            "2025-03-29T02:30:00+02:00",
+            "2025-03-30T03:30:00+03:00",
+            "2025-03-31T02:30:00+03:00"
+        ]
     );
     let c = cron("0 * * * *", "America/New_York");
     assert_eq!(

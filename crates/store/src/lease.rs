@@ -28,6 +28,25 @@ pub struct Lease {
     pub leased_at: DateTime<Utc>,
 }
 
+/// A lease still held after a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub id: i64,
+    /// A `Replace` run asked for this run to stop: cancel it and record it as cancelled.
+    pub cancel_requested: bool,
+}
+
+/// What [`Store::begin_run`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunDecision {
+    /// Nothing else is active (or the policy allows overlap): run.
+    Run,
+    /// `Forbid`: another run of the task is active (these due_work ids); skip this one.
+    Skip { active: Vec<i64> },
+    /// `Replace`: these active runs were asked to cancel; run this one.
+    Replaced { cancelled: Vec<i64> },
+}
+
 #[derive(sqlx::FromRow)]
 struct LeaseRow {
     id: i64,
@@ -113,24 +132,25 @@ impl Store {
     }
 
     /// Extends the leases `worker` still holds among `held` (pairs of id and attempt) by
-    /// `lease_for`. Returns the ids still held: a missing id means the lease was lost
+    /// `lease_for`. Returns the leases still held, each with whether another run asked for it
+    /// to be cancelled (`concurrencyPolicy: Replace`). A missing id means the lease was lost
     /// (reaped and perhaps leased again) and its result will be refused.
     pub async fn heartbeat(
         &self,
         worker: &str,
         held: &[(i64, i32)],
         lease_for: Duration,
-    ) -> Result<Vec<i64>, StoreError> {
+    ) -> Result<Vec<Held>, StoreError> {
         if held.is_empty() {
             return Ok(Vec::new());
         }
         let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
-        let still: Vec<(i64,)> = sqlx::query_as(
+        let still: Vec<(i64, bool)> = sqlx::query_as(
             "UPDATE due_work d SET locked_until = now() + make_interval(secs => $2) \
              FROM unnest($3::int8[], $4::int4[]) AS h(id, attempt) \
              WHERE d.id = h.id AND d.attempt = h.attempt AND d.locked_by = $1 \
                AND d.done_at IS NULL \
-             RETURNING d.id",
+             RETURNING d.id, d.cancel_requested",
         )
         .bind(worker)
         .bind(secs(lease_for))
@@ -138,7 +158,82 @@ impl Store {
         .bind(&attempts)
         .fetch_all(&self.pool)
         .await?;
-        Ok(still.into_iter().map(|(id,)| id).collect())
+        Ok(still
+            .into_iter()
+            .map(|(id, cancel_requested)| Held {
+                id,
+                cancel_requested,
+            })
+            .collect())
+    }
+
+    /// Decides, under `concurrencyPolicy`, whether the leased run `(id, attempt)` of
+    /// `task_uid` may start, and marks it running. Serialized per task (the `tasks` row is
+    /// locked for the decision), so two workers can never both see "nothing active".
+    /// `Allow` runs need not call this.
+    pub async fn begin_run(
+        &self,
+        id: i64,
+        attempt: i32,
+        task_uid: Uuid,
+        policy: &str,
+    ) -> Result<RunDecision, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT 1 FROM tasks WHERE uid = $1 FOR UPDATE")
+            .bind(task_uid)
+            .execute(&mut *tx)
+            .await?;
+        let active: Vec<(i64,)> = sqlx::query_as(
+            "SELECT id FROM due_work \
+             WHERE task_uid = $1 AND id <> $2 AND running_since IS NOT NULL \
+               AND done_at IS NULL AND locked_until > now()",
+        )
+        .bind(task_uid)
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let active: Vec<i64> = active.into_iter().map(|(i,)| i).collect();
+        let decision = match policy {
+            "Forbid" if !active.is_empty() => RunDecision::Skip { active },
+            "Replace" if !active.is_empty() => {
+                sqlx::query("UPDATE due_work SET cancel_requested = true WHERE id = ANY($1)")
+                    .bind(&active)
+                    .execute(&mut *tx)
+                    .await?;
+                RunDecision::Replaced { cancelled: active }
+            }
+            _ => RunDecision::Run,
+        };
+        if !matches!(decision, RunDecision::Skip { .. }) {
+            let marked = sqlx::query(
+                "UPDATE due_work SET running_since = now() \
+                 WHERE id = $1 AND attempt = $2 AND done_at IS NULL",
+            )
+            .bind(id)
+            .bind(attempt)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if marked == 0 {
+                let current: Option<(i32,)> =
+                    sqlx::query_as("SELECT attempt FROM due_work WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                return Err(match current {
+                    Some((current,)) => StoreError::StaleAttempt {
+                        id,
+                        attempt,
+                        current,
+                    },
+                    None => StoreError::NotFound {
+                        what: format!("due_work {id}"),
+                    },
+                });
+            }
+        }
+        tx.commit().await?;
+        Ok(decision)
     }
 
     /// Hands leases back to the queue without running them (a draining worker). They become

@@ -41,7 +41,7 @@ pub mod testing;
 
 pub use error::StoreError;
 pub use events::{DEFAULT_STREAM, OUTBOX_CHANNEL, OutboxBatch, OutboxEvent, OutboxRow};
-pub use lease::{LEASE_SQL, Lease};
+pub use lease::{Held, LEASE_SQL, Lease, RunDecision};
 pub use notify::{DUE_WORK_CHANNEL, Listener, Wakeup};
 pub use occurrences::{NewOccurrence, Trigger};
 pub use runs::{Disposition, FinishOutcome, RunRecord, RunStatus, StepRecord, StepStatus};

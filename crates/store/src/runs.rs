@@ -135,10 +135,30 @@ impl Store {
         &self,
         records: &[RunRecord],
     ) -> Result<Vec<FinishOutcome>, StoreError> {
-        if records.is_empty() {
+        self.record_batch(&[], records).await
+    }
+
+    /// Like [`Store::finish_many`], but first appends `before` (e.g. the `run.started`
+    /// events of runs that began since the last batch) in the same transaction, so every
+    /// event of a run precedes its outcome's events in the outbox.
+    pub async fn record_batch(
+        &self,
+        before: &[(Option<Uuid>, OutboxEvent)],
+        records: &[RunRecord],
+    ) -> Result<Vec<FinishOutcome>, StoreError> {
+        if records.is_empty() && before.is_empty() {
             return Ok(Vec::new());
         }
         let mut tx = self.pool.begin().await?;
+        if !before.is_empty() {
+            let pairs: Vec<(Option<Uuid>, &OutboxEvent)> =
+                before.iter().map(|(t, e)| (*t, e)).collect();
+            insert_events_on(&mut tx, &pairs).await?;
+        }
+        if records.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
         let accepted = claim_rows(&mut tx, records).await?;
         let kept: Vec<&RunRecord> = records
             .iter()

@@ -285,3 +285,76 @@ async fn heartbeat_extends_held_leases_and_release_requeues_them() {
     assert_eq!(again.len(), 3);
     assert!(again.iter().all(|l| l.attempt == 2));
 }
+
+/// Forbid: of two runs of one task started at once on different workers, exactly one runs.
+/// Replace: the later run asks the active one to cancel, seen at its next heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn begin_run_serializes_forbid_and_replace_decisions_per_task() {
+    use ordinaut_store::RunDecision;
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    let t = task_with_due_rows(&store, "overlap", 2).await;
+    let a = store
+        .lease("wa", 1, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .remove(0);
+    let b = store
+        .lease("wb", 1, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .remove(0);
+    let (da, db) = tokio::join!(
+        store.begin_run(a.id, a.attempt, t.uid, "Forbid"),
+        store.begin_run(b.id, b.attempt, t.uid, "Forbid")
+    );
+    let decisions = [da.unwrap(), db.unwrap()];
+    let runs = decisions.iter().filter(|d| **d == RunDecision::Run).count();
+    let skips = decisions
+        .iter()
+        .filter(|d| matches!(d, RunDecision::Skip { .. }))
+        .count();
+    assert_eq!((runs, skips), (1, 1), "{decisions:?}");
+
+    // Replace, on another task: the second run cancels the first.
+    let t2 = task_with_due_rows(&store, "replace", 2).await;
+    let first = store
+        .lease("wa", 1, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(first.task_uid, t2.uid);
+    let second = store
+        .lease("wb", 1, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        store
+            .begin_run(first.id, first.attempt, t2.uid, "Replace")
+            .await
+            .unwrap(),
+        RunDecision::Run
+    );
+    assert_eq!(
+        store
+            .begin_run(second.id, second.attempt, t2.uid, "Replace")
+            .await
+            .unwrap(),
+        RunDecision::Replaced {
+            cancelled: vec![first.id]
+        }
+    );
+    let held = store
+        .heartbeat("wa", &[(first.id, first.attempt)], Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1);
+    assert!(held[0].cancel_requested);
+    // A stale attempt cannot begin.
+    assert!(
+        store
+            .begin_run(first.id, first.attempt + 1, t2.uid, "Allow")
+            .await
+            .is_err()
+    );
+}

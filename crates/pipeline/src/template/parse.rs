@@ -87,7 +87,9 @@ impl Template {
 /// Why a template string does not parse.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
-    #[error("unterminated `${{` at byte {at}: close it with `}}`, or write `$${{` for a literal `${{`")]
+    #[error(
+        "unterminated `${{` at byte {at}: close it with `}}`, or write `$${{` for a literal `${{`"
+    )]
     Unterminated { at: usize },
     #[error("empty expression `${{}}`: write e.g. `${{params.x}}`, or `$${{` for a literal `${{`")]
     Empty,
@@ -110,12 +112,11 @@ pub fn parse_template(input: &str) -> Result<Template, TemplateError> {
     while let Some(pos) = rest.find('$') {
         text.push_str(&rest[..pos]);
         let after = &rest[pos..];
-        if after.starts_with("$${") {
+        if let Some(tail) = after.strip_prefix("$${") {
             text.push_str("${");
-            rest = &after[3..];
+            rest = tail;
             consumed += pos + 3;
-        } else if after.starts_with("${") {
-            let body = &after[2..];
+        } else if let Some(body) = after.strip_prefix("${") {
             let end = find_close(body).map_err(|too_long| {
                 if too_long {
                     TemplateError::TooLong {
@@ -186,7 +187,10 @@ pub fn parse_expr(source: &str) -> Result<Expr, TemplateError> {
         expr: expr.to_string(),
         reason,
     };
-    let root_len = expr.find(|c: char| !is_ident_char(c)).unwrap_or(expr.len());
+    // Roots have no `-`, so `now-7d` reads as `now` and an offset.
+    let root_len = expr
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(expr.len());
     let (root, mut rest) = expr.split_at(root_len);
     let root = match root {
         "now" => return parse_now(expr, rest),
@@ -194,7 +198,11 @@ pub fn parse_expr(source: &str) -> Result<Expr, TemplateError> {
         "steps" => Root::Steps,
         "run" => Root::Run,
         "task" => Root::Task,
-        "" => return Err(syntax("an expression starts with params, steps, run, task or now".into())),
+        "" => {
+            return Err(syntax(
+                "an expression starts with params, steps, run, task or now".into(),
+            ));
+        }
         other => {
             return Err(TemplateError::UnknownRoot {
                 root: other.to_string(),
@@ -370,8 +378,14 @@ mod tests {
                 offset: Some((Sign::Minus, Duration::from_secs(7 * 86_400)))
             })
         );
-        assert!(matches!(parse_expr("now+soon"), Err(TemplateError::Syntax { .. })));
-        assert!(matches!(parse_expr("now.x"), Err(TemplateError::Syntax { .. })));
+        assert!(matches!(
+            parse_expr("now+soon"),
+            Err(TemplateError::Syntax { .. })
+        ));
+        assert!(matches!(
+            parse_expr("now.x"),
+            Err(TemplateError::Syntax { .. })
+        ));
         assert!(matches!(
             parse_expr("nowhere"),
             Err(TemplateError::UnknownRoot { .. })

@@ -177,12 +177,14 @@ fn with_resolved<R>(
             let now = ctx.now();
             let instant = match offset {
                 None => Some(now),
-                Some((sign, duration)) => chrono::TimeDelta::from_std(*duration)
-                    .ok()
-                    .and_then(|delta| match sign {
-                        Sign::Plus => now.checked_add_signed(delta),
-                        Sign::Minus => now.checked_sub_signed(delta),
-                    }),
+                Some((sign, duration)) => {
+                    chrono::TimeDelta::from_std(*duration)
+                        .ok()
+                        .and_then(|delta| match sign {
+                            Sign::Plus => now.checked_add_signed(delta),
+                            Sign::Minus => now.checked_sub_signed(delta),
+                        })
+                }
             };
             let instant = instant.ok_or_else(|| RenderErrorKind::TimeOutOfRange {
                 expr: source.to_string(),

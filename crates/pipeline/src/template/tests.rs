@@ -24,7 +24,10 @@ fn render_one(s: &str, ctx: &crate::Context) -> Result<Value, RenderError> {
 fn exactly_one_placeholder_keeps_the_json_type() {
     let ctx = ctx_with_steps();
     assert_eq!(render_one("${params.count}", &ctx), Ok(json!(3)));
-    assert_eq!(render_one("${steps.fetch.body.temp}", &ctx), Ok(json!(21.5)));
+    assert_eq!(
+        render_one("${steps.fetch.body.temp}", &ctx),
+        Ok(json!(21.5))
+    );
     assert_eq!(render_one("${steps.fetch.ok}", &ctx), Ok(json!(true)));
     assert_eq!(render_one("${steps.fetch.none}", &ctx), Ok(Value::Null));
     assert_eq!(render_one("${params.tags}", &ctx), Ok(json!(["a", "b"])));
@@ -44,7 +47,10 @@ fn placeholders_inside_longer_strings_render_as_text_with_objects_as_compact_jso
         Ok(json!("weather/run-123 #2"))
     );
     assert_eq!(
-        render_one("sky=${steps.weather.body.sky} hours=${steps.fetch.body.hours} ok=${steps.fetch.ok} none=${steps.fetch.none}", &ctx),
+        render_one(
+            "sky=${steps.weather.body.sky} hours=${steps.fetch.body.hours} ok=${steps.fetch.ok} none=${steps.fetch.none}",
+            &ctx
+        ),
         Ok(json!("sky=clear hours=[1,2,3] ok=true none=null"))
     );
     assert_eq!(
@@ -70,12 +76,22 @@ fn renders_every_string_in_a_tree_but_no_object_key() {
 #[test]
 fn paths_read_indexes_negative_indexes_quoted_keys_and_dot_numbers() {
     let mut ctx = fixture();
-    ctx.record_output("h", None, json!({"content-type": "json", "a.b": 1, "list": [5, 6, 7]}));
-    assert_eq!(render_one("${steps.h.content-type}", &ctx), Ok(json!("json")));
+    ctx.record_output(
+        "h",
+        None,
+        json!({"content-type": "json", "a.b": 1, "list": [5, 6, 7]}),
+    );
+    assert_eq!(
+        render_one("${steps.h.content-type}", &ctx),
+        Ok(json!("json"))
+    );
     assert_eq!(render_one("${steps.h[\"a.b\"]}", &ctx), Ok(json!(1)));
     assert_eq!(render_one("${steps.h.list[-1]}", &ctx), Ok(json!(7)));
     assert_eq!(render_one("${steps.h.list.1}", &ctx), Ok(json!(6)));
-    assert_eq!(render_one("${steps}", &ctx), Ok(json!({"h": ctx.step_output("h")})));
+    assert_eq!(
+        render_one("${steps}", &ctx),
+        Ok(json!({"h": ctx.step_output("h")}))
+    );
 }
 
 #[test]
@@ -105,19 +121,34 @@ fn missing_step_error_names_the_step_and_the_outputs_available() {
     let mut ctx = fixture();
     ctx.record_skipped("fetch", None);
     let err = render_one("${steps.fetch}", &ctx).expect_err("skipped");
-    assert!(err.to_string().contains("step `fetch` was skipped"), "{err}");
+    assert!(
+        err.to_string().contains("step `fetch` was skipped"),
+        "{err}"
+    );
 }
 
 #[test]
 fn wrong_shape_errors_say_the_type_and_never_render_empty() {
     let ctx = ctx_with_steps();
     for (template, expected) in [
-        ("${steps.fetch.status.code}", "steps.fetch.status is a number, so it has no fields"),
-        ("${steps.fetch.body.hours[3]}", "index 3 is out of range (steps.fetch.body.hours has 3 items)"),
-        ("${params.count[0]}", "params.count is a number, so it has no items"),
+        (
+            "${steps.fetch.status.code}",
+            "steps.fetch.status is a number, so it has no fields",
+        ),
+        (
+            "${steps.fetch.body.hours[3]}",
+            "index 3 is out of range (steps.fetch.body.hours has 3 items)",
+        ),
+        (
+            "${params.count[0]}",
+            "params.count is a number, so it has no items",
+        ),
         ("${run.name}", "no such field (run has: attempt, id)"),
         ("${steps[0]}", "name a step, as in steps.<id>"),
-        ("x ${params.nope} y", "params.nope: no such field (params has: city, count, nested, tags)"),
+        (
+            "x ${params.nope} y",
+            "params.nope: no such field (params has: city, count, nested, tags)",
+        ),
     ] {
         let err = render_one(template, &ctx).expect_err(template);
         assert!(err.to_string().contains(expected), "{template}: {err}");
@@ -131,7 +162,10 @@ fn double_dollar_brace_renders_a_literal_placeholder() {
         render_one("$${params.city} is ${params.city}", &ctx),
         Ok(json!("${params.city} is Chisinau"))
     );
-    assert_eq!(render_one("$${params.city}", &ctx), Ok(json!("${params.city}")));
+    assert_eq!(
+        render_one("$${params.city}", &ctx),
+        Ok(json!("${params.city}"))
+    );
 }
 
 #[test]
@@ -166,12 +200,19 @@ fn at(rfc3339: &str, tz: Tz) -> crate::Context {
     let now = DateTime::parse_from_rfc3339(rfc3339)
         .expect("valid")
         .with_timezone(&Utc);
-    ctx = crate::Context::new(ctx.params().clone(), ctx.run().clone(), ctx.task().clone(), now, tz);
+    ctx = crate::Context::new(
+        ctx.params().clone(),
+        ctx.run().clone(),
+        ctx.task().clone(),
+        now,
+        tz,
+    );
     ctx
 }
 
 fn elapsed(a: &Value, b: &Value) -> chrono::TimeDelta {
-    let parse = |v: &Value| DateTime::parse_from_rfc3339(v.as_str().expect("string")).expect("rfc3339");
+    let parse =
+        |v: &Value| DateTime::parse_from_rfc3339(v.as_str().expect("string")).expect("rfc3339");
     parse(b) - parse(a)
 }
 
@@ -198,13 +239,24 @@ fn now_plus_24h_across_spring_forward_shifts_the_wall_clock_and_the_offset() {
 fn now_minus_7d_across_fall_back_counts_elapsed_time() {
     // New York fell back on 2025-11-02; a week after it, 7 d earlier has the other offset.
     let ctx = at("2025-11-06T12:00:00Z", chrono_tz::America::New_York);
-    assert_eq!(render_one("${now}", &ctx), Ok(json!("2025-11-06T07:00:00-05:00")));
-    assert_eq!(render_one("${now-7d}", &ctx), Ok(json!("2025-10-30T08:00:00-04:00")));
+    assert_eq!(
+        render_one("${now}", &ctx),
+        Ok(json!("2025-11-06T07:00:00-05:00"))
+    );
+    assert_eq!(
+        render_one("${now-7d}", &ctx),
+        Ok(json!("2025-10-30T08:00:00-04:00"))
+    );
     let utc = fixture();
-    assert_eq!(render_one("${now-7d}", &utc), Ok(json!("2026-03-21T12:00:00+00:00")));
+    assert_eq!(
+        render_one("${now-7d}", &utc),
+        Ok(json!("2026-03-21T12:00:00+00:00"))
+    );
     assert_eq!(
         render_one("from ${now-PT90M} to ${now}", &utc),
-        Ok(json!("from 2026-03-28T10:30:00+00:00 to 2026-03-28T12:00:00+00:00"))
+        Ok(json!(
+            "from 2026-03-28T10:30:00+00:00 to 2026-03-28T12:00:00+00:00"
+        ))
     );
 }
 
@@ -235,11 +287,30 @@ fn nesting_depth_is_bounded_in_the_template_and_in_substituted_values() {
 fn rendered_size_is_bounded_even_when_a_value_is_repeated() {
     let mut ctx = fixture();
     ctx.record_output("big", None, json!("x".repeat(300 * 1024)));
-    assert!(render(&json!(["${steps.big}", "${steps.big}", "${steps.big}"]), &ctx).is_ok());
-    let four = json!(["${steps.big}", "${steps.big}", "${steps.big}", "${steps.big}"]);
+    assert!(
+        render(
+            &json!(["${steps.big}", "${steps.big}", "${steps.big}"]),
+            &ctx
+        )
+        .is_ok()
+    );
+    let four = json!([
+        "${steps.big}",
+        "${steps.big}",
+        "${steps.big}",
+        "${steps.big}"
+    ]);
     let err = render(&four, &ctx).expect_err("too large");
-    assert_eq!(err.kind, RenderErrorKind::TooLarge { max: MAX_RENDERED_BYTES });
-    assert!(err.to_string().contains("limit: rendered output size"), "{err}");
+    assert_eq!(
+        err.kind,
+        RenderErrorKind::TooLarge {
+            max: MAX_RENDERED_BYTES
+        }
+    );
+    assert!(
+        err.to_string().contains("limit: rendered output size"),
+        "{err}"
+    );
     let text = json!("${steps.big}${steps.big}${steps.big}${steps.big}");
     assert!(matches!(
         render(&text, &ctx).map_err(|e| e.kind),
@@ -263,7 +334,11 @@ fn visit_templates_reports_locations_and_parse_errors() {
     );
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0], "a[\"b c\"][0]: 1 expr");
-    assert!(seen[1].starts_with("a[\"b c\"][1]: unterminated"), "{}", seen[1]);
+    assert!(
+        seen[1].starts_with("a[\"b c\"][1]: unterminated"),
+        "{}",
+        seen[1]
+    );
 }
 
 mod properties {

@@ -35,10 +35,23 @@ pub(crate) fn year_len(y: i32) -> u32 {
 
 pub(crate) fn month_name(m: u32) -> &'static str {
     const NAMES: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
-    NAMES.get(m.wrapping_sub(1) as usize).copied().unwrap_or("?")
+    NAMES
+        .get(m.wrapping_sub(1) as usize)
+        .copied()
+        .unwrap_or("?")
 }
 
 /// Day number (days from 0001-01-01 = 1, as chrono counts).

@@ -7,8 +7,8 @@
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike};
 
 use super::calendar::{
-    CYCLE_DAYS, CYCLE_MONTHS, CYCLE_WEEKS, CYCLE_YEARS, day_num, from_day_num, gcd,
-    month_len, wd_index, wd_of_num, year_len,
+    CYCLE_DAYS, CYCLE_MONTHS, CYCLE_WEEKS, CYCLE_YEARS, day_num, from_day_num, gcd, month_len,
+    wd_index, wd_of_num, year_len,
 };
 use super::parse::{Freq, RRule, Until};
 
@@ -168,7 +168,11 @@ impl Compiled {
             until: rule.until,
             dtstart,
             bymonth: mask_of(&bymonth) as u16,
-            months: if bymonth.is_empty() { (1..=12).collect() } else { sorted(bymonth) },
+            months: if bymonth.is_empty() {
+                (1..=12).collect()
+            } else {
+                sorted(bymonth)
+            },
             mday_pos,
             mday_neg,
             has_mday: !bymonthday.is_empty(),
@@ -194,6 +198,40 @@ impl Compiled {
         }
     }
 
+    /// The most candidates one period can hold (before BYSETPOS): a BYSETPOS beyond it can
+    /// never select anything.
+    pub(crate) fn max_per_period(&self) -> usize {
+        let (m, s) = (self.minutes.len(), self.seconds.len());
+        match self.freq {
+            Freq::Yearly => 366 * self.timeset.len(),
+            Freq::Monthly => 31 * self.timeset.len(),
+            Freq::Weekly => 7 * self.timeset.len(),
+            Freq::Daily => self.timeset.len(),
+            Freq::Hourly => m * s,
+            Freq::Minutely => s,
+            Freq::Secondly => 1,
+        }
+    }
+
+    pub(crate) fn bysetpos(&self) -> &[i32] {
+        &self.bysetpos
+    }
+
+    /// The first day after `d` that can pass the month filter (skips whole months).
+    fn next_candidate_day(&self, d: NaiveDate) -> Option<NaiveDate> {
+        if self.bymonth == 0 || self.bymonth & (1 << d.month()) != 0 {
+            return d.succ_opt();
+        }
+        let (mut y, mut m) = (d.year(), d.month());
+        for _ in 0..12 {
+            (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            if self.bymonth & (1 << m) != 0 {
+                break;
+            }
+        }
+        NaiveDate::from_ymd_opt(y, m, 1)
+    }
+
     /// Seconds per period for sub-daily frequencies (0 otherwise).
     fn unit_secs(&self) -> i64 {
         match self.freq {
@@ -213,11 +251,11 @@ impl Compiled {
                 let mi = |d: NaiveDateTime| i64::from(d.year()) * 12 + i64::from(d.month0());
                 (mi(t) - mi(self.dtstart)).div_euclid(i)
             }
-            Freq::Weekly => {
-                i64::from(day_num(t.date()) - self.week0).div_euclid(7 * i)
-            }
+            Freq::Weekly => i64::from(day_num(t.date()) - self.week0).div_euclid(7 * i),
             Freq::Daily => i64::from(day_num(t.date()) - self.d0).div_euclid(i),
-            _ => (t - self.base).num_seconds().div_euclid(self.unit_secs() * i),
+            _ => (t - self.base)
+                .num_seconds()
+                .div_euclid(self.unit_secs() * i),
         }
     }
 
@@ -279,12 +317,16 @@ impl Compiled {
     pub(crate) fn fill(&self, k: i64, buf: &mut Vec<NaiveDateTime>) -> Next {
         buf.clear();
         let next = match self.freq {
-            Freq::Yearly | Freq::Monthly | Freq::Weekly | Freq::Daily => {
+            Freq::Yearly | Freq::Monthly | Freq::Weekly => {
                 if self.fill_days(k, buf).is_none() {
                     return Next::End;
                 }
                 Next::Period(k + 1)
             }
+            Freq::Daily => match self.fill_daily(k, buf) {
+                Some(n) => n,
+                None => return Next::End,
+            },
             _ => match self.fill_subdaily(k, buf) {
                 Some(n) => n,
                 None => return Next::End,
@@ -300,7 +342,11 @@ impl Compiled {
         let len = buf.len() as i64;
         let mut picked: Vec<NaiveDateTime> = Vec::with_capacity(self.bysetpos.len());
         for &p in &self.bysetpos {
-            let idx = if p > 0 { i64::from(p) - 1 } else { len + i64::from(p) };
+            let idx = if p > 0 {
+                i64::from(p) - 1
+            } else {
+                len + i64::from(p)
+            };
             if (0..len).contains(&idx) {
                 picked.push(buf[idx as usize]);
             }
@@ -350,7 +396,8 @@ impl Compiled {
                 }
             }
             Freq::Monthly => {
-                let mi = i64::from(self.dtstart.year()) * 12 + i64::from(self.dtstart.month0()) + k * i;
+                let mi =
+                    i64::from(self.dtstart.year()) * 12 + i64::from(self.dtstart.month0()) + k * i;
                 let year = i32::try_from(mi.div_euclid(12)).ok()?;
                 let m = (mi.rem_euclid(12) + 1) as u32;
                 if self.bymonth != 0 && self.bymonth & (1 << m) == 0 {
@@ -372,7 +419,11 @@ impl Compiled {
             }
             Freq::Weekly => {
                 let start_week = i64::from(self.week0) + 7 * k * i;
-                let start = if k == 0 { i64::from(self.d0) } else { start_week };
+                let start = if k == 0 {
+                    i64::from(self.d0)
+                } else {
+                    start_week
+                };
                 for n in start..start_week + 7 {
                     let d = from_day_num(i32::try_from(n).ok()?)?;
                     if self.day_ok(d, &nth, &[]) {
@@ -380,15 +431,21 @@ impl Compiled {
                     }
                 }
             }
-            _ => {
-                let n = i32::try_from(i64::from(self.d0) + k * i).ok()?;
-                let d = from_day_num(n)?;
-                if self.day_ok(d, &nth, &[]) {
-                    self.push_day(d, buf);
-                }
-            }
+            _ => {}
         }
         Some(())
+    }
+
+    fn fill_daily(&self, k: i64, buf: &mut Vec<NaiveDateTime>) -> Option<Next> {
+        let n = i32::try_from(i64::from(self.d0) + k * self.interval).ok()?;
+        let d = from_day_num(n)?;
+        if self.day_ok(d, &[], &[]) {
+            self.push_day(d, buf);
+            return Some(Next::Period(k + 1));
+        }
+        let next = i64::from(day_num(self.next_candidate_day(d)?) - self.d0);
+        let k_next = -((-next).div_euclid(self.interval));
+        Some(Next::Period(k_next.max(k + 1)))
     }
 
     fn fill_subdaily(&self, k: i64, buf: &mut Vec<NaiveDateTime>) -> Option<Next> {
@@ -398,7 +455,7 @@ impl Compiled {
             .checked_add_signed(TimeDelta::try_seconds(k.checked_mul(step)?)?)?;
         let date = p.date();
         if !self.day_ok(date, &[], &[]) {
-            let next_day = date.succ_opt()?.and_hms_opt(0, 0, 0)?;
+            let next_day = self.next_candidate_day(date)?.and_hms_opt(0, 0, 0)?;
             return Some(Next::Period(self.period_at_or_after(next_day).max(k + 1)));
         }
         let (h, m, s) = (p.hour(), p.minute(), p.second());
@@ -441,9 +498,7 @@ impl Compiled {
 /// start of the year belonging to last year's final week; days at the end belonging to next
 /// year's week 1), so that both engines agree.
 fn weekno_mask(year: i32, wkst: i32, byweekno: &[i32]) -> Vec<bool> {
-    let jan1_wd = |y: i32| {
-        NaiveDate::from_ymd_opt(y, 1, 1).map_or(0, |d| wd_index(d.weekday()))
-    };
+    let jan1_wd = |y: i32| NaiveDate::from_ymd_opt(y, 1, 1).map_or(0, |d| wd_index(d.weekday()));
     let yearlen = year_len(year) as i32;
     let yearweekday = jan1_wd(year);
     let wday = |i: i32| (yearweekday + i).rem_euclid(7);

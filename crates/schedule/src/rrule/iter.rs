@@ -163,7 +163,9 @@ pub(crate) enum Probe {
     /// A full 400-year cycle of periods was examined without a match.
     Never,
     /// The budget ran out before a full cycle was examined.
-    Undecided { steps: u64 },
+    Undecided {
+        steps: u64,
+    },
 }
 
 pub(crate) fn probe(rule: &Compiled) -> Probe {

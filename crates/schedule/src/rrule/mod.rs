@@ -17,10 +17,32 @@ pub(crate) use iter::RuleIter;
 /// Parses, validates and compiles an RRULE; `anchor` is DTSTART when the rule has no
 /// DTSTART line. Rejects rules that can never fire, and says so distinctly when the bounded
 /// search could not decide.
-pub(crate) fn compile(spec: &str, tz: Tz, anchor: NaiveDateTime) -> Result<Compiled, ScheduleError> {
+pub(crate) fn compile(
+    spec: &str,
+    tz: Tz,
+    anchor: NaiveDateTime,
+) -> Result<Compiled, ScheduleError> {
     let rule = parse::parse(spec, tz)?;
     let dtstart = rule.dtstart.unwrap_or(anchor);
     let compiled = Compiled::new(&rule, dtstart);
+    let most = compiled.max_per_period();
+    if !compiled.bysetpos().is_empty()
+        && compiled
+            .bysetpos()
+            .iter()
+            .all(|p| p.unsigned_abs() as usize > most)
+    {
+        let pos: Vec<String> = compiled.bysetpos().iter().map(i32::to_string).collect();
+        return Err(ScheduleError::never_fires(
+            "rrule.BYSETPOS",
+            format!(
+                "the rule can never fire: BYSETPOS={} selects within each FREQ period, and a \
+                 period of this rule holds at most {most} candidate(s); use a smaller \
+                 BYSETPOS, a coarser FREQ, or more BY-values",
+                pos.join(",")
+            ),
+        ));
+    }
     match iter::probe(&compiled) {
         iter::Probe::Fires => Ok(compiled),
         iter::Probe::Never => Err(never_fires(&rule)),

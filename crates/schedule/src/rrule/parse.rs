@@ -109,7 +109,10 @@ pub(crate) fn parse(spec: &str, tz: Tz) -> Result<RRule, ScheduleError> {
             ));
         } else if upper.starts_with("RRULE:") {
             rule_line = Some(line[6..].trim());
-        } else if upper.starts_with("EXDATE") || upper.starts_with("RDATE") || upper.starts_with("EXRULE") {
+        } else if upper.starts_with("EXDATE")
+            || upper.starts_with("RDATE")
+            || upper.starts_with("EXRULE")
+        {
             return Err(ScheduleError::invalid(
                 "rrule",
                 format!("`{line}` is not supported; write one DTSTART line and one RRULE line"),
@@ -148,7 +151,11 @@ fn parse_dtstart(line: &str, tz: Tz) -> Result<NaiveDateTime, ScheduleError> {
         match k.to_ascii_uppercase().as_str() {
             "TZID" => tzid = Some(v.trim_matches('"')),
             "VALUE" if v.eq_ignore_ascii_case("DATE") || v.eq_ignore_ascii_case("DATE-TIME") => {}
-            _ => return Err(err(format!("unsupported DTSTART parameter `{param}`; only TZID is allowed"))),
+            _ => {
+                return Err(err(format!(
+                    "unsupported DTSTART parameter `{param}`; only TZID is allowed"
+                )));
+            }
         }
     }
     let (local, is_utc) = parse_datetime(value).ok_or_else(|| {
@@ -239,11 +246,16 @@ fn parse_rule(text: &str, _tz: Tz) -> Result<RRule, ScheduleError> {
         if !seen.insert(name.clone()) {
             return Err(ScheduleError::invalid(
                 field(&name),
-                format!("{name} appears twice; give it once (values may be a comma-separated list)"),
+                format!(
+                    "{name} appears twice; give it once (values may be a comma-separated list)"
+                ),
             ));
         }
         if value.is_empty() {
-            return Err(ScheduleError::invalid(field(&name), format!("{name} has no value")));
+            return Err(ScheduleError::invalid(
+                field(&name),
+                format!("{name} has no value"),
+            ));
         }
         match name.as_str() {
             "FREQ" => freq = Some(parse_freq(value)?),
@@ -255,17 +267,23 @@ fn parse_rule(text: &str, _tz: Tz) -> Result<RRule, ScheduleError> {
                         format!("INTERVAL={n} must be a positive integer (1 means every period)"),
                     ));
                 }
-                rule.interval = u32::try_from(n).map_err(|_| ScheduleError::invalid(field(&name), "INTERVAL is too large"))?;
+                rule.interval = u32::try_from(n)
+                    .map_err(|_| ScheduleError::invalid(field(&name), "INTERVAL is too large"))?;
             }
             "COUNT" => {
                 let n = parse_int(&name, value)?;
                 if n <= 0 {
                     return Err(ScheduleError::invalid(
                         field(&name),
-                        format!("COUNT={n} must be a positive integer; remove COUNT for an unbounded rule"),
+                        format!(
+                            "COUNT={n} must be a positive integer; remove COUNT for an unbounded rule"
+                        ),
                     ));
                 }
-                rule.count = Some(u32::try_from(n).map_err(|_| ScheduleError::invalid(field(&name), "COUNT is too large"))?);
+                rule.count = Some(
+                    u32::try_from(n)
+                        .map_err(|_| ScheduleError::invalid(field(&name), "COUNT is too large"))?,
+                );
             }
             "UNTIL" => {
                 let (t, utc) = parse_datetime(value).ok_or_else(|| {
@@ -274,20 +292,82 @@ fn parse_rule(text: &str, _tz: Tz) -> Result<RRule, ScheduleError> {
                         format!("`{value}` is not a date-time; write `YYYYMMDDTHHMMSSZ` (UTC) or `YYYYMMDDTHHMMSS` (local)"),
                     )
                 })?;
-                rule.until = Some(if utc { Until::Utc(t.and_utc()) } else { Until::Local(t) });
+                rule.until = Some(if utc {
+                    Until::Utc(t.and_utc())
+                } else {
+                    Until::Local(t)
+                });
             }
-            "BYSECOND" => rule.bysecond = parse_list(&name, value, |n| (0..=59).contains(&n), "0 to 59 (leap second 60 is not supported)")?.into_iter().map(|n| n as u32).collect(),
-            "BYMINUTE" => rule.byminute = parse_list(&name, value, |n| (0..=59).contains(&n), "0 to 59")?.into_iter().map(|n| n as u32).collect(),
-            "BYHOUR" => rule.byhour = parse_list(&name, value, |n| (0..=23).contains(&n), "0 to 23")?.into_iter().map(|n| n as u32).collect(),
-            "BYMONTH" => rule.bymonth = parse_list(&name, value, |n| (1..=12).contains(&n), "1 to 12")?.into_iter().map(|n| n as u32).collect(),
-            "BYMONTHDAY" => rule.bymonthday = parse_list(&name, value, |n| n != 0 && (-31..=31).contains(&n), "1 to 31 or -31 to -1")?,
-            "BYYEARDAY" => rule.byyearday = parse_list(&name, value, |n| n != 0 && (-366..=366).contains(&n), "1 to 366 or -366 to -1")?,
-            "BYWEEKNO" => rule.byweekno = parse_list(&name, value, |n| n != 0 && (-53..=53).contains(&n), "1 to 53 or -53 to -1")?,
-            "BYSETPOS" => rule.bysetpos = parse_list(&name, value, |n| n != 0 && (-366..=366).contains(&n), "1 to 366 or -366 to -1")?,
+            "BYSECOND" => {
+                rule.bysecond = parse_list(
+                    &name,
+                    value,
+                    |n| (0..=59).contains(&n),
+                    "0 to 59 (leap second 60 is not supported)",
+                )?
+                .into_iter()
+                .map(|n| n as u32)
+                .collect()
+            }
+            "BYMINUTE" => {
+                rule.byminute = parse_list(&name, value, |n| (0..=59).contains(&n), "0 to 59")?
+                    .into_iter()
+                    .map(|n| n as u32)
+                    .collect()
+            }
+            "BYHOUR" => {
+                rule.byhour = parse_list(&name, value, |n| (0..=23).contains(&n), "0 to 23")?
+                    .into_iter()
+                    .map(|n| n as u32)
+                    .collect()
+            }
+            "BYMONTH" => {
+                rule.bymonth = parse_list(&name, value, |n| (1..=12).contains(&n), "1 to 12")?
+                    .into_iter()
+                    .map(|n| n as u32)
+                    .collect()
+            }
+            "BYMONTHDAY" => {
+                rule.bymonthday = parse_list(
+                    &name,
+                    value,
+                    |n| n != 0 && (-31..=31).contains(&n),
+                    "1 to 31 or -31 to -1",
+                )?
+            }
+            "BYYEARDAY" => {
+                rule.byyearday = parse_list(
+                    &name,
+                    value,
+                    |n| n != 0 && (-366..=366).contains(&n),
+                    "1 to 366 or -366 to -1",
+                )?
+            }
+            "BYWEEKNO" => {
+                rule.byweekno = parse_list(
+                    &name,
+                    value,
+                    |n| n != 0 && (-53..=53).contains(&n),
+                    "1 to 53 or -53 to -1",
+                )?
+            }
+            "BYSETPOS" => {
+                rule.bysetpos = parse_list(
+                    &name,
+                    value,
+                    |n| n != 0 && (-366..=366).contains(&n),
+                    "1 to 366 or -366 to -1",
+                )?
+            }
             "BYDAY" => rule.byday = parse_byday(value)?,
             "WKST" => {
                 rule.wkst = parse_weekday(value).ok_or_else(|| {
-                    ScheduleError::invalid(field(&name), format!("WKST=`{value}` is not a weekday; use MO, TU, WE, TH, FR, SA or SU"))
+                    ScheduleError::invalid(
+                        field(&name),
+                        format!(
+                            "WKST=`{value}` is not a weekday; use MO, TU, WE, TH, FR, SA or SU"
+                        ),
+                    )
                 })?
             }
             _ => {}
@@ -315,7 +395,9 @@ fn parse_freq(value: &str) -> Result<Freq, ScheduleError> {
         _ => {
             return Err(ScheduleError::invalid(
                 "rrule.FREQ",
-                format!("unknown FREQ `{value}`; use SECONDLY, MINUTELY, HOURLY, DAILY, WEEKLY, MONTHLY or YEARLY"),
+                format!(
+                    "unknown FREQ `{value}`; use SECONDLY, MINUTELY, HOURLY, DAILY, WEEKLY, MONTHLY or YEARLY"
+                ),
             ));
         }
     })
@@ -323,9 +405,9 @@ fn parse_freq(value: &str) -> Result<Freq, ScheduleError> {
 
 fn parse_int(name: &str, value: &str) -> Result<i64, ScheduleError> {
     let digits = value.strip_prefix('+').unwrap_or(value);
-    digits.parse::<i64>().map_err(|_| {
-        ScheduleError::invalid(field(name), format!("`{value}` is not an integer"))
-    })
+    digits
+        .parse::<i64>()
+        .map_err(|_| ScheduleError::invalid(field(name), format!("`{value}` is not an integer")))
 }
 
 fn parse_list(
@@ -338,7 +420,10 @@ fn parse_list(
     for item in value.split(',').map(str::trim) {
         let n = parse_int(name, item)?;
         let n = i32::try_from(n).ok().filter(|n| ok(*n)).ok_or_else(|| {
-            ScheduleError::invalid(field(name), format!("{name}={item} is out of range; use {range}"))
+            ScheduleError::invalid(
+                field(name),
+                format!("{name}={item} is out of range; use {range}"),
+            )
         })?;
         if !out.contains(&n) {
             out.push(n);
@@ -366,7 +451,9 @@ fn parse_byday(value: &str) -> Result<Vec<(i32, Weekday)>, ScheduleError> {
         let bad = || {
             ScheduleError::invalid(
                 "rrule.BYDAY",
-                format!("BYDAY=`{item}` is not a weekday; write MO..SU, optionally with an ordinal like 1MO or -1FR"),
+                format!(
+                    "BYDAY=`{item}` is not a weekday; write MO..SU, optionally with an ordinal like 1MO or -1FR"
+                ),
             )
         };
         if item.len() < 2 || !item.is_char_boundary(item.len() - 2) {
@@ -407,7 +494,9 @@ fn validate(rule: &RRule) -> Result<(), ScheduleError> {
     if !rule.byweekno.is_empty() && f != Freq::Yearly {
         return Err(ScheduleError::invalid(
             "rrule.BYWEEKNO",
-            format!("BYWEEKNO is only allowed with FREQ=YEARLY, not FREQ={name}; use BYDAY/BYMONTHDAY or FREQ=YEARLY"),
+            format!(
+                "BYWEEKNO is only allowed with FREQ=YEARLY, not FREQ={name}; use BYDAY/BYMONTHDAY or FREQ=YEARLY"
+            ),
         ));
     }
     if !rule.byyearday.is_empty() && matches!(f, Freq::Daily | Freq::Weekly | Freq::Monthly) {
@@ -430,13 +519,19 @@ fn validate(rule: &RRule) -> Result<(), ScheduleError> {
         if !matches!(f, Freq::Monthly | Freq::Yearly) {
             return Err(ScheduleError::invalid(
                 "rrule.BYDAY",
-                format!("BYDAY={item}: an ordinal weekday is only allowed with FREQ=MONTHLY or YEARLY; write BYDAY={} for every such day", weekday_code(wd)),
+                format!(
+                    "BYDAY={item}: an ordinal weekday is only allowed with FREQ=MONTHLY or YEARLY; write BYDAY={} for every such day",
+                    weekday_code(wd)
+                ),
             ));
         }
         if f == Freq::Yearly && !rule.byweekno.is_empty() {
             return Err(ScheduleError::invalid(
                 "rrule.BYDAY",
-                format!("BYDAY={item}: an ordinal weekday cannot be combined with BYWEEKNO; write BYDAY={}", weekday_code(wd)),
+                format!(
+                    "BYDAY={item}: an ordinal weekday cannot be combined with BYWEEKNO; write BYDAY={}",
+                    weekday_code(wd)
+                ),
             ));
         }
         let in_month = f == Freq::Monthly || !rule.bymonth.is_empty();

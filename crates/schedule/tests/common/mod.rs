@@ -18,15 +18,23 @@ pub fn rrule(rule: &str, tz: &str, dtstart: &str) -> Schedule {
 }
 
 pub fn rrule_err(rule: &str) -> ScheduleError {
-    match Schedule::new(&ScheduleSource::Rrule(rule.into()), "UTC", local("2025-01-01T09:00:00")) {
+    match Schedule::new(
+        &ScheduleSource::Rrule(rule.into()),
+        "UTC",
+        local("2025-01-01T09:00:00"),
+    ) {
         Ok(_) => panic!("{rule} should be rejected"),
         Err(e) => e,
     }
 }
 
 pub fn cron(expr: &str, tz: &str) -> Schedule {
-    Schedule::new(&ScheduleSource::Cron(expr.into()), tz, local("2025-01-01T00:00:00"))
-        .unwrap_or_else(|e| panic!("{expr} in {tz}: {e}"))
+    Schedule::new(
+        &ScheduleSource::Cron(expr.into()),
+        tz,
+        local("2025-01-01T00:00:00"),
+    )
+    .unwrap_or_else(|e| panic!("{expr} in {tz}: {e}"))
 }
 
 /// The first `n` occurrences after `after`, as RFC 3339 strings with seconds precision.

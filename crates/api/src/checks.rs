@@ -1,0 +1,176 @@
+//! The rules the CRDs enforce in the API server that serde does not: the CEL rules (exactly one
+//! schedule kind, `endAt` after `startAt`, …) and the numeric bounds of the schemas, written
+//! again in Rust for where there is no API server (`ordinaut validate`, `ordinaut dev`).
+//! Tests check each against the CEL rule it mirrors.
+
+use crate::{AgentSpec, McpServerSpec, PipelineSpec, TaskSpec};
+
+/// A rule an object breaks: the field path from the object's root (`spec.schedule.endAt`)
+/// and what to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    /// Dotted path from the object root, with list indexes: `spec.transport.stdio.env[1]`.
+    pub path: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+fn problem(path: impl Into<String>, message: impl Into<String>) -> FieldProblem {
+    FieldProblem {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// Problems of a Task's spec.
+pub fn task_problems(spec: &TaskSpec) -> Vec<FieldProblem> {
+    let mut out = Vec::new();
+    let s = &spec.schedule;
+    let kinds = [
+        s.rrule.is_some(),
+        s.cron.is_some(),
+        s.at.is_some(),
+        s.every.is_some(),
+        s.on.is_some(),
+    ];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        out.push(problem(
+            "spec.schedule",
+            "set exactly one of rrule, cron, at, every or on",
+        ));
+    }
+    if let (Some(start), Some(end)) = (s.start_at, s.end_at)
+        && end <= start
+    {
+        out.push(problem(
+            "spec.schedule.endAt",
+            "endAt must be after startAt",
+        ));
+    }
+    if let Some(on) = &s.on
+        && on.topic.is_some() == on.task_finished.is_some()
+    {
+        out.push(problem(
+            "spec.schedule.on",
+            "set exactly one of topic or taskFinished",
+        ));
+    }
+    if let Some(max) = s.catchup.max_runs
+        && !(1..=10_000).contains(&max)
+    {
+        out.push(problem(
+            "spec.schedule.catchup.maxRuns",
+            format!("must be between 1 and 10000, got {max}"),
+        ));
+    }
+    match (&spec.pipeline_ref, &spec.pipeline) {
+        (Some(_), Some(_)) | (None, None) => out.push(problem(
+            "spec",
+            "set exactly one of pipelineRef or pipeline",
+        )),
+        (None, Some(pipeline)) => out.extend(pipeline_problems(pipeline, "spec.pipeline")),
+        (Some(_), None) => {}
+    }
+    out
+}
+
+/// Problems of a Pipeline's spec (or a Task's inline pipeline), paths under `prefix`.
+pub fn pipeline_problems(spec: &PipelineSpec, prefix: &str) -> Vec<FieldProblem> {
+    let mut out = Vec::new();
+    for (i, step) in spec.steps.iter().enumerate() {
+        if spec.steps[..i].iter().any(|earlier| earlier.id == step.id) {
+            out.push(problem(
+                format!("{prefix}.steps[{i}].id"),
+                "step ids must be unique within a pipeline",
+            ));
+        }
+    }
+    out
+}
+
+/// Problems of an McpServer: its name (steps call `<name>.<tool>`) and its spec.
+pub fn mcp_server_problems(name: Option<&str>, spec: &McpServerSpec) -> Vec<FieldProblem> {
+    let mut out = Vec::new();
+    if name.is_some_and(|n| n.contains('.')) {
+        out.push(problem(
+            "metadata.name",
+            "an McpServer name must not contain '.': steps refer to tools as <mcpserver>.<tool>",
+        ));
+    }
+    let t = &spec.transport;
+    if t.stdio.is_some() == t.http.is_some() {
+        out.push(problem(
+            "spec.transport",
+            "set exactly one of stdio or http",
+        ));
+    }
+    let value_xor = |path: String, value: bool, value_from: bool, out: &mut Vec<FieldProblem>| {
+        if value == value_from {
+            out.push(problem(path, "set exactly one of value or valueFrom"));
+        }
+    };
+    if let Some(stdio) = &t.stdio {
+        for (i, env) in stdio.env.iter().enumerate() {
+            let path = format!("spec.transport.stdio.env[{i}]");
+            value_xor(
+                path,
+                env.value.is_some(),
+                env.value_from.is_some(),
+                &mut out,
+            );
+        }
+    }
+    if let Some(http) = &t.http {
+        for (i, header) in http.headers.iter().enumerate() {
+            let path = format!("spec.transport.http.headers[{i}]");
+            value_xor(
+                path,
+                header.value.is_some(),
+                header.value_from.is_some(),
+                &mut out,
+            );
+        }
+        if !(http.url.starts_with("http://") || http.url.starts_with("https://")) {
+            out.push(problem(
+                "spec.transport.http.url",
+                format!("`{}` is not an http:// or https:// URL", http.url),
+            ));
+        }
+    }
+    out
+}
+
+/// Problems of an Agent's spec.
+pub fn agent_problems(spec: &AgentSpec) -> Vec<FieldProblem> {
+    let mut out = Vec::new();
+    if let Some(budgets) = &spec.budgets {
+        for (field, value) in [
+            ("runsPerHour", budgets.runs_per_hour),
+            ("concurrentRuns", budgets.concurrent_runs),
+        ] {
+            if value == Some(0) {
+                out.push(problem(
+                    format!("spec.budgets.{field}"),
+                    "must be at least 1 (omit the field for no limit)",
+                ));
+            }
+        }
+    }
+    for (i, scope) in spec.scopes.iter().enumerate() {
+        if scope.trim().is_empty() || scope.chars().any(char::is_whitespace) {
+            out.push(problem(
+                format!("spec.scopes[{i}]"),
+                format!(
+                    "`{scope}` is not a tool glob; write e.g. `weather.*` or `everything.echo`"
+                ),
+            ));
+        }
+    }
+    out
+}

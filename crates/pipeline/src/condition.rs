@@ -1,0 +1,420 @@
+//! A step's `if`: a JMESPath expression over `{params, steps, run, task, now}` (see
+//! [`Context::to_json`]). Falsy by JMESPath rules (null, false, "", [], {}) skips the step;
+//! everything else, `0` included, runs it. An evaluation error is an error, never a silent
+//! false.
+//!
+//! Conditions are compiled when a pipeline is validated and once per run. The `jmespath`
+//! crate is built with its `sync` feature, so a [`Condition`] is `Send + Sync`.
+
+use jmespath::ast::Ast;
+use jmespath::{ErrorReason, JmespathError, RuntimeError};
+use serde_json::Value;
+
+use crate::context::Context;
+use crate::limits::{MAX_CONDITION_LEN, MAX_CONDITION_NESTING};
+
+/// A compiled `if` expression.
+#[derive(Clone, Debug)]
+pub struct Condition {
+    expr: jmespath::Expression<'static>,
+}
+
+/// Why a condition did not compile or evaluate.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConditionError {
+    #[error("empty condition: write a JMESPath expression, e.g. `steps.fetch.status == `200``")]
+    Empty,
+    #[error("condition is {len} bytes long, over the limit of {max} (limit: condition length)")]
+    TooLong { len: usize, max: usize },
+    #[error(
+        "condition nests brackets and parentheses deeper than {max} (limit: condition nesting)"
+    )]
+    TooDeep { max: usize },
+    #[error("condition `{expr}` does not parse: {message}{}", hint_suffix(hint))]
+    Parse {
+        expr: String,
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("condition `{expr}` calls unknown function `{name}`")]
+    UnknownFunction { expr: String, name: String },
+    #[error("condition `{expr}` failed: {message}{}", hint_suffix(hint))]
+    Eval {
+        expr: String,
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+fn hint_suffix(hint: &Option<String>) -> String {
+    hint.as_ref()
+        .map(|h| format!("; hint: {h}"))
+        .unwrap_or_default()
+}
+
+/// Compiles an `if` expression, checking its size, its syntax and its function names.
+pub fn compile_condition(source: &str) -> Result<Condition, ConditionError> {
+    if source.len() > MAX_CONDITION_LEN {
+        return Err(ConditionError::TooLong {
+            len: source.len(),
+            max: MAX_CONDITION_LEN,
+        });
+    }
+    if source.trim().is_empty() {
+        return Err(ConditionError::Empty);
+    }
+    if nesting(source) > MAX_CONDITION_NESTING {
+        return Err(ConditionError::TooDeep {
+            max: MAX_CONDITION_NESTING,
+        });
+    }
+    let expr = jmespath::compile(source).map_err(|e| ConditionError::Parse {
+        expr: source.to_string(),
+        message: reason_text(&e),
+        hint: parse_hint(source),
+    })?;
+    if let Some(name) = unknown_function(expr.as_ast()) {
+        return Err(ConditionError::UnknownFunction {
+            expr: source.to_string(),
+            name,
+        });
+    }
+    Ok(Condition { expr })
+}
+
+impl Condition {
+    /// The expression as written.
+    pub fn source(&self) -> &str {
+        self.expr.as_str()
+    }
+
+    /// Evaluates against a run's context: `Ok(true)` runs the step, `Ok(false)` skips it.
+    pub fn evaluate(&self, ctx: &Context) -> Result<bool, ConditionError> {
+        self.truthy(self.expr.search(ctx.view()))
+    }
+
+    /// Evaluates against any JSON document (tests, `ordinaut validate --params`).
+    pub fn evaluate_json(&self, data: &Value) -> Result<bool, ConditionError> {
+        self.truthy(self.expr.search(data))
+    }
+
+    fn truthy(
+        &self,
+        result: Result<jmespath::Rcvar, JmespathError>,
+    ) -> Result<bool, ConditionError> {
+        result
+            .map(|v| v.is_truthy())
+            .map_err(|e| ConditionError::Eval {
+                expr: self.source().to_string(),
+                hint: eval_hint(&e.reason),
+                message: reason_text(&e),
+            })
+    }
+
+    /// The paths the expression reads from the document's root, e.g. `["steps", "fetch",
+    /// "status"]` for `steps.fetch.status == `200``; for checking names at validation time.
+    /// Paths inside projections and filters (read from elements) are not included.
+    pub fn root_paths(&self) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        collect_root_paths(self.expr.as_ast(), true, &mut out);
+        out
+    }
+}
+
+/// The message without the expression echo jmespath adds (ours names the expression).
+fn reason_text(e: &JmespathError) -> String {
+    let reason = match &e.reason {
+        ErrorReason::Parse(m) => m.clone(),
+        ErrorReason::Runtime(r) => r.to_string(),
+    };
+    format!("{reason} (at column {})", e.column + 1)
+}
+
+fn parse_hint(source: &str) -> Option<String> {
+    let dashed = source
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '"'))
+        .find(|w| {
+            !w.starts_with('"')
+                && w.contains('-')
+                && w.starts_with(|c: char| c.is_ascii_alphabetic())
+        });
+    if let Some(word) = dashed {
+        return Some(format!(
+            "names with `-` must be quoted in JMESPath: \"{word}\" (e.g. params.\"{word}\")"
+        ));
+    }
+    if source.contains('\'') || source.contains('`') {
+        return Some("strings are 'raw' or `\"json\"`, numbers are `42` (backticks)".into());
+    }
+    None
+}
+
+fn eval_hint(reason: &ErrorReason) -> Option<String> {
+    match reason {
+        ErrorReason::Runtime(RuntimeError::InvalidType {
+            expected, actual, ..
+        }) if actual == "null" => {
+            let default = if expected.contains("array") {
+                "`[]`"
+            } else if expected.contains("string") {
+                "''"
+            } else if expected.contains("number") {
+                "`0`"
+            } else if expected.contains("object") {
+                "`{}`"
+            } else {
+                "`[]`"
+            };
+            Some(format!(
+                "an argument is null, usually a path that does not exist (a skipped step, a missing field); give a default, e.g. length(x || {default})"
+            ))
+        }
+        ErrorReason::Runtime(RuntimeError::InvalidType { .. }) => {
+            Some("convert the argument first, e.g. to_number(x) or to_string(x)".into())
+        }
+        ErrorReason::Runtime(
+            RuntimeError::TooManyArguments { .. } | RuntimeError::NotEnoughArguments { .. },
+        ) => Some("see the function's signature at https://jmespath.org/specification.html".into()),
+        _ => None,
+    }
+}
+
+/// Deepest nesting of `(`, `[` and `{` outside quoted text.
+fn nesting(source: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in source.chars() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(_) if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' | '`' => quote = Some(c),
+                '(' | '[' | '{' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    max
+}
+
+fn unknown_function(ast: &Ast) -> Option<String> {
+    let mut found = None;
+    visit(ast, &mut |node| {
+        if let Ast::Function { name, .. } = node
+            && found.is_none()
+            && jmespath::DEFAULT_RUNTIME.get_function(name).is_none()
+        {
+            found = Some(name.clone());
+        }
+    });
+    found
+}
+
+fn visit(ast: &Ast, f: &mut dyn FnMut(&Ast)) {
+    f(ast);
+    for child in children(ast) {
+        visit(child, f);
+    }
+}
+
+fn children(ast: &Ast) -> Vec<&Ast> {
+    match ast {
+        Ast::Comparison { lhs, rhs, .. }
+        | Ast::And { lhs, rhs, .. }
+        | Ast::Or { lhs, rhs, .. }
+        | Ast::Projection { lhs, rhs, .. }
+        | Ast::Subexpr { lhs, rhs, .. } => vec![lhs, rhs],
+        Ast::Condition {
+            predicate, then, ..
+        } => vec![predicate, then],
+        Ast::Expref { ast, .. } => vec![ast],
+        Ast::Flatten { node, .. } | Ast::Not { node, .. } | Ast::ObjectValues { node, .. } => {
+            vec![node]
+        }
+        Ast::Function { args, .. } => args.iter().collect(),
+        Ast::MultiList { elements, .. } => elements.iter().collect(),
+        Ast::MultiHash { elements, .. } => elements.iter().map(|kv| &kv.value).collect(),
+        Ast::Identity { .. }
+        | Ast::Field { .. }
+        | Ast::Index { .. }
+        | Ast::Literal { .. }
+        | Ast::Slice { .. } => vec![],
+    }
+}
+
+/// A chain of fields from the current node (`a.b.c`), if `ast` is one.
+fn field_chain(ast: &Ast) -> Option<Vec<String>> {
+    match ast {
+        Ast::Field { name, .. } => Some(vec![name.clone()]),
+        Ast::Subexpr { lhs, rhs, .. } => {
+            let mut chain = field_chain(lhs)?;
+            chain.extend(field_chain(rhs)?);
+            Some(chain)
+        }
+        _ => None,
+    }
+}
+
+/// Collects the field chains evaluated against the document root. `at_root`: whether `ast`
+/// is evaluated against the root (false on the right of `.`, projections and `&expr`).
+fn collect_root_paths(ast: &Ast, at_root: bool, out: &mut Vec<Vec<String>>) {
+    if at_root && let Some(chain) = field_chain(ast) {
+        out.push(chain);
+        return;
+    }
+    match ast {
+        Ast::Subexpr { lhs, rhs, .. } | Ast::Projection { lhs, rhs, .. } => {
+            collect_root_paths(lhs, at_root, out);
+            collect_root_paths(rhs, false, out);
+        }
+        Ast::Expref { ast, .. } => collect_root_paths(ast, false, out),
+        other => {
+            for child in children(other) {
+                collect_root_paths(child, at_root, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::tests::fixture;
+    use serde_json::json;
+
+    fn eval(expr: &str, data: Value) -> Result<bool, ConditionError> {
+        compile_condition(expr).expect(expr).evaluate_json(&data)
+    }
+
+    #[test]
+    fn truthiness_follows_jmespath_including_zero_true_and_empty_false() {
+        for (value, expected) in [
+            (json!(null), false),
+            (json!(false), false),
+            (json!(""), false),
+            (json!([]), false),
+            (json!({}), false),
+            (json!(true), true),
+            (json!(0), true),
+            (json!(0.0), true),
+            (json!(-1), true),
+            (json!("false"), true),
+            (json!(" "), true),
+            (json!([null]), true),
+            (json!({"a": null}), true),
+        ] {
+            assert_eq!(eval("v", json!({ "v": value })), Ok(expected), "{value}");
+        }
+        assert_eq!(eval("missing.path", json!({})), Ok(false));
+    }
+
+    #[test]
+    fn evaluates_against_the_run_context() {
+        let mut ctx = fixture();
+        ctx.record_output("fetch", Some("w"), json!({"status": 200, "items": [1, 2]}));
+        let yes = [
+            "steps.fetch.status == `200`",
+            "length(steps.w.items) > `1`",
+            "params.city == 'Chisinau' && run.attempt == `2`",
+            "task.name == 'weather' && task.namespace == 'agents'",
+            "starts_with(now, '2026-03-28')",
+        ];
+        for expr in yes {
+            assert_eq!(
+                compile_condition(expr).expect(expr).evaluate(&ctx),
+                Ok(true),
+                "{expr}"
+            );
+        }
+        let no = compile_condition("steps.fetch.status != `200`").expect("compiles");
+        assert_eq!(no.evaluate(&ctx), Ok(false));
+    }
+
+    #[test]
+    fn evaluation_error_names_the_expression_and_hints_at_a_default() {
+        let cond = compile_condition("length(steps.fetch.items) > `0`").expect("compiles");
+        let err = cond.evaluate(&fixture()).expect_err("length(null)");
+        let ConditionError::Eval { expr, hint, .. } = &err else {
+            panic!("unexpected {err:?}");
+        };
+        assert_eq!(expr, "length(steps.fetch.items) > `0`");
+        assert!(
+            hint.as_deref().unwrap_or("").contains("length(x || `[]`)"),
+            "{err}"
+        );
+        assert!(err.to_string().starts_with("condition `length(steps.fetch.items) > `0`` failed: Argument 0 expects type array|object|string, given null"), "{err}");
+    }
+
+    #[test]
+    fn compile_rejects_bad_syntax_unknown_functions_and_oversize_input() {
+        let err = compile_condition("steps.fetch.status ==").expect_err("syntax");
+        assert!(matches!(err, ConditionError::Parse { .. }), "{err:?}");
+        assert!(err.to_string().contains("does not parse"), "{err}");
+        let err = compile_condition("steps.fetch-data.ok").expect_err("dash");
+        assert!(err.to_string().contains("\"fetch-data\""), "{err}");
+        assert!(compile_condition("steps.\"fetch-data\".ok").is_ok());
+        assert_eq!(
+            compile_condition("lenght(params.tags)").map(|_| ()),
+            Err(ConditionError::UnknownFunction {
+                expr: "lenght(params.tags)".into(),
+                name: "lenght".into()
+            })
+        );
+        assert_eq!(
+            compile_condition("  ").map(|_| ()),
+            Err(ConditionError::Empty)
+        );
+        let long = format!("params.a == '{}'", "x".repeat(MAX_CONDITION_LEN));
+        assert!(matches!(
+            compile_condition(&long),
+            Err(ConditionError::TooLong { .. })
+        ));
+        let deep = format!("{}params{}", "(".repeat(40), ")".repeat(40));
+        let err = compile_condition(&deep).expect_err("deep");
+        assert!(
+            err.to_string().contains("limit: condition nesting"),
+            "{err}"
+        );
+        assert!(compile_condition("'((((((((((((((((((((((((((((((((((((((((('").is_ok());
+    }
+
+    #[test]
+    fn condition_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Condition>();
+        let cond = compile_condition("params.count > `1`").expect("compiles");
+        let handle = std::thread::spawn(move || cond.evaluate(&fixture()));
+        assert_eq!(handle.join().expect("thread"), Ok(true));
+    }
+
+    #[test]
+    fn root_paths_lists_what_the_expression_reads_from_the_root() {
+        let cond = compile_condition(
+            "steps.fetch.status == `200` && length(params.tags[?@ != 'x']) > `0` || sort_by(steps.list.items, &name)[0].ok || not_null(stepz)",
+        )
+        .expect("compiles");
+        let paths = cond.root_paths();
+        let as_str: Vec<String> = paths.iter().map(|p| p.join(".")).collect();
+        assert!(
+            as_str.contains(&"steps.fetch.status".to_string()),
+            "{as_str:?}"
+        );
+        assert!(as_str.contains(&"params.tags".to_string()), "{as_str:?}");
+        assert!(
+            as_str.contains(&"steps.list.items".to_string()),
+            "{as_str:?}"
+        );
+        assert!(as_str.contains(&"stepz".to_string()), "{as_str:?}");
+        assert!(
+            !as_str.iter().any(|p| p == "name" || p == "ok"),
+            "{as_str:?}"
+        );
+    }
+}

@@ -1,0 +1,414 @@
+//! Our engine against an independent reference: python-dateutil's rrule with zoneinfo
+//! (fold=0), localized and de-duplicated by the same rules (see dateutil_reference.py).
+//! Python: $ORDINAUT_PYTHON, else /var/cache/ordinaut/venv/bin/python. Without dateutil this
+//! test FAILS and says how to set it up; it never passes silently.
+#![allow(clippy::unwrap_used)]
+mod common;
+use common::*;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// (zone, DTSTART, RRULE, after, n). Dates were chosen where chrono-tz's bundled tzdata and
+/// the system's agree (both 2025b at the time of writing).
+const CASES: &[(&str, &str, &str, &str, usize)] = &[
+    (
+        "Europe/Chisinau",
+        "2025-03-01T00:00:00",
+        "FREQ=DAILY;BYHOUR=2;BYMINUTE=30",
+        "2025-03-27T00:00:00Z",
+        6,
+    ),
+    (
+        "America/New_York",
+        "2025-10-01T00:00:00",
+        "FREQ=DAILY;BYHOUR=1;BYMINUTE=30",
+        "2025-10-31T00:00:00Z",
+        5,
+    ),
+    (
+        "America/New_York",
+        "2025-03-08T00:00:00",
+        "FREQ=DAILY;BYHOUR=2;BYMINUTE=30",
+        "2025-03-07T00:00:00Z",
+        4,
+    ),
+    (
+        "Australia/Lord_Howe",
+        "2025-01-01T00:00:00",
+        "FREQ=DAILY;BYHOUR=2;BYMINUTE=15",
+        "2025-10-02T00:00:00Z",
+        5,
+    ),
+    (
+        "Australia/Lord_Howe",
+        "2025-01-01T00:00:00",
+        "FREQ=DAILY;BYHOUR=1;BYMINUTE=45",
+        "2025-04-03T00:00:00Z",
+        5,
+    ),
+    (
+        "Australia/Lord_Howe",
+        "2025-10-04T22:00:00",
+        "FREQ=HOURLY;BYMINUTE=0,20,40",
+        "2025-10-04T10:00:00Z",
+        20,
+    ),
+    (
+        "Australia/Lord_Howe",
+        "2025-04-05T23:00:00",
+        "FREQ=MINUTELY;INTERVAL=10",
+        "2025-04-05T10:00:00Z",
+        30,
+    ),
+    (
+        "America/Santiago",
+        "2025-09-01T00:00:00",
+        "FREQ=DAILY",
+        "2025-09-04T00:00:00Z",
+        6,
+    ),
+    (
+        "America/Santiago",
+        "2025-04-01T00:00:00",
+        "FREQ=DAILY;BYHOUR=23,0;BYMINUTE=30",
+        "2025-04-04T00:00:00Z",
+        8,
+    ),
+    (
+        "America/Sao_Paulo",
+        "2018-01-01T00:00:00",
+        "FREQ=MONTHLY;BYMONTHDAY=1,4;BYHOUR=0",
+        "2018-01-01T00:00:00Z",
+        30,
+    ),
+    (
+        "America/Sao_Paulo",
+        "2018-11-01T00:00:00",
+        "FREQ=DAILY;BYHOUR=0;BYMINUTE=0,30",
+        "2018-11-02T00:00:00Z",
+        8,
+    ),
+    (
+        "Europe/Istanbul",
+        "2015-01-01T00:00:00",
+        "FREQ=YEARLY;BYMONTH=1,7;BYMONTHDAY=1;BYHOUR=12",
+        "2015-01-01T00:00:00Z",
+        8,
+    ),
+    (
+        "Asia/Tehran",
+        "2021-01-01T00:00:00",
+        "FREQ=YEARLY;BYYEARDAY=81,82,83,265,266",
+        "2021-01-01T00:00:00Z",
+        12,
+    ),
+    (
+        "Europe/Chisinau",
+        "2025-03-29T22:00:00",
+        "FREQ=HOURLY",
+        "2025-03-29T18:00:00Z",
+        10,
+    ),
+    (
+        "America/New_York",
+        "2025-03-09T00:00:00",
+        "FREQ=MINUTELY;INTERVAL=7",
+        "2025-03-09T06:00:00Z",
+        40,
+    ),
+    (
+        "America/New_York",
+        "2025-11-02T00:00:00",
+        "FREQ=MINUTELY;INTERVAL=10",
+        "2025-11-02T04:30:00Z",
+        30,
+    ),
+    (
+        "Europe/Berlin",
+        "2025-03-30T01:00:00",
+        "FREQ=SECONDLY;INTERVAL=450",
+        "2025-03-29T23:00:00Z",
+        25,
+    ),
+    (
+        "Europe/Berlin",
+        "2025-01-01T00:00:00",
+        "FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU;BYHOUR=2;BYMINUTE=30",
+        "2025-01-01T00:00:00Z",
+        4,
+    ),
+    (
+        "Europe/Berlin",
+        "2025-01-01T00:00:00",
+        "FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU;BYHOUR=2;BYMINUTE=30",
+        "2025-01-01T00:00:00Z",
+        4,
+    ),
+    (
+        "Pacific/Apia",
+        "2011-12-27T00:00:00",
+        "FREQ=DAILY;BYHOUR=12",
+        "2011-12-27T00:00:00Z",
+        6,
+    ),
+    (
+        "America/Havana",
+        "2025-03-07T00:00:00",
+        "FREQ=DAILY;BYHOUR=0,1;BYMINUTE=0,30",
+        "2025-03-07T00:00:00Z",
+        10,
+    ),
+    (
+        "America/St_Johns",
+        "2025-03-01T00:00:00",
+        "FREQ=WEEKLY;BYDAY=SU;BYHOUR=2;BYMINUTE=15",
+        "2025-03-01T00:00:00Z",
+        3,
+    ),
+    (
+        "UTC",
+        "2025-01-01T09:00:00",
+        "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+        "2025-01-01T00:00:00Z",
+        14,
+    ),
+    (
+        "Europe/London",
+        "2025-01-01T09:00:00",
+        "FREQ=MONTHLY;BYDAY=SA,SU;BYSETPOS=1,-1",
+        "2025-01-01T00:00:00Z",
+        14,
+    ),
+    (
+        "UTC",
+        "2025-01-01T08:00:00",
+        "FREQ=MONTHLY;INTERVAL=2;BYDAY=MO,WE;BYHOUR=9,17;BYSETPOS=2,-2",
+        "2025-01-01T00:00:00Z",
+        14,
+    ),
+    (
+        "UTC",
+        "2020-01-01T00:00:00",
+        "FREQ=YEARLY;BYWEEKNO=1;BYDAY=MO",
+        "2020-01-01T00:00:00Z",
+        10,
+    ),
+    (
+        "UTC",
+        "2015-01-01T00:00:00",
+        "FREQ=YEARLY;BYWEEKNO=53;BYDAY=TH",
+        "2015-01-01T00:00:00Z",
+        6,
+    ),
+    (
+        "UTC",
+        "2020-01-01T00:00:00",
+        "FREQ=YEARLY;BYWEEKNO=-1;BYDAY=SU;WKST=SU",
+        "2020-01-01T00:00:00Z",
+        8,
+    ),
+    (
+        "UTC",
+        "2020-01-01T00:00:00",
+        "FREQ=YEARLY;BYWEEKNO=1,52;WKST=SU",
+        "2020-01-01T00:00:00Z",
+        40,
+    ),
+    (
+        "Europe/Paris",
+        "2020-01-01T10:00:00",
+        "FREQ=YEARLY;BYYEARDAY=1,-1,-100",
+        "2020-01-01T00:00:00Z",
+        12,
+    ),
+    (
+        "UTC",
+        "1997-09-02T09:00:00",
+        "FREQ=WEEKLY;INTERVAL=2;WKST=SU;BYDAY=TU,SU;COUNT=8",
+        "1990-01-01T00:00:00Z",
+        10,
+    ),
+    (
+        "UTC",
+        "1997-08-05T09:00:00",
+        "FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,SU;WKST=MO;COUNT=4",
+        "1990-01-01T00:00:00Z",
+        10,
+    ),
+    (
+        "UTC",
+        "1997-08-05T09:00:00",
+        "FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,SU;WKST=SU;COUNT=4",
+        "1990-01-01T00:00:00Z",
+        10,
+    ),
+    (
+        "America/Chicago",
+        "2025-01-01T07:00:00",
+        "FREQ=MONTHLY;BYDAY=-1FR;COUNT=10",
+        "2024-01-01T00:00:00Z",
+        20,
+    ),
+    (
+        "Asia/Kolkata",
+        "2025-01-15T06:00:00",
+        "FREQ=MONTHLY;BYMONTHDAY=-1,-3",
+        "2025-01-01T00:00:00Z",
+        12,
+    ),
+    (
+        "UTC",
+        "2025-01-31T12:00:00",
+        "FREQ=MONTHLY",
+        "2025-01-01T00:00:00Z",
+        8,
+    ),
+    (
+        "UTC",
+        "2025-01-01T00:00:00",
+        "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO",
+        "2025-01-01T00:00:00Z",
+        3,
+    ),
+    (
+        "UTC",
+        "2025-01-01T00:00:00",
+        "FREQ=YEARLY;BYDAY=20MO",
+        "2025-01-01T00:00:00Z",
+        4,
+    ),
+    (
+        "UTC",
+        "2025-01-01T00:00:00",
+        "FREQ=YEARLY;BYMONTH=1,2;BYDAY=-2TH",
+        "2025-01-01T00:00:00Z",
+        6,
+    ),
+    (
+        "Europe/Berlin",
+        "2025-01-01T09:00:00",
+        "FREQ=DAILY;INTERVAL=3;UNTIL=20250120T090000",
+        "2024-01-01T00:00:00Z",
+        20,
+    ),
+    (
+        "Europe/Berlin",
+        "2025-03-20T02:30:00",
+        "FREQ=DAILY;UNTIL=20250330T003000Z",
+        "2024-01-01T00:00:00Z",
+        20,
+    ),
+    (
+        "America/Denver",
+        "2025-03-03T00:00:00",
+        "FREQ=HOURLY;INTERVAL=5;BYDAY=MO,FR;BYHOUR=0,5,10,15,20",
+        "2025-03-01T00:00:00Z",
+        20,
+    ),
+    (
+        "Europe/Chisinau",
+        "2025-03-25T00:00:00",
+        "FREQ=MINUTELY;INTERVAL=17;BYHOUR=2,3;BYDAY=SU",
+        "2025-03-25T00:00:00Z",
+        20,
+    ),
+    (
+        "UTC",
+        "2025-01-01T00:00:00",
+        "FREQ=SECONDLY;INTERVAL=7;BYMINUTE=0;BYSECOND=0,14,30",
+        "2025-01-01T00:00:00Z",
+        15,
+    ),
+    (
+        "Europe/Chisinau",
+        "2025-01-01T00:00:00",
+        "FREQ=MINUTELY;BYMONTHDAY=30;BYMONTH=3;BYHOUR=1,2,3;BYMINUTE=0,59",
+        "2025-01-01T00:00:00Z",
+        12,
+    ),
+    (
+        "Europe/Vilnius",
+        "2025-01-01T00:00:00",
+        "FREQ=HOURLY;BYYEARDAY=89,-1;BYMINUTE=0",
+        "2025-01-01T00:00:00Z",
+        30,
+    ),
+];
+
+fn python() -> String {
+    std::env::var("ORDINAUT_PYTHON")
+        .unwrap_or_else(|_| "/var/cache/ordinaut/venv/bin/python".to_string())
+}
+
+fn reference(cases: &[(&str, &str, &str, &str, usize)]) -> Vec<Vec<String>> {
+    let py = python();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dateutil_reference.py");
+    let setup = "set it up with `python3 -m venv /var/cache/ordinaut/venv && \
+                 /var/cache/ordinaut/venv/bin/pip install python-dateutil` or point \
+                 ORDINAUT_PYTHON at a python with dateutil";
+    let probe = Command::new(&py)
+        .args(["-c", "import dateutil.rrule, zoneinfo"])
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "{py} lacks python-dateutil ({}); {setup}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => panic!("cannot run {py} ({e}); {setup}"),
+    }
+    let mut child = Command::new(&py)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = String::new();
+    for (zone, dtstart, rule, after, n) in cases {
+        input.push_str(&format!("{zone}\t{dtstart}\t{rule}\t{after}\t{n}\n"));
+    }
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "reference script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect();
+    assert_eq!(lines.len(), cases.len(), "one reference line per case");
+    lines
+}
+
+#[test]
+fn matches_python_dateutil_with_zoneinfo_fold_0() {
+    let expected = reference(CASES);
+    let mut failures = Vec::new();
+    for ((zone, dtstart, rule, after, n), want) in CASES.iter().zip(&expected) {
+        assert!(
+            !want.is_empty(),
+            "reference produced nothing for {rule} in {zone}"
+        );
+        let got = take(&rrule(rule, zone, dtstart), after, *n);
+        if &got != want {
+            failures.push(format!("{rule} in {zone} from {dtstart} after {after}:\n  ours:     {got:?}\n  dateutil: {want:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
+}

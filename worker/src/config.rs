@@ -1,0 +1,50 @@
+//! The worker's tunables, set from flags by `main`.
+
+use std::time::Duration;
+
+/// How a worker leases and runs work.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Names this worker in leases (`locked_by`) and run records.
+    pub worker_id: String,
+    /// Runs executing at once.
+    pub concurrency: usize,
+    /// Most occurrences taken by one lease statement.
+    pub batch_size: usize,
+    /// How long a lease lasts without a heartbeat.
+    pub lease_duration: Duration,
+    /// How often held leases are extended (well under `lease_duration`).
+    pub heartbeat_interval: Duration,
+    /// Longest idle wait before looking for work again when no notification arrives.
+    pub poll_interval: Duration,
+    /// How often expired leases (of crashed workers) are returned to the queue.
+    pub reap_interval: Duration,
+    /// On shutdown, how long in-flight runs may take before their leases are handed back.
+    pub drain_timeout: Duration,
+    /// Step timeout when neither the step nor the Task sets one.
+    pub default_step_timeout: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            worker_id: default_worker_id(),
+            concurrency: 64,
+            batch_size: 256,
+            lease_duration: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(1),
+            reap_interval: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(30),
+            default_step_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `$POD_NAME`, else `$HOSTNAME`, else `worker`, plus the process id.
+pub fn default_worker_id() -> String {
+    let host = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "worker".to_string());
+    format!("{host}-{}", std::process::id())
+}

@@ -1,0 +1,278 @@
+//! Runs one pipeline: conditions, templates, schema checks, tool calls with timeouts and
+//! step retries, and the records of every step. No database access: the runner records the
+//! outcome this returns.
+
+use crate::redact::redact;
+use chrono::{DateTime, Utc};
+use ordinaut_api::RetryPolicy;
+use ordinaut_pipeline::{
+    CompiledPipeline, CompiledStep, Context, SchemaCache, SchemaError, resolve_retry,
+};
+use ordinaut_store::{RunStatus, StepRecord, StepStatus};
+use ordinaut_tools::{CallContext, ToolError, ToolRegistry};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Everything the executor needs about one run.
+pub struct RunInput<'a> {
+    pub pipeline: &'a CompiledPipeline,
+    pub context: Context,
+    /// The Task's retry policy, the default for steps without their own.
+    pub task_retry: Option<&'a RetryPolicy>,
+    /// Stable across attempts of the occurrence; step ids are appended for tools.
+    pub idempotency_key: String,
+    pub run_attempt: u32,
+    pub run_id: uuid::Uuid,
+}
+
+/// How a run ended, before it is recorded.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub status: RunStatus,
+    pub output: Option<Value>,
+    /// For failures: the step, attempt and cause.
+    pub error: Option<String>,
+    pub steps: Vec<StepRecord>,
+}
+
+/// Runs pipelines through a tool registry.
+pub struct Executor {
+    tools: ToolRegistry,
+    schemas: Arc<SchemaCache>,
+    default_step_timeout: Duration,
+}
+
+impl Executor {
+    pub fn new(tools: ToolRegistry, default_step_timeout: Duration) -> Self {
+        Self {
+            tools,
+            schemas: Arc::new(SchemaCache::new()),
+            default_step_timeout,
+        }
+    }
+
+    /// Runs every step in order. `cancel` stops the run (Replace, run timeout, shutdown):
+    /// the step in flight is abandoned and the run ends `Cancelled`.
+    pub async fn run(&self, mut input: RunInput<'_>, cancel: &CancellationToken) -> RunResult {
+        let mut steps = Vec::with_capacity(input.pipeline.steps.len());
+        let mut last_output: Option<Value> = None;
+        for step in &input.pipeline.steps {
+            if cancel.is_cancelled() {
+                return cancelled(steps);
+            }
+            let started = Utc::now();
+            let record =
+                |status, attempts, step_input: Option<&Value>, output, error: Option<String>| {
+                    StepRecord {
+                        step_id: step.id.clone(),
+                        uses: step.tool.to_string(),
+                        status,
+                        attempts,
+                        input: step_input.map(redact),
+                        output,
+                        error,
+                        started_at: started,
+                        finished_at: Utc::now(),
+                    }
+                };
+            match step.should_run(&input.context) {
+                Ok(true) => {}
+                Ok(false) => {
+                    step.record_skipped(&mut input.context);
+                    steps.push(record(StepStatus::Skipped, 0, None, None, None));
+                    continue;
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    steps.push(record(StepStatus::Failed, 0, None, None, Some(msg.clone())));
+                    if step.continue_on_error {
+                        step.record_skipped(&mut input.context);
+                        continue;
+                    }
+                    return failed(steps, msg);
+                }
+            }
+            let rendered = match step.render_input(&input.context) {
+                Ok(v) => v,
+                Err(e) => {
+                    let msg = e.to_string();
+                    steps.push(record(StepStatus::Failed, 0, None, None, Some(msg.clone())));
+                    if step.continue_on_error {
+                        step.record_skipped(&mut input.context);
+                        continue;
+                    }
+                    return failed(steps, msg);
+                }
+            };
+            let (attempts, result) = self.call_step(step, &rendered, &input, cancel).await;
+            match result {
+                Ok(output) => {
+                    step.record_output(&mut input.context, output.clone());
+                    steps.push(record(
+                        StepStatus::Succeeded,
+                        attempts,
+                        Some(&rendered),
+                        Some(output.clone()),
+                        None,
+                    ));
+                    last_output = Some(output);
+                }
+                Err(StepFailure::Cancelled) => {
+                    steps.push(record(
+                        StepStatus::Failed,
+                        attempts,
+                        Some(&rendered),
+                        None,
+                        Some("cancelled".into()),
+                    ));
+                    return cancelled(steps);
+                }
+                Err(StepFailure::Error(msg)) => {
+                    let msg = format!("step `{}` (attempt {attempts}): {msg}", step.id);
+                    steps.push(record(
+                        StepStatus::Failed,
+                        attempts,
+                        Some(&rendered),
+                        None,
+                        Some(msg.clone()),
+                    ));
+                    if step.continue_on_error {
+                        step.record_skipped(&mut input.context);
+                        continue;
+                    }
+                    return failed(steps, msg);
+                }
+            }
+        }
+        let output = match input.pipeline.render_output(&input.context) {
+            Ok(Some(v)) => Some(v),
+            Ok(None) => last_output,
+            Err(e) => return failed(steps, e.to_string()),
+        };
+        RunResult {
+            status: RunStatus::Succeeded,
+            output,
+            error: None,
+            steps,
+        }
+    }
+
+    /// One step with its retries. Returns the number of tries and the final result.
+    async fn call_step(
+        &self,
+        step: &CompiledStep,
+        rendered: &Value,
+        input: &RunInput<'_>,
+        cancel: &CancellationToken,
+    ) -> (i32, Result<Value, StepFailure>) {
+        let uses = step.tool.to_string();
+        let Some(tool) = self.tools.get(&uses) else {
+            return (
+                0,
+                Err(StepFailure::Error(format!(
+                    "unknown tool `{uses}` (not a built-in and no such MCP server tool)"
+                ))),
+            );
+        };
+        if let Some(schema) = tool.input_schema()
+            && let Err(e) = self.schemas.check(schema, rendered)
+        {
+            return (0, Err(StepFailure::Error(schema_message("input", &e))));
+        }
+        let policy = match resolve_retry(input.task_retry, step.retry.as_ref()) {
+            Ok(p) => p,
+            Err(e) => return (0, Err(StepFailure::Error(format!("retry: {e}")))),
+        };
+        let timeout = step.timeout.unwrap_or(self.default_step_timeout);
+        let mut try_no: u32 = 1;
+        loop {
+            let ctx = CallContext {
+                run_id: input.run_id,
+                run_attempt: input.run_attempt,
+                step_id: step.id.clone(),
+                step_attempt: try_no,
+                idempotency_key: format!("{}:{}", input.idempotency_key, step.id),
+                timeout: Some(timeout),
+                cancel: cancel.child_token(),
+            };
+            let call = tokio::time::timeout(timeout, tool.call(rendered.clone(), &ctx));
+            let outcome = tokio::select! {
+                r = call => match r {
+                    Ok(r) => r,
+                    Err(_) => {
+                        ctx.cancel.cancel();
+                        Err(ToolError::Timeout(timeout))
+                    }
+                },
+                _ = cancel.cancelled() => return (try_no as i32, Err(StepFailure::Cancelled)),
+            };
+            let err = match outcome {
+                Ok(output) => {
+                    if let Some(schema) = tool.output_schema()
+                        && let Err(e) = self.schemas.check(schema, &output)
+                    {
+                        return (
+                            try_no as i32,
+                            Err(StepFailure::Error(schema_message("output", &e))),
+                        );
+                    }
+                    return (try_no as i32, Ok(output));
+                }
+                Err(ToolError::Cancelled) if cancel.is_cancelled() => {
+                    return (try_no as i32, Err(StepFailure::Cancelled));
+                }
+                Err(e) => e,
+            };
+            if !err.is_retryable() || !policy.should_retry(try_no) {
+                return (try_no as i32, Err(StepFailure::Error(err.to_string())));
+            }
+            let delay = policy.delay(try_no, fastrand::f64());
+            tracing::debug!(step = %step.id, attempt = try_no, ?delay, error = %err, "step failed, retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = cancel.cancelled() => return (try_no as i32, Err(StepFailure::Cancelled)),
+            }
+            try_no += 1;
+        }
+    }
+}
+
+enum StepFailure {
+    Cancelled,
+    Error(String),
+}
+
+fn schema_message(which: &str, e: &SchemaError) -> String {
+    match e {
+        SchemaError::Violated(v) => {
+            format!("{which} does not match the tool's {which} schema: {v}")
+        }
+        other => format!("the tool's {which} schema cannot be used: {other}"),
+    }
+}
+
+fn failed(steps: Vec<StepRecord>, error: String) -> RunResult {
+    RunResult {
+        status: RunStatus::Failed,
+        output: None,
+        error: Some(error),
+        steps,
+    }
+}
+
+fn cancelled(steps: Vec<StepRecord>) -> RunResult {
+    RunResult {
+        status: RunStatus::Cancelled,
+        output: None,
+        error: Some("run cancelled".into()),
+        steps,
+    }
+}
+
+/// The instant a run's `${now}` refers to: its scheduled time for scheduled runs, so that a
+/// late or retried run renders the same values as an on-time one.
+pub fn reference_time(scheduled_for: DateTime<Utc>) -> DateTime<Utc> {
+    scheduled_for
+}

@@ -1,0 +1,16 @@
+//! Ordinaut's worker: leases due occurrences from PostgreSQL (`FOR UPDATE SKIP LOCKED`),
+//! runs their pipelines through the tools, records every run and step with its events in
+//! one transaction per batch, and drains cleanly on shutdown.
+
+pub mod config;
+pub mod events;
+pub mod executor;
+pub mod metrics;
+pub mod redact;
+pub mod runner;
+pub mod serve;
+
+pub use config::WorkerConfig;
+pub use executor::Executor;
+pub use metrics::Metrics;
+pub use runner::{Worker, WorkerError};

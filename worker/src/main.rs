@@ -1,0 +1,209 @@
+//! `ordinaut-worker`: leases due work from PostgreSQL and runs pipelines.
+
+use anyhow::Context as _;
+use clap::Parser;
+use ordinaut_store::Store;
+use ordinaut_worker::serve::{ReadyCheck, serve};
+use ordinaut_worker::{Executor, Metrics, Worker, WorkerConfig};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+fn duration(s: &str) -> Result<Duration, String> {
+    ordinaut_schedule::duration::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// Ordinaut worker: leases due occurrences from PostgreSQL and runs their pipelines.
+///
+/// Every flag can also be set with the environment variable shown.
+#[derive(Parser, Debug)]
+#[command(name = "ordinaut-worker", version, about, long_about = None)]
+struct Args {
+    /// PostgreSQL URL of Ordinaut's database.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+
+    /// Redis URL; when set, this worker also relays outbox events to Redis Streams.
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: Option<String>,
+
+    /// Name of this worker in leases and run records [default: $POD_NAME or $HOSTNAME, plus the pid].
+    #[arg(long, env = "ORDINAUT_WORKER_ID")]
+    worker_id: Option<String>,
+
+    /// Runs executing at once.
+    #[arg(long, env = "ORDINAUT_CONCURRENCY", default_value_t = 64)]
+    concurrency: usize,
+
+    /// Most occurrences taken by one lease statement.
+    #[arg(long, env = "ORDINAUT_BATCH_SIZE", default_value_t = 256)]
+    batch_size: usize,
+
+    /// How long a lease lasts without a heartbeat (e.g. 30s).
+    #[arg(long, env = "ORDINAUT_LEASE_DURATION", default_value = "30s", value_parser = duration)]
+    lease_duration: Duration,
+
+    /// How often held leases are extended; keep it well under --lease-duration.
+    #[arg(long, env = "ORDINAUT_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = duration)]
+    heartbeat_interval: Duration,
+
+    /// Longest wait before looking for work again when no notification arrives.
+    #[arg(long, env = "ORDINAUT_POLL_INTERVAL", default_value = "1s", value_parser = duration)]
+    poll_interval: Duration,
+
+    /// How often expired leases of crashed workers are returned to the queue.
+    #[arg(long, env = "ORDINAUT_REAP_INTERVAL", default_value = "5s", value_parser = duration)]
+    reap_interval: Duration,
+
+    /// On SIGTERM, how long in-flight runs may finish before their leases are handed back.
+    #[arg(long, env = "ORDINAUT_DRAIN_TIMEOUT", default_value = "30s", value_parser = duration)]
+    drain_timeout: Duration,
+
+    /// Step timeout when neither the step nor the Task sets one.
+    #[arg(long, env = "ORDINAUT_STEP_TIMEOUT", default_value = "5m", value_parser = duration)]
+    step_timeout: Duration,
+
+    /// Hosts `http.request` steps may reach (comma-separated globs such as `api.example.com`,
+    /// `*.example.com`, `10.0.0.5:8080`). Empty: `http.request` is refused.
+    #[arg(long, env = "ORDINAUT_HTTP_ALLOW_HOSTS", value_delimiter = ',')]
+    http_allow_hosts: Vec<String>,
+
+    /// Connections in the database pool.
+    #[arg(long, env = "ORDINAUT_DB_POOL_SIZE", default_value_t = 16)]
+    db_pool_size: u32,
+
+    /// Apply database migrations at start (safe with several processes: they take a lock).
+    #[arg(long, env = "ORDINAUT_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
+    migrate: bool,
+
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, env = "ORDINAUT_LISTEN_ADDR", default_value = "0.0.0.0:9090")]
+    listen_addr: SocketAddr,
+
+    /// Log format: `text` for people, `json` for clusters.
+    #[arg(long, env = "ORDINAUT_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info`, `ordinaut_worker=debug`).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    log_level: String,
+}
+
+fn init_tracing(format: &str, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_tracing(&args.log_format, &args.log_level);
+
+    let store = Store::connect(&args.database_url, args.db_pool_size)
+        .await
+        .context("connecting to PostgreSQL")?;
+    if args.migrate {
+        store.migrate().await.context("applying migrations")?;
+    }
+
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Arc::new(Metrics::new(&mut registry));
+    let registry = Arc::new(registry);
+
+    let tools = ordinaut_tools::builtin::registry(ordinaut_tools::http::HttpConfig {
+        allow_hosts: args.http_allow_hosts.clone(),
+        ..Default::default()
+    });
+    let executor = Arc::new(Executor::new(tools, args.step_timeout));
+    let config = WorkerConfig {
+        worker_id: args
+            .worker_id
+            .clone()
+            .unwrap_or_else(ordinaut_worker::config::default_worker_id),
+        concurrency: args.concurrency,
+        batch_size: args.batch_size,
+        lease_duration: args.lease_duration,
+        heartbeat_interval: args.heartbeat_interval,
+        poll_interval: args.poll_interval,
+        reap_interval: args.reap_interval,
+        drain_timeout: args.drain_timeout,
+        default_step_timeout: args.step_timeout,
+    };
+
+    let shutdown = CancellationToken::new();
+    let draining = CancellationToken::new();
+    let ready: ReadyCheck = {
+        let store = store.clone();
+        let draining = draining.clone();
+        Arc::new(move || {
+            let store = store.clone();
+            let draining = draining.clone();
+            Box::pin(async move {
+                if draining.is_cancelled() {
+                    return Err("draining".to_string());
+                }
+                if !store.ping().await {
+                    return Err("database unreachable".to_string());
+                }
+                Ok(())
+            })
+        })
+    };
+    let http_stop = CancellationToken::new();
+    let (bound, http) = serve(args.listen_addr, registry, ready, http_stop.clone())
+        .await
+        .with_context(|| format!("listening on {}", args.listen_addr))?;
+    tracing::info!(addr = %bound, "serving /metrics, /healthz, /readyz");
+
+    {
+        let shutdown = shutdown.clone();
+        let draining = draining.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown signal received");
+            draining.cancel();
+            shutdown.cancel();
+        });
+    }
+
+    let worker = Worker::new(store, executor, config, metrics);
+    worker.run(shutdown).await?;
+    http_stop.cancel();
+    let _ = http.await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

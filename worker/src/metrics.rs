@@ -1,0 +1,123 @@
+//! The worker's Prometheus metrics (prefix `ordinaut_`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub outcome: String,
+}
+
+fn seconds_histogram() -> Histogram {
+    // 1 ms … ~9 h
+    Histogram::new(exponential_buckets(0.001, 2.0, 25))
+}
+
+/// Every metric the worker exports.
+pub struct Metrics {
+    pub runs: Family<Outcome, Counter>,
+    pub steps: Family<Outcome, Counter>,
+    pub run_duration: Histogram,
+    pub step_duration: Histogram,
+    pub schedule_lag: Histogram,
+    pub leased: Counter,
+    pub reclaimed: Counter,
+    pub lost_leases: Counter,
+    pub in_flight: Gauge,
+    pub queue_depth: Gauge,
+    pub outbox_backlog: Gauge,
+    pub stale_results: Counter,
+    pub record_errors: Counter,
+    pub relay_published: Counter<u64, AtomicU64>,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = Self {
+            runs: Family::default(),
+            steps: Family::default(),
+            run_duration: seconds_histogram(),
+            step_duration: seconds_histogram(),
+            schedule_lag: seconds_histogram(),
+            leased: Counter::default(),
+            reclaimed: Counter::default(),
+            lost_leases: Counter::default(),
+            in_flight: Gauge::default(),
+            queue_depth: Gauge::default(),
+            outbox_backlog: Gauge::default(),
+            stale_results: Counter::default(),
+            record_errors: Counter::default(),
+            relay_published: Counter::default(),
+        };
+        let r = registry;
+        r.register("ordinaut_runs", "Runs finished, by outcome", m.runs.clone());
+        r.register(
+            "ordinaut_steps",
+            "Steps finished, by outcome",
+            m.steps.clone(),
+        );
+        r.register(
+            "ordinaut_run_duration_seconds",
+            "Run duration",
+            m.run_duration.clone(),
+        );
+        r.register(
+            "ordinaut_step_duration_seconds",
+            "Step duration",
+            m.step_duration.clone(),
+        );
+        r.register(
+            "ordinaut_schedule_lag_seconds",
+            "Start time minus scheduled time of runs",
+            m.schedule_lag.clone(),
+        );
+        r.register("ordinaut_leases", "Occurrences leased", m.leased.clone());
+        r.register(
+            "ordinaut_lease_reclaims",
+            "Expired leases returned to the queue by this worker's reaper",
+            m.reclaimed.clone(),
+        );
+        r.register(
+            "ordinaut_lost_leases",
+            "Leases this worker lost before finishing (its results are dropped)",
+            m.lost_leases.clone(),
+        );
+        r.register(
+            "ordinaut_runs_in_flight",
+            "Runs executing now",
+            m.in_flight.clone(),
+        );
+        r.register(
+            "ordinaut_queue_depth",
+            "Queued occurrences that are due",
+            m.queue_depth.clone(),
+        );
+        r.register(
+            "ordinaut_outbox_backlog",
+            "Events not yet relayed to Redis",
+            m.outbox_backlog.clone(),
+        );
+        r.register(
+            "ordinaut_stale_results",
+            "Run results refused because their attempt was stale",
+            m.stale_results.clone(),
+        );
+        r.register(
+            "ordinaut_record_errors",
+            "Failed attempts to write run records (retried)",
+            m.record_errors.clone(),
+        );
+        r.register(
+            "ordinaut_events_published",
+            "Events relayed from the outbox to Redis Streams",
+            m.relay_published.clone(),
+        );
+        m
+    }
+}

@@ -1,0 +1,674 @@
+//! The lease loop: lease due occurrences in batches, run each on its own task, keep the
+//! leases alive, record results in batches, reap the leases of crashed workers, and drain on
+//! shutdown without losing or leaving locked anything.
+
+use crate::config::WorkerConfig;
+use crate::events;
+use crate::executor::{Executor, RunInput, reference_time};
+use crate::metrics::{Metrics, Outcome};
+use chrono::Utc;
+use ordinaut_api::{ConcurrencyPolicy, TaskSpec};
+use ordinaut_pipeline::{CompiledPipeline, Context, RunInfo, TaskInfo, compile_pipeline};
+use ordinaut_store::{
+    Disposition, FinishOutcome, Lease, OutboxEvent, RunDecision, RunRecord, RunStatus, Store,
+    StoreError, Trigger,
+};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+/// Why a run's cancellation token fired.
+const REASON_NONE: u8 = 0;
+const REASON_REPLACED: u8 = 1;
+const REASON_LOST: u8 = 2;
+const REASON_DRAIN: u8 = 3;
+const REASON_TIMEOUT: u8 = 4;
+
+struct HeldRun {
+    attempt: i32,
+    cancel: CancellationToken,
+    reason: Arc<AtomicU8>,
+    /// Set once the result is on its way to the recorder: a missing heartbeat row then means
+    /// "finished", not "lost".
+    finishing: Arc<AtomicBool>,
+}
+
+/// A Task's spec, parsed and compiled once per generation.
+struct Prepared {
+    spec: TaskSpec,
+    pipeline: CompiledPipeline,
+    timezone: chrono_tz::Tz,
+    timeout: Option<Duration>,
+}
+
+enum Record {
+    Started(Uuid, OutboxEvent),
+    Finished(Box<RunRecord>),
+    Release(i64, i32),
+}
+
+struct Shared {
+    store: Store,
+    executor: Arc<Executor>,
+    config: WorkerConfig,
+    metrics: Arc<Metrics>,
+    held: Mutex<HashMap<i64, HeldRun>>,
+    prepared: Mutex<HashMap<(Uuid, i64), Arc<Prepared>>>,
+}
+
+/// Errors that stop the worker.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("worker could not listen for due work: {0}")]
+    Listen(#[source] StoreError),
+}
+
+/// A worker: leases and runs due work until shut down.
+pub struct Worker {
+    shared: Arc<Shared>,
+}
+
+impl Worker {
+    pub fn new(
+        store: Store,
+        executor: Arc<Executor>,
+        config: WorkerConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                executor,
+                config,
+                metrics,
+                held: Mutex::default(),
+                prepared: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Runs until `shutdown` fires, then drains: stops leasing, lets in-flight runs finish
+    /// within the drain timeout, hands back the leases of those that do not, records
+    /// everything and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        let s = self.shared;
+        let mut listener = s
+            .store
+            .listen_due_work()
+            .await
+            .map_err(WorkerError::Listen)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(recorder_loop(s.clone(), rx));
+        let background_stop = CancellationToken::new();
+        let heartbeat = tokio::spawn(heartbeat_loop(s.clone(), background_stop.clone()));
+        let reaper = tokio::spawn(reaper_loop(s.clone(), background_stop.clone()));
+        let slots = Arc::new(Semaphore::new(s.config.concurrency.max(1)));
+        let mut runs = JoinSet::new();
+        tracing::info!(worker = %s.config.worker_id, concurrency = s.config.concurrency, "worker started");
+
+        loop {
+            let first = tokio::select! {
+                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = shutdown.cancelled() => break,
+            };
+            let mut permits = vec![first];
+            while permits.len() < s.config.batch_size.max(1) {
+                match slots.clone().try_acquire_owned() {
+                    Ok(p) => permits.push(p),
+                    Err(_) => break,
+                }
+            }
+            let want = permits.len();
+            let leases = match s
+                .store
+                .lease(&s.config.worker_id, want as i64, s.config.lease_duration)
+                .await
+            {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "leasing failed; retrying");
+                    drop(permits);
+                    tokio::select! {
+                        _ = tokio::time::sleep(s.config.poll_interval) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                    continue;
+                }
+            };
+            let got = leases.len();
+            s.metrics.leased.inc_by(got as u64);
+            for lease in leases {
+                let Some(permit) = permits.pop() else { break };
+                let cancel = CancellationToken::new();
+                let reason = Arc::new(AtomicU8::new(REASON_NONE));
+                let finishing = Arc::new(AtomicBool::new(false));
+                lock(&s.held).insert(
+                    lease.id,
+                    HeldRun {
+                        attempt: lease.attempt,
+                        cancel: cancel.clone(),
+                        reason: reason.clone(),
+                        finishing: finishing.clone(),
+                    },
+                );
+                runs.spawn(run_one(
+                    s.clone(),
+                    lease,
+                    permit,
+                    tx.clone(),
+                    cancel,
+                    reason,
+                    finishing,
+                ));
+            }
+            drop(permits);
+            while let Some(done) = runs.try_join_next() {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "a run task panicked");
+                }
+            }
+            if got < want {
+                let wait = idle_wait(&s, got).await;
+                if !wait.is_zero() {
+                    tokio::select! {
+                        r = listener.wait(wait) => if let Err(e) = r {
+                            tracing::warn!(error = %e, "waiting for notifications failed; polling");
+                            tokio::select! {
+                                _ = tokio::time::sleep(s.config.poll_interval) => {}
+                                _ = shutdown.cancelled() => break,
+                            }
+                        },
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+            }
+        }
+
+        let in_flight = runs.len();
+        tracing::info!(in_flight, drain_timeout = ?s.config.drain_timeout, "draining");
+        let deadline = tokio::time::Instant::now() + s.config.drain_timeout;
+        let mut handed_back = false;
+        loop {
+            tokio::select! {
+                next = runs.join_next() => match next {
+                    None => break,
+                    Some(Err(e)) => tracing::error!(error = %e, "a run task panicked"),
+                    Some(Ok(())) => {}
+                },
+                _ = tokio::time::sleep_until(deadline), if !handed_back => {
+                    handed_back = true;
+                    let held = lock(&s.held);
+                    tracing::warn!(runs = held.len(), "drain timeout reached; handing back leases of unfinished runs");
+                    for h in held.values() {
+                        let _ = h.reason.compare_exchange(REASON_NONE, REASON_DRAIN, Ordering::SeqCst, Ordering::SeqCst);
+                        h.cancel.cancel();
+                    }
+                }
+            }
+        }
+        drop(tx);
+        if let Err(e) = recorder.await {
+            tracing::error!(error = %e, "the recorder panicked");
+        }
+        background_stop.cancel();
+        let _ = heartbeat.await;
+        let _ = reaper.await;
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section is a single map operation; a poisoned lock holds a valid map.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How long to wait for work after a lease came back short: until the earliest queued
+/// occurrence is due, at most the poll interval.
+async fn idle_wait(s: &Shared, got: usize) -> Duration {
+    match s.store.earliest_queued().await {
+        Ok(Some(at)) => {
+            let until = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            if until.is_zero() {
+                // Due rows exist but other workers are taking them right now.
+                if got > 0 {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(5)
+                }
+            } else {
+                until.min(s.config.poll_interval)
+            }
+        }
+        Ok(None) => s.config.poll_interval,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the queue failed");
+            s.config.poll_interval
+        }
+    }
+}
+
+impl Shared {
+    fn prepare(&self, lease: &Lease) -> Result<Arc<Prepared>, String> {
+        let key = (lease.task_uid, lease.generation);
+        if let Some(p) = lock(&self.prepared).get(&key) {
+            return Ok(p.clone());
+        }
+        let spec: TaskSpec = serde_json::from_value(lease.spec.clone())
+            .map_err(|e| format!("task spec in the database cannot be read: {e}"))?;
+        let pipeline_spec = spec.pipeline.as_ref().ok_or_else(|| match &spec.pipeline_ref {
+            Some(name) => format!("Pipeline `{name}` has not been resolved into the task yet (the operator does this)"),
+            None => "the task has no pipeline".to_string(),
+        })?;
+        let pipeline = compile_pipeline(pipeline_spec).map_err(|issues| {
+            let list: Vec<String> = issues
+                .iter()
+                .map(|i| format!("{}: {}", i.path, i.message))
+                .collect();
+            format!("invalid pipeline: {}", list.join("; "))
+        })?;
+        let timezone = ordinaut_schedule::zone::parse_timezone(&spec.schedule.timezone)
+            .map_err(|e| e.to_string())?;
+        let timeout = spec
+            .timeout
+            .as_deref()
+            .map(ordinaut_schedule::duration::parse_duration)
+            .transpose()
+            .map_err(|e| format!("timeout: {e}"))?;
+        let prepared = Arc::new(Prepared {
+            spec,
+            pipeline,
+            timezone,
+            timeout,
+        });
+        let mut cache = lock(&self.prepared);
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(key, prepared.clone());
+        Ok(prepared)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_one(
+    s: Arc<Shared>,
+    lease: Lease,
+    permit: OwnedSemaphorePermit,
+    tx: mpsc::UnboundedSender<Record>,
+    cancel: CancellationToken,
+    reason: Arc<AtomicU8>,
+    finishing: Arc<AtomicBool>,
+) {
+    let run_id = Uuid::now_v7();
+    let span = tracing::info_span!(
+        "run",
+        namespace = %lease.namespace,
+        task = %lease.name,
+        run_id = %run_id,
+        attempt = lease.attempt,
+        trigger = %lease.trigger,
+    );
+    async move {
+        let started = Utc::now();
+        if lease.trigger == Trigger::Schedule && lease.attempt == 1 {
+            let lag = (started - lease.run_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+            s.metrics.schedule_lag.observe(lag);
+        }
+        s.metrics.in_flight.inc();
+        let finish = |status: RunStatus, output, error: Option<String>, steps: Vec<ordinaut_store::StepRecord>| {
+            let finished = Utc::now();
+            let mut evs: Vec<OutboxEvent> = steps.iter().map(|st| events::step(&lease, run_id, st)).collect();
+            evs.push(events::run_finished(&lease, run_id, status, started, finished, error.as_deref()));
+            RunRecord {
+                due_work_id: lease.id,
+                attempt: lease.attempt,
+                run_id,
+                status,
+                started_at: started,
+                finished_at: finished,
+                worker: s.config.worker_id.clone(),
+                output,
+                error,
+                steps,
+                events: evs,
+                disposition: Disposition::Done,
+            }
+        };
+        let record = 'run: {
+            let prepared = match s.prepare(&lease) {
+                Ok(p) => p,
+                Err(msg) => {
+                    tracing::warn!(error = %msg, "cannot run task");
+                    break 'run Some(finish(RunStatus::Failed, None, Some(msg), Vec::new()));
+                }
+            };
+            let policy = prepared.spec.concurrency_policy;
+            if policy != ConcurrencyPolicy::Allow {
+                let policy_name = match policy {
+                    ConcurrencyPolicy::Forbid => "Forbid",
+                    ConcurrencyPolicy::Replace => "Replace",
+                    ConcurrencyPolicy::Allow => "Allow",
+                };
+                match s.store.begin_run(lease.id, lease.attempt, lease.task_uid, policy_name).await {
+                    Ok(RunDecision::Run) => {}
+                    Ok(RunDecision::Replaced { cancelled }) => {
+                        tracing::info!(?cancelled, "replacing active runs (concurrencyPolicy: Replace)");
+                    }
+                    Ok(RunDecision::Skip { active }) => {
+                        tracing::info!(?active, "skipped: another run is active (concurrencyPolicy: Forbid)");
+                        let msg = "skipped: another run of this task was active (concurrencyPolicy: Forbid)".to_string();
+                        break 'run Some(finish(RunStatus::Skipped, None, Some(msg), Vec::new()));
+                    }
+                    Err(StoreError::StaleAttempt { .. } | StoreError::NotFound { .. }) => {
+                        s.metrics.lost_leases.inc();
+                        break 'run None;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not apply the concurrency policy; handing the run back");
+                        finishing.store(true, Ordering::SeqCst);
+                        let _ = tx.send(Record::Release(lease.id, lease.attempt));
+                        s.metrics.in_flight.dec();
+                        drop(permit);
+                        return;
+                    }
+                }
+            }
+            let _ = tx.send(Record::Started(
+                lease.task_uid,
+                events::run_started(&lease, run_id, started, &s.config.worker_id),
+            ));
+            let params = prepared.spec.params.clone().unwrap_or_else(|| serde_json::json!({}));
+            let context = Context::new(
+                params,
+                RunInfo {
+                    id: run_id.to_string(),
+                    attempt: u32::try_from(lease.attempt).unwrap_or(1),
+                },
+                TaskInfo {
+                    name: lease.name.clone(),
+                    namespace: lease.namespace.clone(),
+                },
+                reference_time(lease.scheduled_for),
+                prepared.timezone,
+            );
+            let input = RunInput {
+                pipeline: &prepared.pipeline,
+                context,
+                task_retry: prepared.spec.retry.as_ref(),
+                idempotency_key: format!(
+                    "{}:{}:{}",
+                    lease.task_uid,
+                    lease.scheduled_for.timestamp_micros(),
+                    lease.trigger
+                ),
+                run_attempt: u32::try_from(lease.attempt).unwrap_or(1),
+                run_id,
+            };
+            let fut = s.executor.run(input, &cancel);
+            tokio::pin!(fut);
+            let result = match prepared.timeout {
+                None => fut.await,
+                Some(limit) => tokio::select! {
+                    r = &mut fut => r,
+                    _ = tokio::time::sleep(limit) => {
+                        let _ = reason.compare_exchange(REASON_NONE, REASON_TIMEOUT, Ordering::SeqCst, Ordering::SeqCst);
+                        cancel.cancel();
+                        fut.await
+                    }
+                },
+            };
+            if result.status != RunStatus::Cancelled {
+                break 'run Some(finish(result.status, result.output, result.error, result.steps));
+            }
+            match reason.load(Ordering::SeqCst) {
+                REASON_DRAIN => {
+                    finishing.store(true, Ordering::SeqCst);
+                    let _ = tx.send(Record::Release(lease.id, lease.attempt));
+                    None
+                }
+                REASON_LOST => None,
+                REASON_TIMEOUT => {
+                    let msg = format!(
+                        "run timed out after {}",
+                        ordinaut_schedule::duration::format_duration(prepared.timeout.unwrap_or_default())
+                    );
+                    Some(finish(RunStatus::Failed, None, Some(msg), result.steps))
+                }
+                _ => {
+                    let msg = "cancelled: replaced by a newer run (concurrencyPolicy: Replace)".to_string();
+                    Some(finish(RunStatus::Cancelled, None, Some(msg), result.steps))
+                }
+            }
+        };
+        let elapsed = (Utc::now() - started).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+        s.metrics.run_duration.observe(elapsed);
+        match record {
+            Some(r) => {
+                tracing::info!(status = r.status.as_str(), error = r.error.as_deref().unwrap_or(""), "run finished");
+                finishing.store(true, Ordering::SeqCst);
+                let _ = tx.send(Record::Finished(Box::new(r)));
+            }
+            None => {
+                if reason.load(Ordering::SeqCst) != REASON_DRAIN {
+                    lock(&s.held).remove(&lease.id);
+                }
+            }
+        }
+        s.metrics.in_flight.dec();
+        drop(permit);
+    }
+    .instrument(span)
+    .await
+}
+
+/// Writes started events, results and hand-backs in batches: one transaction per batch.
+async fn recorder_loop(s: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Record>) {
+    const MAX_BATCH: usize = 512;
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let mut starts = Vec::new();
+        let mut finishes = Vec::new();
+        let mut releases = Vec::new();
+        for r in batch {
+            match r {
+                Record::Started(task, e) => starts.push((Some(task), e)),
+                Record::Finished(r) => finishes.push(*r),
+                Record::Release(id, attempt) => releases.push((id, attempt)),
+            }
+        }
+        write_with_retry(&s, &starts, &finishes).await;
+        if !releases.is_empty() {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match s.store.release(&s.config.worker_id, &releases).await {
+                    Ok(n) => {
+                        tracing::info!(released = n, "handed leases back to the queue");
+                        break;
+                    }
+                    Err(e) if e.is_transient() => {
+                        tracing::warn!(error = %e, "handing back leases failed; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "handing back leases failed; they will expire and be reaped");
+                        break;
+                    }
+                }
+            }
+            let mut held = lock(&s.held);
+            for (id, _) in &releases {
+                held.remove(id);
+            }
+        }
+    }
+}
+
+async fn write_with_retry(
+    s: &Shared,
+    starts: &[(Option<Uuid>, OutboxEvent)],
+    finishes: &[RunRecord],
+) {
+    let mut backoff = Duration::from_millis(100);
+    let outcomes = loop {
+        match s.store.record_batch(starts, finishes).await {
+            Ok(o) => break o,
+            Err(e) if e.is_transient() => {
+                s.metrics.record_errors.inc();
+                tracing::warn!(error = %e, records = finishes.len(), "recording results failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                // A permanent error in a batch: record one by one so one bad record cannot
+                // block the others. A record that still fails is dropped; its lease expires
+                // and the occurrence runs again (at-least-once).
+                s.metrics.record_errors.inc();
+                tracing::error!(error = %e, "recording a batch failed; recording one by one");
+                let _ = s.store.record_batch(starts, &[]).await;
+                let mut outcomes = Vec::with_capacity(finishes.len());
+                for f in finishes {
+                    match s.store.finish_many(std::slice::from_ref(f)).await {
+                        Ok(mut o) => outcomes.push(o.pop().unwrap_or(FinishOutcome::Refused)),
+                        Err(e) => {
+                            tracing::error!(error = %e, due_work = f.due_work_id, "dropping a run record that cannot be written");
+                            outcomes.push(FinishOutcome::Refused);
+                        }
+                    }
+                }
+                break outcomes;
+            }
+        }
+    };
+    let mut held = lock(&s.held);
+    for (record, outcome) in finishes.iter().zip(outcomes) {
+        held.remove(&record.due_work_id);
+        match outcome {
+            FinishOutcome::Recorded => {
+                s.metrics
+                    .runs
+                    .get_or_create(&Outcome {
+                        outcome: record.status.as_str().to_string(),
+                    })
+                    .inc();
+                for step in &record.steps {
+                    s.metrics
+                        .steps
+                        .get_or_create(&Outcome {
+                            outcome: step.status.as_str().to_string(),
+                        })
+                        .inc();
+                    let d = (step.finished_at - step.started_at)
+                        .num_microseconds()
+                        .unwrap_or(0)
+                        .max(0);
+                    s.metrics.step_duration.observe(d as f64 / 1e6);
+                }
+            }
+            FinishOutcome::Refused => {
+                s.metrics.stale_results.inc();
+                tracing::warn!(
+                    due_work = record.due_work_id,
+                    attempt = record.attempt,
+                    "result refused: the lease was lost"
+                );
+            }
+        }
+    }
+}
+
+/// Extends held leases; cancels runs whose lease was lost or that a Replace run displaced.
+async fn heartbeat_loop(s: Arc<Shared>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(s.config.heartbeat_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let snapshot: Vec<(i64, i32)> = lock(&s.held)
+            .iter()
+            .map(|(id, h)| (*id, h.attempt))
+            .collect();
+        if snapshot.is_empty() {
+            continue;
+        }
+        let still = match s
+            .store
+            .heartbeat(&s.config.worker_id, &snapshot, s.config.lease_duration)
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat failed; leases may expire");
+                continue;
+            }
+        };
+        let kept: HashMap<i64, bool> = still.iter().map(|h| (h.id, h.cancel_requested)).collect();
+        let held = lock(&s.held);
+        for (id, _) in &snapshot {
+            let Some(h) = held.get(id) else { continue };
+            match kept.get(id) {
+                Some(true) => {
+                    let _ = h.reason.compare_exchange(
+                        REASON_NONE,
+                        REASON_REPLACED,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    );
+                    h.cancel.cancel();
+                }
+                Some(false) => {}
+                None if !h.finishing.load(Ordering::SeqCst) => {
+                    tracing::warn!(due_work = id, "lease lost; abandoning the run");
+                    s.metrics.lost_leases.inc();
+                    let _ = h.reason.compare_exchange(
+                        REASON_NONE,
+                        REASON_LOST,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    );
+                    h.cancel.cancel();
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// Returns expired leases to the queue and refreshes the queue gauges.
+async fn reaper_loop(s: Arc<Shared>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(s.config.reap_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        match s.store.reap_expired().await {
+            Ok(n) => {
+                s.metrics.reclaimed.inc_by(n);
+            }
+            Err(e) => tracing::warn!(error = %e, "reaping expired leases failed"),
+        }
+        if let Ok(depth) = s.store.queue_depth().await {
+            s.metrics.queue_depth.set(depth);
+        }
+        if let Ok(backlog) = s.store.outbox_backlog().await {
+            s.metrics.outbox_backlog.set(backlog);
+        }
+    }
+}
