@@ -1,0 +1,315 @@
+//! Real worker processes against a real database: exactly-once under load, crash recovery
+//! after `kill -9`, and draining on SIGTERM.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use ordinaut_store::testing::TestDb;
+use std::time::Duration;
+
+/// Three worker binaries and 2,000 due occurrences of a `core.echo` pipeline: all run, each
+/// exactly once, with run and step records and one `run.succeeded` event each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_run_2000_occurrences_exactly_once_with_records() {
+    let (db, store) = TestDb::migrated().await.unwrap();
+    let task = task_from_yaml("bulk-echo", ECHO_TASK);
+    insert_due(&store, &task, 2_000).await;
+    let _workers: Vec<_> = (0..3)
+        .map(|i| WorkerProcess::start(&db.url, &format!("w{i}"), &["--migrate", "false"]))
+        .collect();
+    wait_for_count(
+        &store,
+        "SELECT count(*) FROM due_work WHERE done_at IS NOT NULL",
+        2_000,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(count(&store, "SELECT count(*) FROM task_runs").await, 2_000);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(DISTINCT due_work_id) FROM task_runs WHERE status = 'succeeded'"
+        )
+        .await,
+        2_000
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM step_runs WHERE status = 'succeeded'"
+        )
+        .await,
+        2_000
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM outbox WHERE event_type = 'run.succeeded'"
+        )
+        .await,
+        2_000
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM outbox WHERE event_type = 'run.started'"
+        )
+        .await,
+        2_000
+    );
+    // The rendered input names the task and its run, and is stored with the step.
+    let (message,): (String,) = sqlx::query_as("SELECT input->>'message' FROM step_runs LIMIT 1")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(message.starts_with("hello bulk-echo run "), "{message}");
+    // Work was shared (no single worker did it all).
+    let per_worker: Vec<(String, i64)> =
+        sqlx::query_as("SELECT worker, count(*) FROM task_runs GROUP BY worker")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert!(
+        per_worker.len() >= 2,
+        "one worker did everything: {per_worker:?}"
+    );
+}
+
+/// `kill -9` of a worker holding leases mid-run: its occurrences are reaped and completed by
+/// the other; no occurrence ends without a successful run and none has two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_leases_are_reaped_and_run_by_the_others() {
+    let (db, store) = TestDb::migrated().await.unwrap();
+    let task = task_from_yaml(
+        "slow",
+        r#"
+schedule: {every: 1h}
+pipeline:
+  steps:
+    - id: nap
+      uses: core.sleep
+      with: {duration: 300ms}
+"#,
+    );
+    insert_due(&store, &task, 60).await;
+    let fast_reap = [
+        "--lease-duration",
+        "2s",
+        "--heartbeat-interval",
+        "500ms",
+        "--reap-interval",
+        "300ms",
+        "--concurrency",
+        "10",
+        "--batch-size",
+        "10",
+        "--migrate",
+        "false",
+    ];
+    let victim = WorkerProcess::start(&db.url, "victim", &fast_reap);
+    wait_for_count(
+        &store,
+        "SELECT count(*) FROM due_work WHERE locked_by = 'victim' AND done_at IS NULL",
+        10,
+        Duration::from_secs(30),
+    )
+    .await;
+    victim.signal("KILL");
+    let _survivor = WorkerProcess::start(&db.url, "survivor", &fast_reap);
+    wait_for_count(
+        &store,
+        "SELECT count(*) FROM due_work WHERE done_at IS NOT NULL",
+        60,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(DISTINCT due_work_id) FROM task_runs WHERE status = 'succeeded'"
+        )
+        .await,
+        60
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM (SELECT due_work_id FROM task_runs WHERE status = 'succeeded' \
+             GROUP BY due_work_id HAVING count(*) > 1) twice"
+        )
+        .await,
+        0,
+        "an occurrence succeeded twice"
+    );
+    // The killed worker's occurrences were run again, as attempt 2, by the survivor.
+    assert!(
+        count(
+            &store,
+            "SELECT count(*) FROM task_runs WHERE attempt = 2 AND worker = 'survivor'"
+        )
+        .await
+            >= 10
+    );
+}
+
+/// SIGTERM: the worker stops leasing, finishes what it runs and exits 0 within the drain
+/// timeout; nothing stays locked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_runs_and_exits_zero() {
+    let (db, store) = TestDb::migrated().await.unwrap();
+    let task = task_from_yaml(
+        "drain",
+        r#"
+schedule: {every: 1h}
+pipeline:
+  steps:
+    - id: nap
+      uses: core.sleep
+      with: {duration: 500ms}
+"#,
+    );
+    insert_due(&store, &task, 40).await;
+    let mut w = WorkerProcess::start(
+        &db.url,
+        "drainer",
+        &[
+            "--concurrency",
+            "5",
+            "--batch-size",
+            "5",
+            "--drain-timeout",
+            "10s",
+            "--migrate",
+            "false",
+        ],
+    );
+    wait_for_count(
+        &store,
+        "SELECT count(*) FROM due_work WHERE locked_by = 'drainer' AND done_at IS NULL",
+        5,
+        Duration::from_secs(30),
+    )
+    .await;
+    w.signal("TERM");
+    let status = w.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "worker exited with {status}");
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM due_work WHERE locked_by IS NOT NULL"
+        )
+        .await,
+        0
+    );
+    // What it started, it finished: every started run has its outcome.
+    let started = count(
+        &store,
+        "SELECT count(*) FROM outbox WHERE event_type = 'run.started'",
+    )
+    .await;
+    let finished = count(&store, "SELECT count(*) FROM task_runs").await;
+    assert!(finished >= 5);
+    assert_eq!(started, finished);
+    // The rest is still queued for others.
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM due_work WHERE done_at IS NULL"
+        )
+        .await,
+        40 - finished
+    );
+}
+
+/// SIGTERM with runs longer than the drain timeout: their leases are handed back (not left
+/// to expire), the worker still exits 0, and another worker runs them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_past_the_drain_timeout_hands_leases_back() {
+    let (db, store) = TestDb::migrated().await.unwrap();
+    let task = task_from_yaml(
+        "long",
+        r#"
+schedule: {every: 1h}
+pipeline:
+  steps:
+    - id: nap
+      uses: core.sleep
+      with: {duration: 1h}
+"#,
+    );
+    insert_due(&store, &task, 3).await;
+    let mut w = WorkerProcess::start(
+        &db.url,
+        "impatient",
+        &["--drain-timeout", "300ms", "--migrate", "false"],
+    );
+    wait_for_count(
+        &store,
+        "SELECT count(*) FROM due_work WHERE locked_by = 'impatient'",
+        3,
+        Duration::from_secs(30),
+    )
+    .await;
+    w.signal("TERM");
+    let status = w.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "worker exited with {status}");
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM due_work WHERE locked_by IS NOT NULL"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM due_work WHERE done_at IS NULL AND attempt = 1"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM task_runs").await,
+        0,
+        "handed-back runs are not failures"
+    );
+}
+
+/// `--help` documents every flag.
+#[test]
+fn help_documents_every_flag() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ordinaut-worker"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--database-url",
+        "--redis-url",
+        "--worker-id",
+        "--concurrency",
+        "--batch-size",
+        "--lease-duration",
+        "--heartbeat-interval",
+        "--poll-interval",
+        "--reap-interval",
+        "--drain-timeout",
+        "--step-timeout",
+        "--http-allow-hosts",
+        "--db-pool-size",
+        "--migrate",
+        "--listen-addr",
+        "--log-format",
+        "--log-level",
+    ] {
+        assert!(
+            help.contains(flag),
+            "--help does not mention {flag}:\n{help}"
+        );
+    }
+    // Every flag has an environment variable.
+    assert!(help.matches("[env: ").count() >= 17, "{help}");
+}
