@@ -1,9 +1,9 @@
 """The same work as bench/src/bin/schedule.rs, done by python-dateutil + zoneinfo.
 
 stdin: a JSON list of cases {name, kind: "expand"|"next", zone, dtstart, rule, after, n,
-calls}. For "expand": produce the first n occurrences strictly after `after` (naive rrule
+peer_calls}. For "expand": produce the first n occurrences strictly after `after` (naive rrule
 output localized with ZoneInfo fold=0, de-duplicated, strictly increasing, as Ordinaut's
-rules say). For "next": `calls` times, the first occurrence after `after` via rrule.after.
+rules say). For "next": `peer_calls` times, the first occurrence after `after` via rrule.after.
 stdout: a JSON object {name: {"seconds": per-run seconds (best of the repeats), "last": the
 last occurrence, RFC 3339}}.
 """
@@ -42,7 +42,7 @@ def next_after(case):
     rule = rrulestr(case["rule"], dtstart=start)
     naive_after = after.replace(tzinfo=None)
     result = None
-    for _ in range(case["calls"]):
+    for _ in range(case["peer_calls"]):
         occ = rule.after(naive_after)
         result = occ.replace(tzinfo=z)
     return result.isoformat()
@@ -60,7 +60,7 @@ def main():
             last = fn(case)
             elapsed = time.perf_counter() - t0
             best = elapsed if best is None else min(best, elapsed)
-        per = best / case["calls"] if case["kind"] == "next" else best
+        per = best / case["peer_calls"] if case["kind"] == "next" else best
         results[case["name"]] = {"seconds": per, "last": last}
     json.dump(results, sys.stdout)
 

@@ -23,6 +23,8 @@ pub struct WorkerConfig {
     pub drain_timeout: Duration,
     /// Step timeout when neither the step nor the Task sets one.
     pub default_step_timeout: Duration,
+    /// The Redis stream run events are written to (through the outbox).
+    pub events_stream: String,
 }
 
 impl Default for WorkerConfig {
@@ -37,6 +39,7 @@ impl Default for WorkerConfig {
             reap_interval: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(30),
             default_step_timeout: Duration::from_secs(300),
+            events_stream: ordinaut_store::DEFAULT_STREAM.to_string(),
         }
     }
 }

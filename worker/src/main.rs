@@ -28,6 +28,14 @@ struct Args {
     #[arg(long, env = "REDIS_URL")]
     redis_url: Option<String>,
 
+    /// Redis stream that run events go to.
+    #[arg(long, env = "ORDINAUT_EVENTS_STREAM", default_value = ordinaut_store::DEFAULT_STREAM)]
+    events_stream: String,
+
+    /// Approximate cap on the length of each events stream (`XADD … MAXLEN ~ N`).
+    #[arg(long, env = "ORDINAUT_EVENTS_MAXLEN", default_value_t = 100_000)]
+    events_maxlen: usize,
+
     /// Name of this worker in leases and run records [default: $POD_NAME or $HOSTNAME, plus the pid].
     #[arg(long, env = "ORDINAUT_WORKER_ID")]
     worker_id: Option<String>,
@@ -141,22 +149,51 @@ async fn main() -> anyhow::Result<()> {
         reap_interval: args.reap_interval,
         drain_timeout: args.drain_timeout,
         default_step_timeout: args.step_timeout,
+        events_stream: args.events_stream.clone(),
     };
 
     let shutdown = CancellationToken::new();
     let draining = CancellationToken::new();
+    let relay_stop = CancellationToken::new();
+    let relay = match &args.redis_url {
+        Some(url) => {
+            let relay = ordinaut_events::OutboxRelay::new(store.clone(), url)
+                .context("configuring the outbox relay")?
+                .with_maxlen(args.events_maxlen);
+            let stats = relay.stats();
+            tokio::spawn(export_relay_stats(
+                stats,
+                metrics.clone(),
+                relay_stop.clone(),
+            ));
+            Some(tokio::spawn(relay.run(relay_stop.clone())))
+        }
+        None => {
+            tracing::warn!(
+                "no --redis-url: events stay in the outbox until a process with one relays them"
+            );
+            None
+        }
+    };
     let ready: ReadyCheck = {
         let store = store.clone();
         let draining = draining.clone();
+        let redis_url = args.redis_url.clone();
         Arc::new(move || {
             let store = store.clone();
             let draining = draining.clone();
+            let redis_url = redis_url.clone();
             Box::pin(async move {
                 if draining.is_cancelled() {
                     return Err("draining".to_string());
                 }
                 if !store.ping().await {
                     return Err("database unreachable".to_string());
+                }
+                if let Some(url) = redis_url
+                    && !ordinaut_events::ping_redis(&url, Duration::from_secs(2)).await
+                {
+                    return Err("redis unreachable".to_string());
                 }
                 Ok(())
             })
@@ -181,9 +218,34 @@ async fn main() -> anyhow::Result<()> {
 
     let worker = Worker::new(store, executor, config, metrics);
     worker.run(shutdown).await?;
+    // Publish what the last runs wrote before leaving.
+    relay_stop.cancel();
+    if let Some(relay) = relay {
+        let _ = relay.await;
+    }
     http_stop.cancel();
     let _ = http.await;
     Ok(())
+}
+
+/// Copies the relay's counters into the Prometheus metrics once a second.
+async fn export_relay_stats(
+    stats: Arc<ordinaut_events::RelayStats>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let (mut published, mut failures) = (0u64, 0u64);
+    loop {
+        let p = stats.published();
+        let f = stats.failures();
+        metrics.relay_published.inc_by(p.saturating_sub(published));
+        metrics.relay_failures.inc_by(f.saturating_sub(failures));
+        (published, failures) = (p, f);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
 }
 
 async fn wait_for_signal() {

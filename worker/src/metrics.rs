@@ -34,6 +34,7 @@ pub struct Metrics {
     pub stale_results: Counter,
     pub record_errors: Counter,
     pub relay_published: Counter<u64, AtomicU64>,
+    pub relay_failures: Counter<u64, AtomicU64>,
 }
 
 impl Metrics {
@@ -54,6 +55,7 @@ impl Metrics {
             stale_results: Counter::default(),
             record_errors: Counter::default(),
             relay_published: Counter::default(),
+            relay_failures: Counter::default(),
         };
         let r = registry;
         r.register("ordinaut_runs", "Runs finished, by outcome", m.runs.clone());
@@ -114,9 +116,14 @@ impl Metrics {
             m.record_errors.clone(),
         );
         r.register(
-            "ordinaut_events_published",
-            "Events relayed from the outbox to Redis Streams",
+            "ordinaut_outbox_published",
+            "Events relayed from the outbox to Redis Streams by this process",
             m.relay_published.clone(),
+        );
+        r.register(
+            "ordinaut_outbox_relay_failures",
+            "Failed relay passes (Redis unreachable); the events wait in the outbox",
+            m.relay_failures.clone(),
         );
         m
     }

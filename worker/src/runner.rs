@@ -326,6 +326,9 @@ async fn run_one(
             let finished = Utc::now();
             let mut evs: Vec<OutboxEvent> = steps.iter().map(|st| events::step(&lease, run_id, st)).collect();
             evs.push(events::run_finished(&lease, run_id, status, started, finished, error.as_deref()));
+            for e in &mut evs {
+                e.stream = Some(s.config.events_stream.clone());
+            }
             RunRecord {
                 due_work_id: lease.id,
                 attempt: lease.attempt,
@@ -380,10 +383,9 @@ async fn run_one(
                     }
                 }
             }
-            let _ = tx.send(Record::Started(
-                lease.task_uid,
-                events::run_started(&lease, run_id, started, &s.config.worker_id),
-            ));
+            let mut started_event = events::run_started(&lease, run_id, started, &s.config.worker_id);
+            started_event.stream = Some(s.config.events_stream.clone());
+            let _ = tx.send(Record::Started(lease.task_uid, started_event));
             let params = prepared.spec.params.clone().unwrap_or_else(|| serde_json::json!({}));
             let context = Context::new(
                 params,

@@ -84,6 +84,7 @@ impl WorkerProcess {
         ])
         .args(extra)
         .env_remove("REDIS_URL")
+        .env_remove("ORDINAUT_EVENTS_STREAM")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -144,3 +145,102 @@ pipeline:
       with:
         message: "hello ${task.name} run ${run.id} attempt ${run.attempt}"
 "#;
+
+/// The shared Redis for tests (each test uses its own stream key).
+pub fn redis_url() -> String {
+    std::env::var("ORDINAUT_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string())
+}
+
+/// A unique stream key for one test.
+pub fn unique_stream(name: &str) -> String {
+    format!("ordinaut:test:{name}:{}", Uuid::new_v4().simple())
+}
+
+/// Every entry of `stream` as (type, payload), oldest first.
+pub async fn stream_entries(url: &str, stream: &str) -> Vec<(String, serde_json::Value)> {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    reply
+        .ids
+        .into_iter()
+        .map(|e| {
+            let ty: String = e.get("type").unwrap();
+            let payload: String = e.get("payload").unwrap();
+            (ty, serde_json::from_str(&payload).unwrap())
+        })
+        .collect()
+}
+
+pub async fn delete_key(url: &str, key: &str) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// A private `redis-server` on a free port, killed when dropped.
+pub struct PrivateRedis {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = Self { port, child: None };
+        r.restart();
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)starts the server on the same port and waits until it answers.
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start redis-server ({e}); install it (`apt-get install redis-server`; scripts/test.sh does)"));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -15,8 +15,23 @@ async fn three_workers_run_2000_occurrences_exactly_once_with_records() {
     let (db, store) = TestDb::migrated().await.unwrap();
     let task = task_from_yaml("bulk-echo", ECHO_TASK);
     insert_due(&store, &task, 2_000).await;
+    let redis = redis_url();
+    let stream = unique_stream("bulk");
     let _workers: Vec<_> = (0..3)
-        .map(|i| WorkerProcess::start(&db.url, &format!("w{i}"), &["--migrate", "false"]))
+        .map(|i| {
+            WorkerProcess::start(
+                &db.url,
+                &format!("w{i}"),
+                &[
+                    "--migrate",
+                    "false",
+                    "--redis-url",
+                    &redis,
+                    "--events-stream",
+                    &stream,
+                ],
+            )
+        })
         .collect();
     wait_for_count(
         &store,
@@ -277,6 +292,88 @@ pipeline:
     );
 }
 
+/// Redis stopped during a burst of runs: no run fails because of it, and every event
+/// arrives, in order per task, once Redis is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_during_a_burst_fails_no_run_and_loses_no_event() {
+    let (db, store) = TestDb::migrated().await.unwrap();
+    let mut redis = PrivateRedis::start();
+    let a = task_from_yaml("burst-a", ECHO_TASK);
+    let b = task_from_yaml("burst-b", ECHO_TASK);
+    store.upsert_task(&a).await.unwrap();
+    store.upsert_task(&b).await.unwrap();
+    let _w = WorkerProcess::start(
+        &db.url,
+        "relayer",
+        &["--migrate", "false", "--redis-url", &redis.url()],
+    );
+    // Redis goes away; a burst of 400 runs (200 per task) arrives meanwhile.
+    redis.kill();
+    insert_due(&store, &a, 200).await;
+    let now = chrono::Utc::now();
+    let occ: Vec<_> = (0..200)
+        .map(|i| {
+            ordinaut_store::NewOccurrence::scheduled(b.uid, now - chrono::Duration::milliseconds(i))
+        })
+        .collect();
+    store.insert_occurrences(&occ).await.unwrap();
+    wait_for_count(
+        &store,
+        "SELECT count(*) FROM task_runs",
+        400,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM task_runs WHERE status <> 'succeeded'"
+        )
+        .await,
+        0
+    );
+    assert!(
+        count(
+            &store,
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        )
+        .await
+            >= 400 * 3
+    );
+    // Redis returns (empty: it keeps nothing on disk); every waiting event is relayed.
+    redis.restart();
+    wait_for_count(
+        &store,
+        "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+        0,
+        Duration::from_secs(60),
+    )
+    .await;
+    let entries = stream_entries(&redis.url(), ordinaut_store::DEFAULT_STREAM).await;
+    assert_eq!(
+        entries.len(),
+        400 * 3,
+        "run.started, step.succeeded and run.succeeded per run"
+    );
+    for task in ["burst-a", "burst-b"] {
+        // Per run, in stream order: started, then step, then the outcome.
+        let mut seen: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for (ty, p) in entries.iter().filter(|(_, p)| p["task"] == task) {
+            seen.entry(p["runId"].to_string())
+                .or_default()
+                .push(ty.clone());
+        }
+        assert_eq!(seen.len(), 200);
+        for types in seen.values() {
+            assert_eq!(
+                types,
+                &["run.started", "step.succeeded", "run.succeeded"],
+                "{task}: {types:?}"
+            );
+        }
+    }
+}
+
 /// `--help` documents every flag.
 #[test]
 fn help_documents_every_flag() {
@@ -304,6 +401,8 @@ fn help_documents_every_flag() {
         "--listen-addr",
         "--log-format",
         "--log-level",
+        "--events-stream",
+        "--events-maxlen",
     ] {
         assert!(
             help.contains(flag),
@@ -311,5 +410,5 @@ fn help_documents_every_flag() {
         );
     }
     // Every flag has an environment variable.
-    assert!(help.matches("[env: ").count() >= 17, "{help}");
+    assert!(help.matches("[env: ").count() >= 19, "{help}");
 }

@@ -83,3 +83,16 @@ impl Reconnecting {
         result
     }
 }
+
+/// `true` when the Redis at `url` answers `PING` within `timeout` (for `/readyz` probes that
+/// hold no relay or consumer). Opens a fresh connection each call.
+pub async fn ping_redis(url: &str, timeout: Duration) -> bool {
+    let Ok(client) = Client::open(url) else {
+        return false;
+    };
+    let probe = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    matches!(tokio::time::timeout(timeout, probe).await, Ok(Ok(_)))
+}

@@ -11,6 +11,7 @@
 //! event belongs to a task), `payload` (compact JSON) and `created_at` (RFC 3339).
 
 mod conn;
+pub use conn::ping_redis;
 mod consumer;
 mod relay;
 

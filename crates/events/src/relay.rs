@@ -3,8 +3,20 @@
 //! loses none.
 //!
 //! One relay publishes at a time across all processes (the store's advisory lock on
-//! [`Store::claim_outbox`]), which is what keeps id order on the stream with several worker
-//! replicas. Publishing is at-least-once: an event reaches Redis twice only if the process
+//! [`Store::claim_outbox`]), and each batch goes out in id order, so with several worker
+//! replicas the stream still follows the outbox.
+//!
+//! # Order
+//! The relay publishes the rows *visible* when it claims, in id order. Ids come from a
+//! sequence at insert time, so two concurrent transactions can commit out of id order (the
+//! one that took the lower id commits last) and their events then reach the stream in commit
+//! order, not id order. Per task the order always holds: a task's events come from
+//! successive transactions (a run's outcome, then the next run's), and a later transaction
+//! takes its ids after the earlier one committed. Consumers that need a total order across
+//! tasks compare `outbox_id`.
+//!
+//! # Duplicates
+//! Publishing is at-least-once: an event reaches Redis twice only if the process
 //! dies (or PostgreSQL fails) between the `XADD` and the commit that marks it published.
 
 use crate::conn::Reconnecting;
@@ -18,6 +30,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
+
+/// How often a relay that is busy draining recounts the backlog.
+const BACKLOG_COUNT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why one relay pass failed. Either way the events stay in the outbox and are retried.
 #[derive(Debug, thiserror::Error)]
@@ -257,6 +272,8 @@ impl OutboxRelay {
     pub async fn run(self, cancel: CancellationToken) {
         let mut listener = None;
         let mut backoff = self.backoff_min;
+        // While draining a long backlog the relay never goes idle; count it now and then.
+        let mut backlog_counted = tokio::time::Instant::now();
         tracing::info!(
             batch_size = self.batch_size,
             maxlen = self.maxlen,
@@ -274,6 +291,10 @@ impl OutboxRelay {
                 Ok(n) if n > 0 => {
                     backoff = self.backoff_min;
                     tracing::debug!(published = n, "outbox relay published a batch");
+                    if backlog_counted.elapsed() >= BACKLOG_COUNT_INTERVAL {
+                        backlog_counted = tokio::time::Instant::now();
+                        let _ = self.refresh_backlog().await;
+                    }
                     continue;
                 }
                 Ok(_) => backoff = self.backoff_min,

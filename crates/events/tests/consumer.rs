@@ -240,3 +240,18 @@ async fn a_blocking_read_returns_entries_added_while_it_waits() {
         .expect("reader");
     assert_eq!(ids(&got), added);
 }
+
+#[tokio::test]
+async fn ping_tells_a_live_redis_from_a_dead_port() {
+    assert!(ordinaut_events::ping_redis(&redis_url(), Duration::from_secs(2)).await);
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    }; // the listener is closed here, so nothing answers on that port
+    let started = Instant::now();
+    assert!(
+        !ordinaut_events::ping_redis(&format!("redis://127.0.0.1:{dead}"), Duration::from_secs(2))
+            .await
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

@@ -213,10 +213,8 @@ fn parse_field(field: &str, spec: &FieldSpec) -> Result<u64, ScheduleError> {
             }
         };
         let step = step.unwrap_or(1);
-        let mut v = lo;
-        while v <= hi {
+        for v in (lo..=hi).step_by(step as usize) {
             mask |= 1 << v;
-            v += step;
         }
     }
     Ok(mask)

@@ -188,12 +188,9 @@ fn rule_text(spec: &str) -> String {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.to_ascii_uppercase().starts_with("DTSTART"))
-        .map(|l| {
-            if l.len() >= 6 && l[..6].eq_ignore_ascii_case("RRULE:") {
-                &l[6..]
-            } else {
-                l
-            }
+        .map(|l| match (l.get(..6), l.get(6..)) {
+            (Some(prefix), Some(rest)) if prefix.eq_ignore_ascii_case("RRULE:") => rest,
+            _ => l,
         })
         .next()
         .unwrap_or_default()

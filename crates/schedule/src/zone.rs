@@ -6,7 +6,7 @@
 //! after 2099: later instants use the last known offset.
 
 use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone};
-use chrono_tz::Tz;
+use chrono_tz::{GapInfo, Tz};
 
 use crate::ScheduleError;
 
@@ -50,18 +50,19 @@ pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Tz> {
     }
 }
 
-/// The UTC offset (seconds) in effect just before the gap that contains `local`. Gaps are at
-/// most a day long (Samoa skipped 2011-12-30), so stepping back an hour at a time finds a
-/// wall time before the gap within 25 steps; that wall time and the gap share one offset
-/// because transitions are never an hour apart.
+/// The UTC offset (seconds) in effect just before the gap that contains `local`, from
+/// chrono-tz's own transition table. At the edge of the table (no recorded start), step back
+/// an hour at a time to a wall time before the gap (gaps are at most a day long).
 fn offset_before_gap(tz: Tz, local: NaiveDateTime) -> i32 {
+    if let Some((_, offset)) = GapInfo::new(&local, &tz).and_then(|g| g.begin) {
+        return offset.fix().local_minus_utc();
+    }
     for hours in 1..=48 {
         let probe = local - TimeDelta::hours(hours);
         if let Some(t) = tz.from_local_datetime(&probe).latest() {
             return t.offset().fix().local_minus_utc();
         }
     }
-    // Unreachable with real zone data; fall back to the offset after the gap.
     tz.offset_from_utc_datetime(&local).fix().local_minus_utc()
 }
 

@@ -189,3 +189,31 @@ fn cron_gap_time_runs_once_shifted_and_repeat_hour_runs_once() {
         ]
     );
 }
+
+#[test]
+fn dtstart_inside_a_gap_or_a_repeat_is_accepted() {
+    // 02:30 does not exist in New York on 2025-03-09; it is read as 03:30 EDT.
+    let s = rrule(
+        "DTSTART;TZID=America/New_York:20250309T023000\nRRULE:FREQ=DAILY",
+        "America/New_York",
+        "2000-01-01T00:00:00",
+    );
+    assert_eq!(
+        take(&s, "2025-03-01T00:00:00Z", 2),
+        ["2025-03-09T03:30:00-04:00", "2025-03-10T02:30:00-04:00"]
+    );
+    // 01:30 happens twice on 2025-11-02; DTSTART takes the first pass.
+    let s = rrule(
+        "DTSTART;TZID=America/New_York:20251102T013000\nRRULE:FREQ=HOURLY;COUNT=3",
+        "America/New_York",
+        "2000-01-01T00:00:00",
+    );
+    assert_eq!(
+        take(&s, "2025-11-01T00:00:00Z", 5),
+        [
+            "2025-11-02T01:30:00-04:00",
+            "2025-11-02T02:30:00-05:00",
+            "2025-11-02T03:30:00-05:00"
+        ]
+    );
+}

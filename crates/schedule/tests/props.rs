@@ -340,3 +340,22 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Arbitrary input is rejected with an error, never a panic.
+    #[test]
+    fn arbitrary_specs_never_panic(
+        spec in "(DTSTART[;:][A-Z=/_0-9]{0,20}\n)?(RRULE:)?([A-Z]{2,10}=[-+0-9A-Za-z,]{0,12};?){0,5}|[ -~\u{e9}\u{1F600}]{0,30}",
+        cron in "[-*/,0-9A-Za-z@ ]{0,30}",
+    ) {
+        let anchor = NaiveDateTime::default();
+        for src in [ScheduleSource::Rrule(spec.clone()), ScheduleSource::Cron(cron.clone()), ScheduleSource::At(spec.clone()), ScheduleSource::Every(cron.clone())] {
+            if let Ok(s) = Schedule::new(&src, "Europe/Chisinau", anchor) {
+                let _ = s.iter_after(DateTime::from_timestamp(0, 0).unwrap()).take(3).count();
+                let _ = s.describe();
+            }
+        }
+    }
+}

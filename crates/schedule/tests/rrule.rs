@@ -176,3 +176,40 @@ fn between_is_half_open_and_limited() {
             .is_empty()
     );
 }
+
+/// RFC 5545 reads `BYDAY=MO,1TU` as "every Monday, and the first Tuesday". python-dateutil
+/// intersects the two lists and yields nothing; we follow the RFC.
+#[test]
+fn mixed_plain_and_ordinal_byday_is_a_union() {
+    let s = rrule("FREQ=MONTHLY;BYDAY=MO,1TU", "UTC", "2025-01-01T00:00:00");
+    assert_eq!(
+        take(&s, "2024-12-31T00:00:00Z", 3),
+        [
+            "2025-01-06T00:00:00+00:00",
+            "2025-01-07T00:00:00+00:00",
+            "2025-01-13T00:00:00+00:00"
+        ]
+    );
+}
+
+#[test]
+fn describe_is_short() {
+    assert_eq!(
+        rrule("RRULE:FREQ=DAILY;BYHOUR=8", "UTC", "2025-01-01T00:00:00").describe(),
+        "RRULE FREQ=DAILY;BYHOUR=8"
+    );
+    assert_eq!(cron("*/5 * * * *", "UTC").describe(), "cron */5 * * * *");
+}
+
+#[test]
+fn schedule_is_send_sync_and_clone() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<ordinaut_schedule::Schedule>();
+    let s = rrule("FREQ=DAILY", "UTC", "2025-01-01T00:00:00");
+    let t = s.clone();
+    assert_eq!(
+        take(&s, "2025-01-01T00:00:00Z", 2),
+        take(&t, "2025-01-01T00:00:00Z", 2)
+    );
+    assert_eq!(t.timezone(), chrono_tz::Tz::UTC);
+}

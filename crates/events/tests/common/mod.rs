@@ -89,8 +89,8 @@ pub async fn unpublished_ids(store: &Store) -> Vec<i64> {
         .collect()
 }
 
-/// A stream's entries as (entry id, outbox_id) in stream order, read with `XRANGE`.
-pub async fn stream_outbox_ids(url: &str, stream: &str) -> Vec<i64> {
+/// A stream's entries as (outbox_id, payload) in stream order, read with `XRANGE`.
+pub async fn stream_events(url: &str, stream: &str) -> Vec<(i64, serde_json::Value)> {
     let client = redis::Client::open(url).expect("redis url");
     let mut conn = client
         .get_multiplexed_async_connection()
@@ -107,9 +107,23 @@ pub async fn stream_outbox_ids(url: &str, stream: &str) -> Vec<i64> {
         .ids
         .iter()
         .map(|e| {
-            e.get::<i64>("outbox_id")
-                .unwrap_or_else(|| panic!("entry {} has no outbox_id", e.id))
+            let id = e
+                .get::<i64>("outbox_id")
+                .unwrap_or_else(|| panic!("entry {} has no outbox_id", e.id));
+            let payload: String = e
+                .get("payload")
+                .unwrap_or_else(|| panic!("entry {} has no payload", e.id));
+            (id, serde_json::from_str(&payload).expect("payload is JSON"))
         })
+        .collect()
+}
+
+/// A stream's outbox ids in stream order.
+pub async fn stream_outbox_ids(url: &str, stream: &str) -> Vec<i64> {
+    stream_events(url, stream)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
         .collect()
 }
 
