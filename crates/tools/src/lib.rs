@@ -1,15 +1,16 @@
 //! Ordinaut's tools: the [`Tool`] trait every pipeline step calls through, the registry that
-//! resolves a step's `uses`, the built-in tools (`core.*`, `http.request`) and the scope check
-//! that decides whether a Task may call a tool.
+//! resolves a step's `uses`, the built-in tools (`core.*`, `http.request`), the MCP bridge
+//! ([`mcp`]) and the scope check that decides whether a Task may call a tool.
 
 pub mod builtin;
 mod error;
 pub mod http;
+pub mod mcp;
 mod registry;
 pub mod scope;
 
 pub use error::ToolError;
-pub use registry::ToolRegistry;
+pub use registry::{ToolProvider, ToolRegistry};
 
 use async_trait::async_trait;
 use serde_json::Value;

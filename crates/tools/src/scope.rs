@@ -1,4 +1,5 @@
-//! Agent scopes: globs over tool names (`weather.*`, `everything.echo`, `*`).
+//! Agent scopes: globs over tool names (`weather.*`, `everything.echo`, `*`), and the check
+//! every tool call passes before the tool is contacted.
 
 /// Built-in tools live under these prefixes; a Task without an Agent may use only them.
 pub const BUILTIN_PREFIXES: &[&str] = &["core.", "http."];
@@ -37,9 +38,135 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     pi == p.len()
 }
 
+/// A refused tool call: who asked, for what, and what they have. Its `Display` is the
+/// message for the step failure and the `audit_log` reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.reason())]
+pub struct ScopeDenied {
+    /// The Task's agent; `None` when the Task has none.
+    pub agent: Option<String>,
+    /// The tool asked for (`<mcpserver>.<tool>`).
+    pub tool: String,
+    /// The agent's scopes.
+    pub scopes: Vec<String>,
+}
+
+impl ScopeDenied {
+    /// Scopes that would allow the call: the tool itself and its server's wildcard.
+    pub fn suggested_scopes(&self) -> Vec<String> {
+        let mut out = vec![self.tool.clone()];
+        if let Some((server, _)) = self.tool.split_once('.') {
+            out.push(format!("{server}.*"));
+        }
+        out
+    }
+
+    /// Why the call was refused and how to allow it.
+    pub fn reason(&self) -> String {
+        let suggestion = self
+            .suggested_scopes()
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        match &self.agent {
+            Some(agent) => {
+                let has = if self.scopes.is_empty() {
+                    "none".to_string()
+                } else {
+                    self.scopes.join(", ")
+                };
+                format!(
+                    "agent `{agent}` may not call `{}`: no scope matches (has: {has}); add a scope such as {suggestion} to the Agent",
+                    self.tool
+                )
+            }
+            None => format!(
+                "`{}` is not a built-in tool and the Task has no agent: a Task without an agent may use only built-ins ({}); set the Task's agent to an Agent with a scope such as {suggestion}",
+                self.tool,
+                BUILTIN_PREFIXES
+                    .iter()
+                    .map(|p| format!("{p}*"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+impl From<ScopeDenied> for crate::ToolError {
+    fn from(d: ScopeDenied) -> Self {
+        crate::ToolError::Denied(d.reason())
+    }
+}
+
+/// Whether a Task may call `tool`. Built-ins are always allowed. A Task without an agent
+/// (`None`) may use only built-ins (secure default). With an agent (`(name, scopes)`), the
+/// tool must match one of its scope globs. Call it before the tool is contacted; the worker
+/// writes a refusal (its [`ScopeDenied::reason`]) to `audit_log`.
+pub fn check(agent: Option<(&str, &[String])>, tool: &str) -> Result<(), ScopeDenied> {
+    if is_builtin(tool) {
+        return Ok(());
+    }
+    match agent {
+        Some((_, scopes)) if scopes.iter().any(|s| glob_match(s, tool)) => Ok(()),
+        _ => Err(ScopeDenied {
+            agent: agent.map(|(name, _)| name.to_string()),
+            tool: tool.to_string(),
+            scopes: agent.map(|(_, s)| s.to_vec()).unwrap_or_default(),
+        }),
+    }
+}
+
+/// The first of `scopes` that allows `tool` (for an audit line on allowed calls), or
+/// `None`; built-ins need none.
+pub fn matching_scope<'a>(scopes: &'a [String], tool: &str) -> Option<&'a str> {
+    scopes
+        .iter()
+        .find(|s| glob_match(s, tool))
+        .map(String::as_str)
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn scopes(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn check_refuses_a_tool_outside_the_agents_scopes_naming_agent_tool_and_fix() {
+        let has = scopes(&["weather.*", "everything.echo"]);
+        assert_eq!(check(Some(("briefer", &has)), "weather.now"), Ok(()));
+        assert_eq!(check(Some(("briefer", &has)), "everything.echo"), Ok(()));
+        let denied = check(Some(("briefer", &has)), "fs.write_file").unwrap_err();
+        assert_eq!(
+            denied.to_string(),
+            "agent `briefer` may not call `fs.write_file`: no scope matches (has: weather.*, everything.echo); add a scope such as `fs.write_file` or `fs.*` to the Agent"
+        );
+        let denied = check(Some(("idle", &[])), "fs.read").unwrap_err();
+        assert!(denied.to_string().contains("(has: none)"), "{denied}");
+        assert_eq!(matching_scope(&has, "weather.now"), Some("weather.*"));
+    }
+
+    #[test]
+    fn check_allows_only_builtins_without_an_agent() {
+        assert_eq!(check(None, "core.echo"), Ok(()));
+        assert_eq!(check(None, "http.request"), Ok(()));
+        assert_eq!(check(Some(("a", &[])), "core.sleep"), Ok(()));
+        let denied = check(None, "everything.echo").unwrap_err();
+        assert_eq!(denied.agent, None);
+        assert!(
+            denied
+                .to_string()
+                .starts_with("`everything.echo` is not a built-in tool and the Task has no agent"),
+            "{denied}"
+        );
+        let err: crate::ToolError = denied.into();
+        assert!(matches!(err, crate::ToolError::Denied(_)));
+    }
 
     #[test]
     fn globs_match_tool_names() {

@@ -1,0 +1,509 @@
+//! The HTTP side: a tower `Service` that routes kube's requests to the store, records them,
+//! and injects failures on request.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::error::ApiError;
+use crate::patch::{self, PatchKind};
+use crate::route::{self, Discovery, Route, Target, Verb};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::store::State;
+use crate::watch::{self, WatchFilter, WatchStart};
+
+/// Response body type of the fake's service.
+pub type FakeBody = UnsyncBoxBody<Bytes, Infallible>;
+
+/// One request as the fake received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRecord {
+    /// The API verb it mapped to.
+    pub verb: Verb,
+    /// HTTP method.
+    pub method: String,
+    /// Request path without the query, e.g. `/apis/ordinaut.dev/v1/namespaces/default/tasks/a/status`.
+    pub path: String,
+    /// Decoded query parameters.
+    pub query: HashMap<String, String>,
+    /// `Content-Type` header, e.g. `application/apply-patch+yaml`.
+    pub content_type: Option<String>,
+    /// The `fieldManager` query parameter.
+    pub field_manager: Option<String>,
+    /// The body parsed as JSON (or YAML for apply patches), if any.
+    pub body: Option<Value>,
+    /// The HTTP status answered (200 for watches, whose errors come as events).
+    pub status: u16,
+}
+
+impl RequestRecord {
+    /// Whether this request went to the `/status` subresource.
+    pub fn is_status(&self) -> bool {
+        self.path.ends_with("/status")
+    }
+}
+
+/// A failure to answer instead of serving a matching request.
+#[derive(Debug, Clone)]
+pub(crate) struct InjectedFailure {
+    pub verb: Verb,
+    pub path: String,
+    pub remaining: usize,
+    pub code: u16,
+}
+
+impl InjectedFailure {
+    fn matches(&self, verb: Verb, path: &str) -> bool {
+        self.remaining > 0
+            && self.verb == verb
+            && match self.path.strip_suffix('*') {
+                Some(prefix) => path.starts_with(prefix),
+                None => self.path == path,
+            }
+    }
+}
+
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// Woken after every request, so tests can wait on conditions without sleeping.
+    pub changed: Notify,
+}
+
+impl Shared {
+    pub fn new() -> Self {
+        Self {
+            state: Mutex::new(State::new()),
+            changed: Notify::new(),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking test thread must not take every other assertion down with it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The tower `Service` a `kube::Client` sends its requests to.
+#[derive(Clone)]
+pub struct FakeService {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl tower::Service<Request<kube::client::Body>> for FakeService {
+    type Response = Response<FakeBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<kube::client::Body>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let response = handle(&shared, req).await;
+            shared.changed.notify_waiters();
+            Ok(response)
+        })
+    }
+}
+
+enum Reply {
+    Json(u16, Value),
+    Watch(watch::OpenWatch),
+}
+
+fn json_response(code: u16, body: &Value) -> Response<FakeBody> {
+    let mut res = Response::new(Full::new(Bytes::from(body.to_string())).boxed_unsync());
+    *res.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+fn verb_of(method: &Method, target: &Target, query: &HashMap<String, String>) -> Verb {
+    let Target::Resource(route) = target else {
+        return Verb::Other;
+    };
+    let named = route.name.is_some();
+    match (method, named) {
+        (&Method::GET, true) => Verb::Get,
+        (&Method::GET, false) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
+            Verb::Watch
+        }
+        (&Method::GET, false) => Verb::List,
+        (&Method::POST, false) => Verb::Create,
+        (&Method::PUT, true) => Verb::Update,
+        (&Method::PATCH, true) => Verb::Patch,
+        (&Method::DELETE, true) => Verb::Delete,
+        (&Method::DELETE, false) => Verb::DeleteCollection,
+        _ => Verb::Other,
+    }
+}
+
+async fn handle(shared: &Shared, req: Request<kube::client::Body>) -> Response<FakeBody> {
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            return json_response(
+                400,
+                &ApiError::bad_request(format!("reading request body: {e}")).to_status(),
+            );
+        }
+    };
+    let path = parts.uri.path().to_string();
+    let query: HashMap<String, String> = parts
+        .uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let header_str = |name: header::HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    let content_type = header_str(header::CONTENT_TYPE);
+    let partial =
+        header_str(header::ACCEPT).is_some_and(|a| a.contains("as=PartialObjectMetadata"));
+    let target = route::parse(&path);
+    let verb = verb_of(&parts.method, &target, &query);
+    let mut record = RequestRecord {
+        verb,
+        method: parts.method.to_string(),
+        path: path.clone(),
+        field_manager: query.get("fieldManager").cloned(),
+        query,
+        content_type,
+        body: if body.is_empty() {
+            None
+        } else if verb == Verb::Patch && record_is_apply(&parts.headers) {
+            patch::parse_apply_body(&body).ok()
+        } else {
+            serde_json::from_slice(&body).ok()
+        },
+        status: 0,
+    };
+
+    let mut state = shared.lock();
+    let injected = state
+        .failures
+        .iter_mut()
+        .find(|f| f.matches(verb, &path))
+        .map(|f| {
+            f.remaining -= 1;
+            f.code
+        });
+    let reply = match injected {
+        Some(code) => Err(ApiError::from_code(
+            code,
+            format!("injected failure for {verb} {path}"),
+        )),
+        None => {
+            state.dry_run = record.query.get("dryRun").is_some_and(|d| d == "All");
+            let reply = serve(&mut state, &target, verb, &record, &body, partial);
+            state.dry_run = false;
+            reply
+        }
+    };
+    state.failures.retain(|f| f.remaining > 0);
+    let response = match reply {
+        Ok(Reply::Json(code, value)) => {
+            record.status = code;
+            json_response(code, &value)
+        }
+        Ok(Reply::Watch(open)) => {
+            record.status = 200;
+            let mut res = Response::new(StreamBody::new(open.into_stream()).boxed_unsync());
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            res
+        }
+        Err(err) => {
+            record.status = err.code;
+            json_response(err.code, &err.to_status())
+        }
+    };
+    state.requests.push(record);
+    response
+}
+
+fn record_is_apply(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/apply-patch"))
+}
+
+fn serve(
+    state: &mut State,
+    target: &Target,
+    verb: Verb,
+    req: &RequestRecord,
+    body: &[u8],
+    partial: bool,
+) -> Result<Reply, ApiError> {
+    let route = match target {
+        Target::Discovery(d) => return Ok(Reply::Json(200, discovery(state, d)?)),
+        Target::Unknown => {
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                format!(
+                    "the server could not find the requested resource ({})",
+                    req.path
+                ),
+            ));
+        }
+        Target::Resource(route) => route,
+    };
+    let rt = state.resource_type(&route.key)?;
+    let status = match route.subresource.as_deref() {
+        None => false,
+        Some("status") if rt.status_subresource => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                format!(
+                    "the server could not find the requested resource ({} subresource {other:?})",
+                    rt.key.qualified_plural()
+                ),
+            ));
+        }
+    };
+    let Route {
+        namespace, name, ..
+    } = route;
+    let ns = namespace.as_deref();
+    let name = name.as_deref().unwrap_or_default();
+    let q = |k: &str| req.query.get(k).map(String::as_str);
+    let selectors = || -> Result<(LabelSelector, FieldSelector), ApiError> {
+        Ok((
+            LabelSelector::parse(q("labelSelector").unwrap_or_default())?,
+            FieldSelector::parse(q("fieldSelector").unwrap_or_default())?,
+        ))
+    };
+    match verb {
+        Verb::Get => {
+            let ns = State::storage_namespace(&rt, ns)?;
+            Ok(Reply::Json(
+                200,
+                watch::render(&state.get(&rt, &ns, name)?, partial),
+            ))
+        }
+        Verb::List => {
+            let (labels, fields) = selectors()?;
+            let items: Vec<Value> = state
+                .list(&rt.key, ns, &labels, &fields)
+                .iter()
+                .map(|o| watch::render(o, partial))
+                .collect();
+            let (api_version, kind) = if partial {
+                (
+                    "meta.k8s.io/v1".to_string(),
+                    "PartialObjectMetadataList".to_string(),
+                )
+            } else {
+                (rt.key.api_version(), format!("{}List", rt.kind))
+            };
+            Ok(Reply::Json(
+                200,
+                json!({
+                    "apiVersion": api_version,
+                    "kind": kind,
+                    "metadata": {"resourceVersion": state.rv.to_string()},
+                    "items": items,
+                }),
+            ))
+        }
+        Verb::Watch => {
+            let (labels, fields) = selectors()?;
+            let timeout = q("timeoutSeconds")
+                .and_then(|t| t.parse::<u64>().ok())
+                .unwrap_or(1800);
+            let filter = WatchFilter {
+                rt,
+                namespace: namespace.clone(),
+                labels,
+                fields,
+                partial,
+            };
+            let start = WatchStart {
+                resource_version: q("resourceVersion").map(String::from),
+                send_initial_events: q("sendInitialEvents") == Some("true"),
+                bookmarks: q("allowWatchBookmarks") == Some("true"),
+                timeout: Duration::from_secs(timeout),
+            };
+            Ok(Reply::Watch(watch::open(state, filter, start)?))
+        }
+        Verb::Create => {
+            let obj = state.create(&rt, ns, patch::parse_json(body)?)?;
+            Ok(Reply::Json(201, obj))
+        }
+        Verb::Update => {
+            let obj = state.update(&rt, ns, name, status, patch::parse_json(body)?)?;
+            Ok(Reply::Json(200, obj))
+        }
+        Verb::Patch => {
+            let kind = PatchKind::from_content_type(req.content_type.as_deref())?;
+            let field_manager = req.field_manager.as_deref();
+            let (obj, created) = state.patch(&rt, ns, name, status, kind, body, field_manager)?;
+            Ok(Reply::Json(if created { 201 } else { 200 }, obj))
+        }
+        Verb::Delete => {
+            let options = if body.is_empty() {
+                json!({})
+            } else {
+                patch::parse_json(body)?
+            };
+            Ok(Reply::Json(200, state.delete(&rt, ns, name, &options)?))
+        }
+        Verb::DeleteCollection => {
+            let (labels, fields) = selectors()?;
+            let doomed = state.list(&rt.key, ns, &labels, &fields);
+            let mut items = Vec::new();
+            for obj in doomed {
+                let obj_ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
+                let obj_name = obj
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                state.delete(&rt, obj_ns, obj_name, &json!({}))?;
+                items.push(obj);
+            }
+            Ok(Reply::Json(
+                200,
+                json!({
+                    "apiVersion": rt.key.api_version(),
+                    "kind": format!("{}List", rt.kind),
+                    "metadata": {"resourceVersion": state.rv.to_string()},
+                    "items": items,
+                }),
+            ))
+        }
+        Verb::Other => Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("{} is not supported on {}", req.method, req.path),
+        )),
+    }
+}
+
+fn discovery(state: &State, what: &Discovery) -> Result<Value, ApiError> {
+    Ok(match what {
+        Discovery::Version => json!({
+            "major": "1",
+            "minor": "34",
+            "gitVersion": "v1.34.0-ordinaut-kube-fake",
+            "gitCommit": "",
+            "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z",
+            "goVersion": "",
+            "compiler": "",
+            "platform": "linux/amd64",
+        }),
+        Discovery::CoreVersions => json!({
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [],
+        }),
+        Discovery::Groups => {
+            let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+            for key in state.types.keys().filter(|k| !k.group.is_empty()) {
+                match groups.iter_mut().find(|(g, _)| *g == key.group) {
+                    Some((_, versions)) if !versions.contains(&key.version) => {
+                        versions.push(key.version.clone());
+                    }
+                    Some(_) => {}
+                    None => groups.push((key.group.clone(), vec![key.version.clone()])),
+                }
+            }
+            let groups: Vec<Value> = groups
+                .into_iter()
+                .map(|(name, versions)| {
+                    let versions: Vec<Value> = versions
+                        .iter()
+                        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+                        .collect();
+                    json!({"name": name, "preferredVersion": versions[0], "versions": versions})
+                })
+                .collect();
+            json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+        }
+        Discovery::GroupVersion { group, version } => {
+            let mut resources = Vec::new();
+            for rt in state
+                .types
+                .values()
+                .filter(|rt| rt.key.group == *group && rt.key.version == *version)
+            {
+                let verbs = [
+                    "create",
+                    "delete",
+                    "deletecollection",
+                    "get",
+                    "list",
+                    "patch",
+                    "update",
+                    "watch",
+                ];
+                resources.push(json!({
+                    "name": rt.key.plural,
+                    "singularName": rt.kind.to_lowercase(),
+                    "namespaced": rt.namespaced,
+                    "kind": rt.kind,
+                    "verbs": verbs,
+                }));
+                if rt.status_subresource {
+                    resources.push(json!({
+                        "name": format!("{}/status", rt.key.plural),
+                        "singularName": "",
+                        "namespaced": rt.namespaced,
+                        "kind": rt.kind,
+                        "verbs": ["get", "patch", "update"],
+                    }));
+                }
+            }
+            if resources.is_empty() {
+                return Err(ApiError::new(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ));
+            }
+            let group_version = if group.is_empty() {
+                version.clone()
+            } else {
+                format!("{group}/{version}")
+            };
+            json!({
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": group_version,
+                "resources": resources,
+            })
+        }
+    })
+}

@@ -1,0 +1,180 @@
+//! Shared setup of the MCP tests: the real peers (installed by
+//! `scripts/install-test-peers.sh`), a guard for an HTTP server process, and /proc checks.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use ordinaut_tools::CallContext;
+use ordinaut_tools::mcp::ResolvedServer;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const INSTALL: &str = "run `bash scripts/install-test-peers.sh` (from the repository root) to install the MCP test peers";
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// `dist/index.js` of @modelcontextprotocol/server-everything, installed by npm.
+pub fn everything_js() -> PathBuf {
+    let js = fixtures().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(
+        js.exists(),
+        "MCP server-everything is not installed ({} is missing): {INSTALL}",
+        js.display()
+    );
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|o| o.status.success()),
+        "`node` is not on PATH: {INSTALL}"
+    );
+    js
+}
+
+/// The venv's Python, with the official `mcp` package.
+pub fn python() -> PathBuf {
+    static CHECKED: OnceLock<PathBuf> = OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            // scripts/test.sh exports ORDINAUT_PYTHON (the same venv).
+            let python = std::env::var("ORDINAUT_PYTHON")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| {
+                    let dir = std::env::var("ORDINAUT_TOOLS_DIR")
+                        .unwrap_or_else(|_| "/var/cache/ordinaut".to_string());
+                    PathBuf::from(dir).join("venv/bin/python")
+                });
+            let ok = Command::new(&python)
+                .args(["-c", "import mcp.server.lowlevel"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                ok,
+                "the Python `mcp` package is not installed in {}: {INSTALL}",
+                python.display()
+            );
+            python
+        })
+        .clone()
+}
+
+/// server-everything over stdio.
+pub fn everything_stdio() -> ResolvedServer {
+    let js = everything_js();
+    ResolvedServer::stdio("node", [js.to_string_lossy().into_owned(), "stdio".into()])
+}
+
+/// The Python fixture server over stdio.
+pub fn weather_stdio() -> ResolvedServer {
+    let script = fixtures().join("weather_server.py");
+    ResolvedServer::stdio(
+        python().to_string_lossy().into_owned(),
+        [script.to_string_lossy().into_owned()],
+    )
+}
+
+/// A context with a timeout.
+pub fn ctx(step: &str, timeout: Duration) -> CallContext {
+    let mut c = CallContext::for_test(step);
+    c.timeout = Some(timeout);
+    c
+}
+
+/// Polls `cond` until it holds or `within` passes.
+pub async fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// server-everything over streamable HTTP on a free loopback port; killed (and reaped) on
+/// drop.
+pub struct HttpEverything {
+    child: Child,
+    pub url: String,
+}
+
+impl HttpEverything {
+    pub async fn start() -> Self {
+        let js = everything_js();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("node")
+            .arg(js)
+            .arg("streamableHttp")
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let guard = HttpEverything {
+            child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "server-everything did not listen on port {port} within 30s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        guard
+    }
+}
+
+impl Drop for HttpEverything {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `(pid, state)` of every process whose parent is this test process.
+pub fn children() -> Vec<(u32, char)> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+        let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == me {
+            out.push((pid, state));
+        }
+    }
+    out
+}
+
+/// Whether `pid` is gone (exited and reaped: no zombie left).
+pub fn gone(pid: u32) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// SIGKILL to `pid`.
+pub fn kill9(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -9 {pid} failed");
+}
