@@ -47,10 +47,13 @@ struct Prepared {
     timeout: Option<Duration>,
 }
 
+/// What the recorder writes. Finished runs and hand-backs carry their concurrency permit,
+/// released only once written: a worker never holds more unrecorded results than its
+/// concurrency, so a slow database slows leasing instead of growing a backlog in memory.
 enum Record {
     Started(Uuid, OutboxEvent),
-    Finished(Box<RunRecord>),
-    Release(i64, i32),
+    Finished(Box<RunRecord>, OwnedSemaphorePermit),
+    Release(i64, i32, OwnedSemaphorePermit),
 }
 
 struct Shared {
@@ -376,9 +379,8 @@ async fn run_one(
                     Err(e) => {
                         tracing::warn!(error = %e, "could not apply the concurrency policy; handing the run back");
                         finishing.store(true, Ordering::SeqCst);
-                        let _ = tx.send(Record::Release(lease.id, lease.attempt));
                         s.metrics.in_flight.dec();
-                        drop(permit);
+                        let _ = tx.send(Record::Release(lease.id, lease.attempt, permit));
                         return;
                     }
                 }
@@ -432,8 +434,9 @@ async fn run_one(
             match reason.load(Ordering::SeqCst) {
                 REASON_DRAIN => {
                     finishing.store(true, Ordering::SeqCst);
-                    let _ = tx.send(Record::Release(lease.id, lease.attempt));
-                    None
+                    s.metrics.in_flight.dec();
+                    let _ = tx.send(Record::Release(lease.id, lease.attempt, permit));
+                    return;
                 }
                 REASON_LOST => None,
                 REASON_TIMEOUT => {
@@ -451,20 +454,18 @@ async fn run_one(
         };
         let elapsed = (Utc::now() - started).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
         s.metrics.run_duration.observe(elapsed);
+        s.metrics.in_flight.dec();
         match record {
             Some(r) => {
                 tracing::info!(status = r.status.as_str(), error = r.error.as_deref().unwrap_or(""), "run finished");
                 finishing.store(true, Ordering::SeqCst);
-                let _ = tx.send(Record::Finished(Box::new(r)));
+                let _ = tx.send(Record::Finished(Box::new(r), permit));
             }
             None => {
-                if reason.load(Ordering::SeqCst) != REASON_DRAIN {
-                    lock(&s.held).remove(&lease.id);
-                }
+                lock(&s.held).remove(&lease.id);
+                drop(permit);
             }
         }
-        s.metrics.in_flight.dec();
-        drop(permit);
     }
     .instrument(span)
     .await
@@ -484,11 +485,19 @@ async fn recorder_loop(s: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Record>) 
         let mut starts = Vec::new();
         let mut finishes = Vec::new();
         let mut releases = Vec::new();
+        // Dropped at the end of this iteration, once everything in the batch is written.
+        let mut permits = Vec::new();
         for r in batch {
             match r {
                 Record::Started(task, e) => starts.push((Some(task), e)),
-                Record::Finished(r) => finishes.push(*r),
-                Record::Release(id, attempt) => releases.push((id, attempt)),
+                Record::Finished(r, permit) => {
+                    finishes.push(*r);
+                    permits.push(permit);
+                }
+                Record::Release(id, attempt, permit) => {
+                    releases.push((id, attempt));
+                    permits.push(permit);
+                }
             }
         }
         write_with_retry(&s, &starts, &finishes).await;

@@ -65,13 +65,17 @@ struct LeaseRow {
     leased_at: DateTime<Utc>,
 }
 
-/// The lease statement (public so its plan can be checked). The CTE's `FOR UPDATE SKIP LOCKED` skips rows another worker is
+/// The lease statement (public so its plan can be checked). A first attempt past its
+/// `start_deadline` is not taken: the operator's catch-up policy decides whether it runs
+/// (migration 0002, `operator` module); retries (attempt > 0) and rows without a deadline
+/// are unaffected. The CTE's `FOR UPDATE SKIP LOCKED` skips rows another worker is
 /// taking at this moment; the outer `UPDATE` re-checks `locked_until IS NULL`, so a row can
 /// never be handed to two workers.
 pub const LEASE_SQL: &str = "\
 WITH picked AS (
     SELECT id FROM due_work
     WHERE locked_until IS NULL AND done_at IS NULL AND run_at <= now()
+      AND (start_deadline IS NULL OR attempt > 0 OR start_deadline > now())
     ORDER BY priority DESC, run_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -146,10 +150,16 @@ impl Store {
         }
         let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
         let still: Vec<(i64, bool)> = sqlx::query_as(
-            "UPDATE due_work d SET locked_until = now() + make_interval(secs => $2) \
-             FROM unnest($3::int8[], $4::int4[]) AS h(id, attempt) \
-             WHERE d.id = h.id AND d.attempt = h.attempt AND d.locked_by = $1 \
-               AND d.done_at IS NULL \
+            // Rows are locked in id order (as every multi-row write here does), so a heartbeat
+            // and a batch of results of the same worker can never deadlock.
+            "WITH mine AS ( \
+                 SELECT d.id FROM due_work d \
+                 JOIN unnest($3::int8[], $4::int4[]) AS h(id, attempt) \
+                   ON d.id = h.id AND d.attempt = h.attempt \
+                 WHERE d.locked_by = $1 AND d.done_at IS NULL \
+                 ORDER BY d.id FOR UPDATE OF d) \
+             UPDATE due_work d SET locked_until = now() + make_interval(secs => $2) \
+             FROM mine WHERE d.id = mine.id \
              RETURNING d.id, d.cancel_requested",
         )
         .bind(worker)
@@ -196,10 +206,13 @@ impl Store {
         let decision = match policy {
             "Forbid" if !active.is_empty() => RunDecision::Skip { active },
             "Replace" if !active.is_empty() => {
-                sqlx::query("UPDATE due_work SET cancel_requested = true WHERE id = ANY($1)")
-                    .bind(&active)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "WITH a AS (SELECT id FROM due_work WHERE id = ANY($1) ORDER BY id FOR UPDATE) \
+                     UPDATE due_work d SET cancel_requested = true FROM a WHERE d.id = a.id",
+                )
+                .bind(&active)
+                .execute(&mut *tx)
+                .await?;
                 RunDecision::Replaced { cancelled: active }
             }
             _ => RunDecision::Run,
@@ -244,10 +257,14 @@ impl Store {
         }
         let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
         let result = sqlx::query(
-            "UPDATE due_work d SET locked_until = NULL, locked_by = NULL \
-             FROM unnest($2::int8[], $3::int4[]) AS h(id, attempt) \
-             WHERE d.id = h.id AND d.attempt = h.attempt AND d.locked_by = $1 \
-               AND d.done_at IS NULL",
+            "WITH mine AS ( \
+                 SELECT d.id FROM due_work d \
+                 JOIN unnest($2::int8[], $3::int4[]) AS h(id, attempt) \
+                   ON d.id = h.id AND d.attempt = h.attempt \
+                 WHERE d.locked_by = $1 AND d.done_at IS NULL \
+                 ORDER BY d.id FOR UPDATE OF d) \
+             UPDATE due_work d SET locked_until = NULL, locked_by = NULL \
+             FROM mine WHERE d.id = mine.id",
         )
         .bind(worker)
         .bind(&ids)
@@ -261,8 +278,12 @@ impl Store {
     /// or stuck). Returns the number reclaimed, for the `lease reclaims` metric.
     pub async fn reap_expired(&self) -> Result<u64, StoreError> {
         let result = sqlx::query(
-            "UPDATE due_work SET locked_until = NULL, locked_by = NULL \
-             WHERE locked_until < now() AND done_at IS NULL",
+            // SKIP LOCKED: a row locked right now is being finished or extended by its holder.
+            "WITH expired AS ( \
+                 SELECT id FROM due_work WHERE locked_until < now() AND done_at IS NULL \
+                 ORDER BY id FOR UPDATE SKIP LOCKED) \
+             UPDATE due_work d SET locked_until = NULL, locked_by = NULL \
+             FROM expired WHERE d.id = expired.id",
         )
         .execute(&self.pool)
         .await?;

@@ -12,7 +12,8 @@
 //!   channel [`DUE_WORK_CHANNEL`] with the earliest `run_at`, so idle workers wake at once.
 //! * [`Store::lease`] takes up to N queued, due rows in one statement:
 //!   `SELECT … WHERE locked_until IS NULL AND done_at IS NULL AND run_at <= now()
-//!   ORDER BY priority DESC, run_at LIMIT N FOR UPDATE SKIP LOCKED`, then sets
+//!   AND <first attempt not past its start_deadline> ORDER BY priority DESC, run_at LIMIT N
+//!   FOR UPDATE SKIP LOCKED`, then sets
 //!   `locked_until = now() + lease`, `locked_by = worker` and `attempt = attempt + 1`.
 //!   The partial index `due_work_lease` holds exactly the queued rows in that order, so the
 //!   query reads only rows it can take (see the `lease_query_uses_the_partial_index` test).
@@ -24,6 +25,8 @@
 //!   [`StoreError::StaleAttempt`] and changes nothing.
 //! * A crashed worker stops heartbeating; [`Store::reap_expired`] returns rows whose
 //!   `locked_until` has passed to the queue, and the next lease gives them attempt + 1.
+//! * A scheduled occurrence never leased by its `start_deadline` is left to the operator's
+//!   catch-up policy (see the `operator` module), so returning workers start no herd.
 //!   Work is therefore at-least-once on a crash and exactly-once otherwise, and a late
 //!   result of an older attempt can never overwrite a newer one.
 
@@ -34,6 +37,7 @@ mod migrate;
 pub use migrate::MIGRATOR;
 mod notify;
 mod occurrences;
+mod operator;
 mod runs;
 mod tasks;
 #[cfg(feature = "testing")]
@@ -44,6 +48,10 @@ pub use events::{DEFAULT_STREAM, OUTBOX_CHANNEL, OutboxBatch, OutboxEvent, Outbo
 pub use lease::{Held, LEASE_SQL, Lease, RunDecision};
 pub use notify::{DUE_WORK_CHANNEL, Listener, Wakeup};
 pub use occurrences::{NewOccurrence, Trigger};
+pub use operator::{
+    Applied, OperatorTaskState, PlannedOccurrence, ReconcileWrite, RunSummary, StaleOccurrence,
+    StatusMirror,
+};
 pub use runs::{Disposition, FinishOutcome, RunRecord, RunStatus, StepRecord, StepStatus};
 pub use tasks::TaskProjection;
 

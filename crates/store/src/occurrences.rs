@@ -163,7 +163,7 @@ async fn insert_on(
     Ok(result.rows_affected())
 }
 
-async fn withdraw_on(
+pub(crate) async fn withdraw_on(
     conn: &mut sqlx::PgConnection,
     task_uid: Uuid,
     after: DateTime<Utc>,

@@ -216,12 +216,18 @@ async fn claim_rows(
         });
     }
     let rows: Vec<(i64, i32, Uuid, DateTime<Utc>, String)> = sqlx::query_as(
-        "UPDATE due_work d SET \
-             done_at = CASE WHEN r.retry_at IS NULL THEN now() END, \
-             run_at = coalesce(r.retry_at, d.run_at), \
+        // Lock in id order, like heartbeats, so the two never deadlock.
+        "WITH mine AS ( \
+             SELECT d.id, r.retry_at FROM due_work d \
+             JOIN unnest($1::int8[], $2::int4[], $3::timestamptz[]) AS r(id, attempt, retry_at) \
+               ON d.id = r.id AND d.attempt = r.attempt \
+             WHERE d.done_at IS NULL \
+             ORDER BY d.id FOR UPDATE OF d) \
+         UPDATE due_work d SET \
+             done_at = CASE WHEN mine.retry_at IS NULL THEN now() END, \
+             run_at = coalesce(mine.retry_at, d.run_at), \
              locked_until = NULL, locked_by = NULL \
-         FROM unnest($1::int8[], $2::int4[], $3::timestamptz[]) AS r(id, attempt, retry_at) \
-         WHERE d.id = r.id AND d.attempt = r.attempt AND d.done_at IS NULL \
+         FROM mine WHERE d.id = mine.id \
          RETURNING d.id, d.attempt, d.task_uid, d.scheduled_for, d.trigger",
     )
     .bind(&ids)
