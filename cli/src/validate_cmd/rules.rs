@@ -1,15 +1,13 @@
 //! The checks of `ordinaut validate`, per document: kind and apiVersion, the typed schema
-//! (serde, unknown fields rejected), the CEL rules (`ordinaut_api::checks`), then the
-//! operator's semantic rules: schedules and timezones (the scheduler's own parser),
-//! durations, retry policies, pipelines (templates, conditions, step references) and a Task's
-//! params against its pipeline's params schema.
+//! (serde, unknown fields rejected), then the operator's own validation
+//! (`ordinaut_operator::validate`: the CEL rules, schedules and timezones, durations, retry
+//! policies, pipelines, and a Task's params against its pipeline's params schema), so the
+//! CLI and the operator cannot disagree.
 
-use chrono::{DateTime, NaiveDateTime, NaiveTime, Utc};
+use chrono::Utc;
 use ordinaut_api::constants::API_VERSION;
-use ordinaut_api::{Agent, McpServer, Pipeline, PipelineSpec, RetryPolicy, Task, checks};
-use ordinaut_schedule::duration::parse_duration;
-use ordinaut_schedule::zone::parse_timezone;
-use ordinaut_schedule::{Schedule, ScheduleSource};
+use ordinaut_api::{Agent, McpServer, Pipeline, PipelineSpec, Task};
+use ordinaut_operator::validate;
 use serde::de::DeserializeOwned;
 
 use super::{Document, Problem, strip_location};
@@ -148,144 +146,40 @@ fn check_object(
     all: &[(&Document, Object)],
     report: &mut dyn FnMut(String, String),
 ) {
-    let mut from_checks = |problems: Vec<checks::FieldProblem>| {
-        // Step-level rules (unique ids) are reported by the pipeline validator, which says
-        // more (which step holds the id already); keep one report per mistake.
-        for p in problems.into_iter().filter(|p| !p.path.contains(".steps[")) {
-            report(p.path, p.message);
-        }
-    };
-    match object {
+    let problems = match object {
         Object::Task(task) => {
-            from_checks(checks::task_problems(&task.spec));
-            check_task(task, all, report);
-        }
-        Object::Pipeline(p) => {
-            from_checks(checks::pipeline_problems(&p.spec, "spec"));
-            check_pipeline(&p.spec, "spec", report);
-        }
-        Object::McpServer(m) => {
-            from_checks(checks::mcp_server_problems(
-                m.metadata.name.as_deref(),
-                &m.spec,
-            ));
-            duration(m.spec.timeout.as_deref(), "spec.timeout", report);
-        }
-        Object::Agent(a) => from_checks(checks::agent_problems(&a.spec)),
-    }
-}
-
-fn check_task(task: &Task, all: &[(&Document, Object)], report: &mut dyn FnMut(String, String)) {
-    let spec = &task.spec;
-    let s = &spec.schedule;
-    let tz = parse_timezone(&s.timezone).ok();
-    // The anchor of an RRULE without DTSTART and of `every`: startAt in the zone, else local
-    // midnight of the creation day (today when the manifest has not been created yet).
-    let anchor: NaiveDateTime = match (s.start_at, tz) {
-        (Some(start), Some(tz)) => start.with_timezone(&tz).naive_local(),
-        (Some(start), None) => start.naive_utc(),
-        (None, tz) => {
+            // The anchor of an RRULE without DTSTART: the creation day, or today for a
+            // manifest that has not been created yet.
             let created = task
                 .metadata
                 .creation_timestamp
                 .as_ref()
-                .and_then(|t| DateTime::from_timestamp(t.0.as_second(), 0))
+                .and_then(ordinaut_operator::status::chrono_time)
                 .unwrap_or_else(Utc::now);
-            let day = match tz {
-                Some(tz) => created.with_timezone(&tz).date_naive(),
-                None => created.date_naive(),
-            };
-            day.and_time(NaiveTime::MIN)
+            validate::task_problems(&task.spec, created, referenced_pipeline(task, all))
         }
+        Object::Pipeline(p) => validate::pipeline_spec_problems(&p.spec, "spec"),
+        Object::McpServer(m) => validate::mcp_server_problems(m.metadata.name.as_deref(), &m.spec),
+        Object::Agent(a) => validate::agent_problems(&a.spec),
     };
-    let source = if let Some(r) = &s.rrule {
-        Some(ScheduleSource::Rrule(r.clone()))
-    } else if let Some(c) = &s.cron {
-        Some(ScheduleSource::Cron(c.clone()))
-    } else if let Some(a) = &s.at {
-        Some(ScheduleSource::At(a.clone()))
-    } else {
-        s.every.as_ref().map(|e| ScheduleSource::Every(e.clone()))
-    };
-    // An unknown timezone is reported once; the rule itself is still checked (in UTC) so
-    // that both mistakes show up in one pass.
-    let timezone = match parse_timezone(&s.timezone) {
-        Ok(_) => s.timezone.as_str(),
-        Err(e) => {
-            report(format!("spec.schedule.{}", e.field), e.message);
-            "UTC"
-        }
-    };
-    if let Some(source) = source
-        && let Err(e) = Schedule::new(&source, timezone, anchor)
-    {
-        report(format!("spec.schedule.{}", e.field), e.message);
-    }
-    duration(s.jitter.as_deref(), "spec.schedule.jitter", report);
-    duration(
-        Some(&s.catchup.window),
-        "spec.schedule.catchup.window",
-        report,
-    );
-    duration(spec.timeout.as_deref(), "spec.timeout", report);
-    retry(spec.retry.as_ref(), "spec.retry", report);
-
-    // The pipeline it runs: inline, or a Pipeline among the validated documents.
-    let pipeline: Option<&PipelineSpec> = match (&spec.pipeline, &spec.pipeline_ref) {
-        (Some(inline), _) => {
-            check_pipeline(inline, "spec.pipeline", report);
-            Some(inline)
-        }
-        (None, Some(name)) => all.iter().find_map(|(_, o)| match o {
-            Object::Pipeline(p)
-                if p.metadata.name.as_ref() == Some(name)
-                    && p.metadata.namespace == task.metadata.namespace =>
-            {
-                Some(&p.spec)
-            }
-            _ => None,
-        }),
-        (None, None) => None,
-    };
-    if let Some(pipeline) = pipeline
-        && !ordinaut_pipeline::validate::validate_pipeline(pipeline)
-            .iter()
-            .any(|i| i.path.starts_with("params"))
-    {
-        let params = spec.params.clone().unwrap_or_else(|| serde_json::json!({}));
-        if let Err(e) = ordinaut_pipeline::validate::validate_params(pipeline, &params) {
-            report(
-                "spec.params".into(),
-                format!("does not match the pipeline's params schema: {e}"),
-            );
-        }
+    for p in problems {
+        report(p.path, p.message);
     }
 }
 
-fn check_pipeline(spec: &PipelineSpec, prefix: &str, report: &mut dyn FnMut(String, String)) {
-    for issue in ordinaut_pipeline::validate::validate_pipeline(spec) {
-        let path = if issue.path.is_empty() {
-            prefix.to_string()
-        } else {
-            format!("{prefix}.{}", issue.path)
-        };
-        report(path, issue.message);
-    }
-}
-
-fn duration(value: Option<&str>, path: &str, report: &mut dyn FnMut(String, String)) {
-    if let Some(value) = value
-        && let Err(e) = parse_duration(value)
-    {
-        report(path.to_string(), e.to_string());
-    }
-}
-
-fn retry(policy: Option<&RetryPolicy>, path: &str, report: &mut dyn FnMut(String, String)) {
-    for e in policy
-        .map(ordinaut_pipeline::retry::check_policy)
-        .unwrap_or_default()
-    {
-        report(format!("{path}.{}", e.field()), e.to_string());
-    }
+/// The Pipeline a Task's `pipelineRef` names, among the validated documents.
+fn referenced_pipeline<'a>(
+    task: &Task,
+    all: &'a [(&Document, Object)],
+) -> Option<&'a PipelineSpec> {
+    let name = task.spec.pipeline_ref.as_ref()?;
+    all.iter().find_map(|(_, o)| match o {
+        Object::Pipeline(p)
+            if p.metadata.name.as_ref() == Some(name)
+                && p.metadata.namespace == task.metadata.namespace =>
+        {
+            Some(&p.spec)
+        }
+        _ => None,
+    })
 }

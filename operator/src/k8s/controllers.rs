@@ -1,0 +1,272 @@
+//! The `kube::runtime::Controller`s: Task (with its finalizer; re-triggered by changes of
+//! the Pipelines and Agents it refers to), Pipeline, McpServer and Agent. Each reconcile
+//! calls the core; errors requeue with per-object exponential backoff; valid Tasks requeue
+//! every tick, which extends their horizon and applies catch-up.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::Client;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{self, Event as Finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use ordinaut_api::constants::FINALIZER;
+use ordinaut_api::{Agent, McpServer, Pipeline, Task};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::leader::gained;
+use crate::reconcile::{
+    Context, DefinitionReconciler, ReconcileError, TaskOutcome, TaskReconciler,
+};
+
+/// Timing of the controllers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControllerConfig {
+    /// Valid Tasks are reconciled again this often (horizon, catch-up).
+    pub tick: Duration,
+    /// First retry after a failed reconcile; doubles per consecutive failure…
+    pub backoff_base: Duration,
+    /// …up to this.
+    pub backoff_max: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_secs(30),
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A failed controller reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Reconcile(#[from] ReconcileError),
+    #[error("finalizer {FINALIZER}: {0}")]
+    Finalizer(#[source] Box<finalizer::Error<ReconcileError>>),
+}
+
+/// Consecutive failures per object, for exponential backoff.
+#[derive(Default)]
+struct Failures(Mutex<HashMap<String, u32>>);
+
+impl Failures {
+    fn key<K: Resource>(obj: &K) -> String {
+        // The uid tells kinds (and re-created objects) apart.
+        format!(
+            "{}/{}/{}",
+            obj.namespace().unwrap_or_default(),
+            obj.name_any(),
+            obj.uid().unwrap_or_default()
+        )
+    }
+    fn reset<K: Resource>(&self, obj: &K) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&Self::key(obj));
+    }
+    fn next<K: Resource>(&self, obj: &K, cfg: &ControllerConfig) -> Duration {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = map.entry(Self::key(obj)).or_insert(0);
+        *n = n.saturating_add(1);
+        let factor = 2u32.saturating_pow(n.saturating_sub(1).min(20));
+        cfg.backoff_base.saturating_mul(factor).min(cfg.backoff_max)
+    }
+}
+
+struct Shared {
+    client: Client,
+    tasks: TaskReconciler,
+    defs: DefinitionReconciler,
+    cfg: ControllerConfig,
+    failures: Failures,
+}
+
+/// Runs the four controllers until `shutdown`. With leader election, `leader` observes
+/// leadership (see [`crate::leader::LeaseElector::subscribe`]): every object is reconciled
+/// each time this instance becomes the leader (a follower writes nothing).
+pub async fn run(
+    client: Client,
+    ctx: Context,
+    cfg: ControllerConfig,
+    leader: Option<watch::Receiver<bool>>,
+    shutdown: CancellationToken,
+) {
+    let gained_on = move || match leader.clone() {
+        Some(rx) => futures::future::Either::Left(gained(rx)),
+        None => futures::future::Either::Right(futures::stream::empty()),
+    };
+    let shared = Arc::new(Shared {
+        client: client.clone(),
+        tasks: TaskReconciler::new(ctx.clone()),
+        defs: DefinitionReconciler::new(ctx),
+        cfg,
+        failures: Failures::default(),
+    });
+    let wc = watcher::Config::default().any_semantic();
+
+    let task_ctl = Controller::new(Api::<Task>::all(client.clone()), wc.clone());
+    let tasks = task_ctl.store();
+    let by_pipeline = tasks.clone();
+    let by_agent = tasks.clone();
+    let stop = shutdown.clone();
+    let task_ctl = task_ctl
+        .watches(
+            Api::<Pipeline>::all(client.clone()),
+            wc.clone(),
+            move |p: Pipeline| referencing(&by_pipeline, &p, |t| t.spec.pipeline_ref.as_deref()),
+        )
+        .watches(
+            Api::<Agent>::all(client.clone()),
+            wc.clone(),
+            move |a: Agent| referencing(&by_agent, &a, |t| t.spec.agent_ref.as_deref()),
+        )
+        .reconcile_all_on(gained_on())
+        .graceful_shutdown_on(async move { stop.cancelled().await })
+        .run(reconcile_task, error_policy, shared.clone())
+        .for_each(log_result("Task"));
+
+    let stop = shutdown.clone();
+    let pipe_ctl = Controller::new(Api::<Pipeline>::all(client.clone()), wc.clone())
+        .reconcile_all_on(gained_on())
+        .graceful_shutdown_on(async move { stop.cancelled().await })
+        .run(
+            |p: Arc<Pipeline>, s: Arc<Shared>| async move {
+                definition(&s, &*p, s.defs.pipeline(&p).await)
+            },
+            error_policy,
+            shared.clone(),
+        )
+        .for_each(log_result("Pipeline"));
+    let stop = shutdown.clone();
+    let agent_ctl =
+        Controller::new(Api::<Agent>::all(client.clone()), wc.clone())
+            .reconcile_all_on(gained_on())
+            .graceful_shutdown_on(async move { stop.cancelled().await })
+            .run(
+                |a: Arc<Agent>, s: Arc<Shared>| async move {
+                    definition(&s, &*a, s.defs.agent(&a).await)
+                },
+                error_policy,
+                shared.clone(),
+            )
+            .for_each(log_result("Agent"));
+    let stop = shutdown.clone();
+    let mcp_ctl = Controller::new(Api::<McpServer>::all(client), wc)
+        .reconcile_all_on(gained_on())
+        .graceful_shutdown_on(async move { stop.cancelled().await })
+        .run(
+            |m: Arc<McpServer>, s: Arc<Shared>| async move {
+                definition(&s, &*m, s.defs.mcp_server(&m).await)
+            },
+            error_policy,
+            shared.clone(),
+        )
+        .for_each(log_result("McpServer"));
+    futures::join!(task_ctl, pipe_ctl, agent_ctl, mcp_ctl);
+}
+
+/// The Tasks in `obj`'s namespace whose reference (`pipelineRef`, `agentRef`) names it.
+fn referencing<K: Resource>(
+    tasks: &kube::runtime::reflector::Store<Task>,
+    obj: &K,
+    field: impl Fn(&Task) -> Option<&str>,
+) -> Vec<ObjectRef<Task>> {
+    let (ns, name) = (obj.namespace(), obj.name_any());
+    tasks
+        .state()
+        .iter()
+        .filter(|t| t.namespace() == ns && field(t) == Some(name.as_str()))
+        .map(|t| ObjectRef::from_obj(&**t))
+        .collect()
+}
+
+fn log_result<K: Resource, E: std::fmt::Debug>(
+    kind: &'static str,
+) -> impl FnMut(Result<(ObjectRef<K>, Action), E>) -> std::future::Ready<()> {
+    move |result| {
+        if let Err(e) = result {
+            tracing::warn!(kind, error = ?e, "reconcile failed");
+        }
+        std::future::ready(())
+    }
+}
+
+fn definition<K: Resource>(
+    shared: &Shared,
+    obj: &K,
+    result: Result<bool, ReconcileError>,
+) -> Result<Action, ControllerError> {
+    result?;
+    shared.failures.reset(obj);
+    Ok(Action::await_change())
+}
+
+async fn reconcile_task(task: Arc<Task>, shared: Arc<Shared>) -> Result<Action, ControllerError> {
+    let ns = task.namespace().unwrap_or_else(|| "default".into());
+    let span = tracing::info_span!("reconcile", namespace = %ns, task = %task.name_any());
+    reconcile_task_in(task, shared, ns).instrument(span).await
+}
+
+async fn reconcile_task_in(
+    task: Arc<Task>,
+    shared: Arc<Shared>,
+    ns: String,
+) -> Result<Action, ControllerError> {
+    if !shared.tasks.context().leader.is_leader() {
+        // A follower writes nothing, not even the finalizer; the leader's turn comes.
+        return Ok(Action::requeue(shared.cfg.tick));
+    }
+    let api: Api<Task> = Api::namespaced(shared.client.clone(), &ns);
+    let tick = shared.cfg.tick;
+    let result = finalizer::finalizer(&api, FINALIZER, task.clone(), |event| async {
+        match event {
+            Finalizer::Apply(t) => match shared.tasks.reconcile(&t).await {
+                Ok(TaskOutcome::Invalid { .. }) => Ok(Action::await_change()),
+                Ok(_) => Ok(Action::requeue(tick)),
+                // Deleted while we worked: nothing left to write to.
+                Err(ReconcileError::Sink(e)) if e.gone => Ok(Action::await_change()),
+                Err(e) => Err(e),
+            },
+            Finalizer::Cleanup(t) => {
+                shared.tasks.cleanup(&t).await?;
+                Ok(Action::await_change())
+            }
+        }
+    })
+    .await;
+    match result {
+        Ok(action) => {
+            shared.failures.reset(&*task);
+            Ok(action)
+        }
+        // The object went away while the finalizer was removed: cleanup is done.
+        Err(finalizer::Error::RemoveFinalizer(kube::Error::Api(s))) if s.code == 404 => {
+            Ok(Action::await_change())
+        }
+        Err(e) => Err(ControllerError::Finalizer(Box::new(e))),
+    }
+}
+
+fn error_policy<K: Resource>(obj: Arc<K>, error: &ControllerError, shared: Arc<Shared>) -> Action {
+    let wait = shared.failures.next(&*obj, &shared.cfg);
+    tracing::warn!(
+        namespace = obj.namespace().unwrap_or_default(),
+        name = %obj.name_any(),
+        error = %error,
+        retry_in = ?wait,
+        "reconcile failed; retrying"
+    );
+    Action::requeue(wait)
+}

@@ -1,0 +1,30 @@
+//! Ordinaut's operator: turns Task, Pipeline, McpServer and Agent resources into due work in
+//! PostgreSQL and tells the user, in each object's status, what will happen next and what
+//! happened last.
+//!
+//! A reconcile is a pipeline of small steps: fetch → [`validate`] (pure) → [`plan`] (pure,
+//! with the injected `Clock`) → apply (one [`ordinaut_store::Store::apply_reconcile`]
+//! transaction) → status. The core ([`reconcile`]) does not know whether its objects come
+//! from the Kubernetes API or from a directory: it reads referenced objects through
+//! [`seam::Objects`] and writes status and Events through [`seam::StatusSink`]. The [`k8s`]
+//! module plugs it into `kube::runtime::Controller`s; `ordinaut dev` plugs it into a
+//! directory watcher with [`seam::MemoryObjects`] and its own sink.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod feed;
+pub mod k8s;
+pub mod leader;
+pub mod metrics;
+pub mod plan;
+pub mod reconcile;
+pub mod seam;
+pub mod serve;
+pub mod status;
+pub mod validate;
+
+pub use leader::{AlwaysLeader, LeaderFlag, Leadership};
+pub use plan::MaterializeConfig;
+pub use reconcile::{Context, DefinitionReconciler, ReconcileError, TaskOutcome, TaskReconciler};
+pub use seam::{
+    Kind, MemoryObjects, MemorySink, Notice, NoticeType, ObjectKey, Objects, StatusSink,
+};

@@ -1,0 +1,232 @@
+//! `ordinaut-operator`: reconciles Ordinaut's custom resources into due work and status.
+//! `ordinaut-operator crdgen` prints the CRDs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use ordinaut_events::{DEFAULT_STREAM, GroupConsumer};
+use ordinaut_operator::feed::{GROUP, StatusFeed};
+use ordinaut_operator::k8s::controllers::{self, ControllerConfig};
+use ordinaut_operator::k8s::{KubeObjects, KubeSink};
+use ordinaut_operator::leader::{AlwaysLeader, Leadership, LeaseElector};
+use ordinaut_operator::{Context, MaterializeConfig, TaskReconciler};
+use ordinaut_schedule::clock::SystemClock;
+use ordinaut_schedule::duration::parse_duration;
+use ordinaut_store::Store;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(name = "ordinaut-operator", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the CustomResourceDefinitions as YAML (the files under crds/).
+    Crdgen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// PostgreSQL URL of Ordinaut's database.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Redis URL of the events stream (status feed).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "ORDINAUT_LISTEN_ADDR", default_value = "0.0.0.0:9091")]
+    listen_addr: SocketAddr,
+    /// How far ahead occurrences are queued (`24h`, `PT12H`).
+    #[arg(long, env = "ORDINAUT_HORIZON", default_value = "24h", value_parser = duration)]
+    horizon: std::time::Duration,
+    /// Most occurrences queued per Task at once.
+    #[arg(long, env = "ORDINAUT_HORIZON_MAX_OCCURRENCES", default_value_t = 100)]
+    horizon_max_occurrences: usize,
+    /// An occurrence not started this long after its time is missed; the Task's catch-up
+    /// policy then decides whether it still runs.
+    #[arg(long, env = "ORDINAUT_MISSED_AFTER", default_value = "2m", value_parser = duration)]
+    missed_after: std::time::Duration,
+    /// How often every valid Task is reconciled again (extends horizons, applies catch-up).
+    #[arg(long, env = "ORDINAUT_TICK_INTERVAL", default_value = "30s", value_parser = duration)]
+    tick_interval: std::time::Duration,
+    /// Elect a leader with a Lease; only the leader writes. `false` for a single replica.
+    #[arg(long, env = "ORDINAUT_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, env = "ORDINAUT_LEASE_NAME", default_value = "ordinaut-operator")]
+    lease_name: String,
+    /// Namespace of the Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// How long a Lease holds without renewal.
+    #[arg(long, env = "ORDINAUT_LEASE_DURATION", default_value = "15s", value_parser = duration)]
+    lease_duration: std::time::Duration,
+    /// This instance's identity in the Lease and in Events (the pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Log format: `text` for people, `json` in clusters.
+    #[arg(long, env = "ORDINAUT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Apply database migrations at start.
+    #[arg(long, env = "ORDINAUT_MIGRATE")]
+    migrate: bool,
+}
+
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::Crdgen) = cli.command {
+        for crd in ordinaut_api::render_all()? {
+            println!("---\n{}", crd.yaml.trim_end());
+        }
+        return Ok(());
+    }
+    let args = cli.run;
+    init_tracing(args.log_format);
+    let database_url = args
+        .database_url
+        .clone()
+        .context("--database-url (or DATABASE_URL) is required")?;
+    let store = Store::connect(&database_url, 8).await?;
+    if args.migrate {
+        store.migrate().await?;
+    }
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot reach the Kubernetes API (in-cluster config or ~/.kube/config)")?;
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("ordinaut-operator-{}", uuid::Uuid::new_v4().simple()));
+    let clock = Arc::new(SystemClock);
+    let shutdown = CancellationToken::new();
+
+    let elector = args.leader_election.then(|| {
+        LeaseElector::new(
+            kube::Api::namespaced(client.clone(), &args.lease_namespace),
+            args.lease_name.clone(),
+            identity.clone(),
+            args.lease_duration,
+            clock.clone(),
+        )
+    });
+    let leader: Arc<dyn Leadership> = match &elector {
+        Some(e) => Arc::new(e.flag()),
+        None => Arc::new(AlwaysLeader),
+    };
+    let ctx = Context::new(
+        store.clone(),
+        clock,
+        MaterializeConfig {
+            horizon: args.horizon,
+            max_occurrences: args.horizon_max_occurrences,
+            missed_after: args.missed_after,
+            ..MaterializeConfig::default()
+        },
+        Arc::new(KubeObjects::new(client.clone())),
+        Arc::new(KubeSink::new(client.clone(), Some(identity.clone()))),
+        leader,
+    );
+    let mut registry = prometheus_client::registry::Registry::default();
+    ctx.metrics.register(&mut registry);
+    let started = Arc::new(AtomicBool::new(false));
+    let (bound, http) = ordinaut_operator::serve::serve(
+        args.listen_addr,
+        Arc::new(registry),
+        store.clone(),
+        started.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| format!("cannot listen on {}", args.listen_addr))?;
+    tracing::info!(%bound, identity = %identity, "operator starting");
+
+    let leader_changes = elector.as_ref().map(LeaseElector::subscribe);
+    let metrics = ctx.metrics.clone();
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(elector) = elector {
+        let stop = shutdown.clone();
+        let flag = elector.flag();
+        tasks.spawn(elector.run(stop));
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            while !stop.is_cancelled() {
+                metrics.leader.set(i64::from(flag.is_leader()));
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
+        });
+    }
+    let consumer = GroupConsumer::open(&args.redis_url, DEFAULT_STREAM, GROUP, identity.clone())?;
+    let feed = StatusFeed::new(consumer, TaskReconciler::new(ctx.clone()));
+    tasks.spawn(feed.run(shutdown.clone()));
+    let cfg = ControllerConfig {
+        tick: args.tick_interval,
+        ..ControllerConfig::default()
+    };
+    tasks.spawn(controllers::run(
+        client,
+        ctx,
+        cfg,
+        leader_changes,
+        shutdown.clone(),
+    ));
+    started.store(true, Ordering::SeqCst);
+
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        stop.cancel();
+    });
+    shutdown.cancelled().await;
+    while tasks.join_next().await.is_some() {}
+    let _ = http.await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

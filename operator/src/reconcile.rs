@@ -1,0 +1,603 @@
+//! The reconcile core, shared by the kube controllers and `ordinaut dev`: fetch (the store's
+//! state, the referenced objects) → validate (pure) → plan (pure, with the Clock) → apply
+//! (one transaction) → status (through the [`StatusSink`]). See [`crate::seam`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use ordinaut_api::constants::{RUN_NOW_ANNOTATION, condition, reason};
+use ordinaut_api::{Agent, McpServer, Pipeline, Task, TaskStatus};
+use ordinaut_schedule::clock::Clock;
+use ordinaut_store::{ReconcileWrite, Store, StoreError};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::leader::Leadership;
+use crate::metrics::Metrics;
+use crate::plan::{MaterializeConfig, Plan, PlanError, PlanInput, plan};
+use crate::seam::{
+    Kind, LookupError, Notice, NoticeType, ObjectKey, Objects, SinkError, StatusSink,
+};
+use crate::status::{
+    ConditionUpdate, chrono_time, compose_task_status, invalid, is_news, merge_condition, missing,
+    ready_of, task_ready,
+};
+use crate::validate::{self, Problem};
+
+/// A reconcile that failed for a reason that may pass: retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(
+        "{kind} {namespace}/{name} has no metadata.uid; it was not read from an API server or a dev source"
+    )]
+    NoUid {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+    },
+    #[error("task {namespace}/{name}: database: {source}")]
+    Store {
+        namespace: String,
+        name: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("task {namespace}/{name}: planning failed: {source}")]
+    Plan {
+        namespace: String,
+        name: String,
+        #[source]
+        source: PlanError,
+    },
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+}
+
+/// What a Task reconcile concluded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskOutcome {
+    /// Valid and materialized.
+    Ready {
+        next_run_time: Option<DateTime<Utc>>,
+        inserted: u64,
+        withdrawn: u64,
+        missed: usize,
+        caught_up: usize,
+    },
+    /// Invalid spec or a missing reference: waits for a change.
+    Invalid { reason: String },
+    /// Another instance holds the Lease: nothing was written.
+    Follower,
+}
+
+/// Shared by every reconciler of one operator instance.
+#[derive(Clone)]
+pub struct Context {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub config: MaterializeConfig,
+    pub objects: Arc<dyn Objects>,
+    pub sink: Arc<dyn StatusSink>,
+    pub leader: Arc<dyn Leadership>,
+    pub metrics: Metrics,
+    /// Serializes status writes per Task between reconciles and the status feed.
+    locks: Arc<Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl Context {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        config: MaterializeConfig,
+        objects: Arc<dyn Objects>,
+        sink: Arc<dyn StatusSink>,
+        leader: Arc<dyn Leadership>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            config,
+            objects,
+            sink,
+            leader,
+            metrics: Metrics::default(),
+            locks: Arc::default(),
+        }
+    }
+
+    fn lock_for(&self, uid: Uuid) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(uid)
+            .or_default()
+            .clone()
+    }
+}
+
+fn key(kind: Kind, meta: &kube::api::ObjectMeta) -> ObjectKey {
+    ObjectKey {
+        kind,
+        namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone(),
+    }
+}
+
+fn created(meta: &kube::api::ObjectMeta, now: DateTime<Utc>) -> DateTime<Utc> {
+    meta.creation_timestamp
+        .as_ref()
+        .and_then(chrono_time)
+        .unwrap_or(now)
+}
+
+/// Reconciles Tasks: see the module docs.
+#[derive(Clone)]
+pub struct TaskReconciler {
+    ctx: Context,
+}
+
+impl TaskReconciler {
+    pub fn new(ctx: Context) -> Self {
+        Self { ctx }
+    }
+
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// One reconcile of a Task that exists (not being deleted).
+    pub async fn reconcile(&self, task: &Task) -> Result<TaskOutcome, ReconcileError> {
+        let started = Instant::now();
+        let result = self.reconcile_inner(task).await;
+        let outcome = match &result {
+            Ok(TaskOutcome::Ready { .. }) => "ready",
+            Ok(TaskOutcome::Invalid { .. }) => "invalid",
+            Ok(TaskOutcome::Follower) => "follower",
+            Err(_) => "error",
+        };
+        self.ctx
+            .metrics
+            .reconciled("Task", outcome, started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn reconcile_inner(&self, task: &Task) -> Result<TaskOutcome, ReconcileError> {
+        let key = key(Kind::Task, &task.metadata);
+        let (ns, name) = (key.namespace.clone(), key.name.clone());
+        let store_err = |source| ReconcileError::Store {
+            namespace: ns.clone(),
+            name: name.clone(),
+            source,
+        };
+        let uid = task
+            .metadata
+            .uid
+            .as_deref()
+            .and_then(|u| Uuid::parse_str(u).ok())
+            .ok_or_else(|| ReconcileError::NoUid {
+                kind: "Task",
+                namespace: ns.clone(),
+                name: name.clone(),
+            })?;
+        if !self.ctx.leader.is_leader() {
+            return Ok(TaskOutcome::Follower);
+        }
+        let now = self.ctx.clock.now();
+        let generation = task.metadata.generation.unwrap_or(1);
+        let old_status = task.status.clone().unwrap_or_default();
+        let spec = &task.spec;
+
+        // Fetch and validate.
+        let mut problems: Vec<Problem> = Vec::new();
+        let mut missing_ref: Option<ConditionUpdate> = None;
+        let referenced: Option<Arc<Pipeline>> = match &spec.pipeline_ref {
+            Some(p) if spec.pipeline.is_none() => {
+                let found = self.ctx.objects.pipeline(&ns, p).await?;
+                if found.is_none() {
+                    missing_ref = Some(missing(
+                        reason::PIPELINE_NOT_FOUND,
+                        "spec.pipelineRef",
+                        "Pipeline",
+                        p,
+                    ));
+                }
+                found
+            }
+            _ => None,
+        };
+        if let Some(p) = &referenced {
+            for issue in validate::pipeline_spec_problems(&p.spec, "spec") {
+                problems.push(Problem {
+                    path: "spec.pipelineRef".into(),
+                    message: format!(
+                        "Pipeline `{}` is invalid: {issue}; fix the Pipeline",
+                        p.metadata.name.as_deref().unwrap_or_default()
+                    ),
+                    reason: reason::INVALID_PIPELINE,
+                });
+            }
+        }
+        if missing_ref.is_none()
+            && let Some(agent) = &spec.agent_ref
+            && self.ctx.objects.agent(&ns, agent).await?.is_none()
+        {
+            missing_ref = Some(missing(
+                reason::AGENT_NOT_FOUND,
+                "spec.agentRef",
+                "Agent",
+                agent,
+            ));
+        }
+        let created = created(&task.metadata, now);
+        problems.extend(validate::task_problems(
+            spec,
+            created,
+            referenced.as_deref().map(|p| &p.spec),
+        ));
+        let schedule = match validate::compile_schedule(&spec.schedule, created) {
+            Ok(s) => s,
+            Err(p) => {
+                if !problems.contains(&p) {
+                    problems.push(p);
+                }
+                None
+            }
+        };
+
+        let mut owned = TaskStatus {
+            conditions: old_status.conditions.clone(),
+            observed_generation: Some(generation),
+            schedule_summary: spec.schedule.summary(),
+            handled_run_now: old_status.handled_run_now.clone(),
+            last_schedule_time: old_status.last_schedule_time,
+            ..TaskStatus::default()
+        };
+
+        if !problems.is_empty() || missing_ref.is_some() {
+            let update = if problems.is_empty() {
+                missing_ref.unwrap_or_else(|| invalid(&problems))
+            } else {
+                invalid(&problems)
+            };
+            owned.conditions = merge_condition(&owned.conditions, &update, Some(generation), now);
+            let withdrawn = self
+                .ctx
+                .store
+                .hold_invalid_task(uid, &to_json(&owned))
+                .await
+                .map_err(store_err)?;
+            self.ctx.metrics.withdrawn.inc_by(withdrawn);
+            if is_news(ready_of(&old_status.conditions), &update) {
+                self.notice(
+                    &key,
+                    NoticeType::Warning,
+                    &update.reason,
+                    &update.message,
+                    "Validate",
+                )
+                .await?;
+            }
+            tracing::info!(namespace = %ns, task = %name, reason = %update.reason, message = %update.message, withdrawn, "task is not valid");
+            self.write_status(&key, uid, &owned).await?;
+            return Ok(TaskOutcome::Invalid {
+                reason: update.reason,
+            });
+        }
+
+        // Plan.
+        let mut normalized = spec.clone();
+        if let Some(p) = &referenced {
+            normalized.pipeline = Some(p.spec.clone());
+            normalized.pipeline_ref = None;
+        }
+        let prior = self
+            .ctx
+            .store
+            .operator_state(uid, now)
+            .await
+            .map_err(store_err)?;
+        let handled = prior
+            .as_ref()
+            .and_then(|p| p.handled_run_now.clone())
+            .or_else(|| old_status.handled_run_now.clone());
+        let run_now = task
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(RUN_NOW_ANNOTATION));
+        let plan: Plan = plan(&PlanInput {
+            uid,
+            namespace: &ns,
+            name: &name,
+            generation,
+            spec: &normalized,
+            schedule: schedule.as_ref(),
+            prior: prior.as_ref(),
+            run_now: run_now.map(String::as_str),
+            handled_run_now: handled.as_deref(),
+            now,
+            config: &self.ctx.config,
+        })
+        .map_err(|source| ReconcileError::Plan {
+            namespace: ns.clone(),
+            name: name.clone(),
+            source,
+        })?;
+
+        // Apply.
+        let update = task_ready(plan.state, plan.next_run_time);
+        owned.conditions = merge_condition(&owned.conditions, &update, Some(generation), now);
+        owned.next_run_time = plan.next_run_time;
+        owned.last_schedule_time = plan.last_schedule_time;
+        owned.handled_run_now = plan.handled_run_now.clone().or(handled);
+        let write = ReconcileWrite {
+            projection: plan.projection.clone(),
+            prior_materialized_until: plan.prior_materialized_until,
+            withdraw_after: plan.withdraw_after,
+            drop_stale: plan.drop_stale.clone(),
+            occurrences: plan.occurrences.clone(),
+            missed: i64::try_from(plan.missed.len()).unwrap_or(i64::MAX),
+            events: plan.events.clone(),
+            handled_run_now: plan.handled_run_now.clone(),
+            status: to_json(&owned),
+        };
+        let applied = self
+            .ctx
+            .store
+            .apply_reconcile(&write)
+            .await
+            .map_err(store_err)?;
+        let m = &self.ctx.metrics;
+        m.materialized.inc_by(applied.inserted);
+        m.withdrawn.inc_by(applied.withdrawn);
+        m.missed.inc_by(plan.missed.len() as u64);
+        m.caught_up.inc_by(plan.caught_up.len() as u64);
+        tracing::debug!(
+            namespace = %ns, task = %name, inserted = applied.inserted,
+            withdrawn = applied.withdrawn, missed = plan.missed.len(),
+            caught_up = plan.caught_up.len(), next = ?plan.next_run_time, "task reconciled"
+        );
+
+        // Status and Events.
+        let old_ready = ready_of(&old_status.conditions);
+        if old_ready.is_some_and(|c| c.status == "False") && is_news(old_ready, &update) {
+            self.notice(
+                &key,
+                NoticeType::Normal,
+                reason::VALID,
+                "the spec is valid again; scheduling resumed",
+                "Validate",
+            )
+            .await?;
+        }
+        if !plan.missed.is_empty() || !plan.caught_up.is_empty() {
+            let message = format!(
+                "{} occurrence(s) missed while Ordinaut was not running them (catch-up policy {:?}): {} dropped, {} queued now",
+                plan.missed.len() + plan.caught_up.len(),
+                spec.schedule.catchup.policy,
+                plan.missed.len(),
+                plan.caught_up.len()
+            );
+            let type_ = if plan.missed.is_empty() {
+                NoticeType::Normal
+            } else {
+                NoticeType::Warning
+            };
+            self.notice(&key, type_, "MissedRuns", &message, "CatchUp")
+                .await?;
+        }
+        self.write_status(&key, uid, &owned).await?;
+        Ok(TaskOutcome::Ready {
+            next_run_time: plan.next_run_time,
+            inserted: applied.inserted,
+            withdrawn: applied.withdrawn,
+            missed: plan.missed.len(),
+            caught_up: plan.caught_up.len(),
+        })
+    }
+
+    /// The Task is being deleted: withdraw its queued occurrences and mark the projection
+    /// deleted (run history stays). Idempotent.
+    pub async fn cleanup(&self, task: &Task) -> Result<u64, ReconcileError> {
+        let key = key(Kind::Task, &task.metadata);
+        let Some(uid) = task
+            .metadata
+            .uid
+            .as_deref()
+            .and_then(|u| Uuid::parse_str(u).ok())
+        else {
+            return Ok(0);
+        };
+        let withdrawn =
+            self.ctx
+                .store
+                .delete_task(uid)
+                .await
+                .map_err(|source| ReconcileError::Store {
+                    namespace: key.namespace.clone(),
+                    name: key.name.clone(),
+                    source,
+                })?;
+        self.ctx.metrics.withdrawn.inc_by(withdrawn);
+        self.ctx.metrics.reconciled("Task", "deleted", 0.0);
+        tracing::info!(namespace = %key.namespace, task = %key.name, withdrawn, "task deleted");
+        Ok(withdrawn)
+    }
+
+    /// Rewrites a Task's status from the store (its status mirror and its runs): what the
+    /// status feed does for each run outcome. Idempotent: the result depends only on the
+    /// store, so applying the same outcome twice writes the same status. `false` when the
+    /// task is unknown or deleted.
+    pub async fn refresh_status(&self, uid: Uuid) -> Result<bool, ReconcileError> {
+        let store_err = |source| ReconcileError::Store {
+            namespace: String::new(),
+            name: uid.to_string(),
+            source,
+        };
+        let Some(mirror) = self.ctx.store.status_mirror(uid).await.map_err(store_err)? else {
+            return Ok(false);
+        };
+        if mirror.deleted {
+            return Ok(false);
+        }
+        let owned: TaskStatus = serde_json::from_value(mirror.status).unwrap_or_default();
+        let key = ObjectKey {
+            kind: Kind::Task,
+            namespace: mirror.namespace,
+            name: mirror.name,
+            uid: Some(uid.to_string()),
+        };
+        self.write_status(&key, uid, &owned).await?;
+        Ok(true)
+    }
+
+    async fn write_status(
+        &self,
+        key: &ObjectKey,
+        uid: Uuid,
+        owned: &TaskStatus,
+    ) -> Result<(), ReconcileError> {
+        let lock = self.ctx.lock_for(uid);
+        let _guard = lock.lock().await;
+        let store_err = |source| ReconcileError::Store {
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            source,
+        };
+        let runs = self.ctx.store.run_summary(uid).await.map_err(store_err)?;
+        let missed = match self.ctx.store.status_mirror(uid).await.map_err(store_err)? {
+            Some(m) => m.missed_total,
+            None => owned.counters.missed,
+        };
+        let status = compose_task_status(owned, &runs, missed);
+        self.ctx.sink.status(key, to_json(&status)).await?;
+        Ok(())
+    }
+
+    async fn notice(
+        &self,
+        key: &ObjectKey,
+        type_: NoticeType,
+        reason: &str,
+        message: &str,
+        action: &str,
+    ) -> Result<(), ReconcileError> {
+        let notice = Notice {
+            type_,
+            reason: reason.to_string(),
+            message: message.to_string(),
+            action: action.to_string(),
+        };
+        self.ctx.sink.notice(key, &notice).await?;
+        Ok(())
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_else(|_| json!({}))
+}
+
+/// Validation and status of the kinds that have no schedule: Pipeline, McpServer, Agent.
+#[derive(Clone)]
+pub struct DefinitionReconciler {
+    ctx: Context,
+}
+
+impl DefinitionReconciler {
+    pub fn new(ctx: Context) -> Self {
+        Self { ctx }
+    }
+
+    pub async fn pipeline(&self, p: &Pipeline) -> Result<bool, ReconcileError> {
+        let problems = validate::pipeline_spec_problems(&p.spec, "spec");
+        let old = p
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
+        self.finish(Kind::Pipeline, &p.metadata, &old, &problems)
+            .await
+    }
+
+    pub async fn agent(&self, a: &Agent) -> Result<bool, ReconcileError> {
+        let problems = validate::agent_problems(&a.spec);
+        let old = a
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
+        self.finish(Kind::Agent, &a.metadata, &old, &problems).await
+    }
+
+    pub async fn mcp_server(&self, m: &McpServer) -> Result<bool, ReconcileError> {
+        let problems = validate::mcp_server_problems(m.metadata.name.as_deref(), &m.spec);
+        let old = m
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
+        self.finish(Kind::McpServer, &m.metadata, &old, &problems)
+            .await
+    }
+
+    /// Writes Ready (and one Warning on a new mistake). Returns whether the object is valid.
+    async fn finish(
+        &self,
+        kind: Kind,
+        meta: &kube::api::ObjectMeta,
+        old: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        problems: &[Problem],
+    ) -> Result<bool, ReconcileError> {
+        let started = Instant::now();
+        if !self.ctx.leader.is_leader() {
+            return Ok(problems.is_empty());
+        }
+        let now = self.ctx.clock.now();
+        let key = key(kind, meta);
+        let update = if problems.is_empty() {
+            ConditionUpdate {
+                type_: condition::READY,
+                status: true,
+                reason: reason::VALID.into(),
+                message: format!("the {} is valid", kind.as_str()),
+            }
+        } else {
+            invalid(problems)
+        };
+        if is_news(ready_of(old), &update) {
+            let type_ = if update.status {
+                NoticeType::Normal
+            } else {
+                NoticeType::Warning
+            };
+            let notice = Notice {
+                type_,
+                reason: update.reason.clone(),
+                message: update.message.clone(),
+                action: "Validate".into(),
+            };
+            self.ctx.sink.notice(&key, &notice).await?;
+        }
+        let conditions = merge_condition(old, &update, meta.generation, now);
+        let mut status = json!({ "conditions": conditions });
+        if let Some(generation) = meta.generation {
+            status["observedGeneration"] = json!(generation);
+        }
+        self.ctx.sink.status(&key, status).await?;
+        self.ctx.metrics.reconciled(
+            kind.as_str(),
+            if problems.is_empty() {
+                "ready"
+            } else {
+                "invalid"
+            },
+            started.elapsed().as_secs_f64(),
+        );
+        Ok(problems.is_empty())
+    }
+}

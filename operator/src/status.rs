@@ -1,0 +1,238 @@
+//! Status (pure): conditions with stable `lastTransitionTime`, the Ready condition of a
+//! Task from its validation and plan, and the full `TaskStatus` composed from the
+//! reconcile-owned part (kept in the store's status mirror) and the run summary.
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use ordinaut_api::TaskStatus;
+use ordinaut_api::constants::{condition, reason, run_status};
+use ordinaut_store::RunSummary;
+
+use crate::plan::ScheduleState;
+use crate::validate::Problem;
+
+/// A chrono instant as a Kubernetes `Time`.
+pub fn k8s_time(t: DateTime<Utc>) -> Time {
+    let ts = Timestamp::new(
+        t.timestamp(),
+        i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    )
+    .unwrap_or(Timestamp::UNIX_EPOCH);
+    Time(ts)
+}
+
+/// A Kubernetes `Time` as a chrono instant.
+pub fn chrono_time(t: &Time) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(
+        t.0.as_second(),
+        u32::try_from(t.0.subsec_nanosecond()).unwrap_or(0),
+    )
+}
+
+/// A condition without its transition time (set by [`merge_condition`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionUpdate {
+    pub type_: &'static str,
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+/// `existing` with `update` set: `lastTransitionTime` is kept when the status did not change
+/// (reason or message changes alone are not transitions), and set to `now` otherwise.
+pub fn merge_condition(
+    existing: &[Condition],
+    update: &ConditionUpdate,
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> Vec<Condition> {
+    let status = if update.status { "True" } else { "False" };
+    let old = existing.iter().find(|c| c.type_ == update.type_);
+    let last_transition_time = match old {
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => k8s_time(now),
+    };
+    let new = Condition {
+        type_: update.type_.to_string(),
+        status: status.to_string(),
+        reason: update.reason.clone(),
+        message: update.message.clone(),
+        observed_generation: generation,
+        last_transition_time,
+    };
+    let mut out: Vec<Condition> = existing
+        .iter()
+        .filter(|c| c.type_ != update.type_)
+        .cloned()
+        .collect();
+    out.push(new);
+    out.sort_by(|a, b| a.type_.cmp(&b.type_));
+    out
+}
+
+/// The Ready condition of an object that failed validation: the first problem's reason,
+/// every problem in the message (field path and fix).
+pub fn invalid(problems: &[Problem]) -> ConditionUpdate {
+    let reason = problems
+        .first()
+        .map_or(reason::INVALID_SPEC, |p| p.reason)
+        .to_string();
+    let message = problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    ConditionUpdate {
+        type_: condition::READY,
+        status: false,
+        reason,
+        message,
+    }
+}
+
+/// The Ready condition of a valid Task after planning.
+pub fn task_ready(state: ScheduleState, next: Option<DateTime<Utc>>) -> ConditionUpdate {
+    let (reason, message) = match state {
+        ScheduleState::Active => (
+            reason::VALID,
+            match next {
+                Some(t) => format!("scheduled; next run at {}", t.to_rfc3339()),
+                None => "scheduled".to_string(),
+            },
+        ),
+        ScheduleState::Suspended => (
+            reason::SUSPENDED,
+            "spec.suspend is true: no occurrence is queued; set it to false to resume".into(),
+        ),
+        ScheduleState::Snoozed(until) => (
+            reason::SNOOZED,
+            format!(
+                "spec.snoozeUntil: occurrences before {} are skipped",
+                until.to_rfc3339()
+            ),
+        ),
+        ScheduleState::Exhausted => (
+            reason::SCHEDULE_EXHAUSTED,
+            "spec.schedule has no occurrence left (at passed, COUNT/UNTIL or endAt reached); \
+             change the schedule to run again"
+                .into(),
+        ),
+        ScheduleState::EventDriven => (reason::VALID, "runs on events".into()),
+    };
+    ConditionUpdate {
+        type_: condition::READY,
+        status: true,
+        reason: reason.to_string(),
+        message,
+    }
+}
+
+/// The Ready condition of an object whose reference is missing.
+pub fn missing(reason: &'static str, path: &str, kind: &str, name: &str) -> ConditionUpdate {
+    ConditionUpdate {
+        type_: condition::READY,
+        status: false,
+        reason: reason.to_string(),
+        message: format!(
+            "{path}: {kind} `{name}` does not exist in this namespace; create it or fix the name"
+        ),
+    }
+}
+
+/// `lastRunStatus` for a `task_runs.status`.
+pub fn run_status_of(db: &str) -> &'static str {
+    match db {
+        "succeeded" => run_status::SUCCEEDED,
+        "failed" => run_status::FAILED,
+        "cancelled" => run_status::CANCELLED,
+        "skipped" => run_status::SKIPPED,
+        _ => run_status::RUNNING,
+    }
+}
+
+/// The full status: the reconcile-owned part, the run summary and the missed count.
+pub fn compose_task_status(owned: &TaskStatus, runs: &RunSummary, missed_total: i64) -> TaskStatus {
+    let mut status = owned.clone();
+    status.last_run_time = runs.last_run_time;
+    status.last_run_status = runs
+        .last_run_status
+        .as_deref()
+        .map(|s| run_status_of(s).to_string());
+    status.last_run_id = runs.last_run_id.map(|id| id.to_string());
+    status.last_successful_time = runs.last_successful_time;
+    status.counters.succeeded = runs.succeeded;
+    status.counters.failed = runs.failed;
+    status.counters.skipped_overlap = runs.skipped;
+    status.counters.missed = missed_total;
+    status
+}
+
+/// The Ready condition of `status`, if any.
+pub fn ready_of(conditions: &[Condition]) -> Option<&Condition> {
+    conditions.iter().find(|c| c.type_ == condition::READY)
+}
+
+/// Whether moving to `update` is a transition worth one Event: Ready flips, or it stays False
+/// with a different reason or message (a different mistake).
+pub fn is_news(old: Option<&Condition>, update: &ConditionUpdate) -> bool {
+    let status = if update.status { "True" } else { "False" };
+    match old {
+        None => !update.status,
+        Some(c) => {
+            c.status != status
+                || (!update.status && (c.reason != update.reason || c.message != update.message))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn last_transition_time_changes_only_when_the_status_changes() {
+        let ready = task_ready(ScheduleState::Active, None);
+        let c1 = merge_condition(&[], &ready, Some(1), t("2025-01-01T00:00:00Z"));
+        let mut later = ready.clone();
+        later.message = "other".into();
+        let c2 = merge_condition(&c1, &later, Some(2), t("2025-01-01T01:00:00Z"));
+        assert_eq!(c2[0].last_transition_time, c1[0].last_transition_time);
+        assert_eq!(c2[0].observed_generation, Some(2));
+        let bad = invalid(&[Problem {
+            path: "spec.schedule.rrule".into(),
+            message: "bad".into(),
+            reason: reason::INVALID_SCHEDULE,
+        }]);
+        let c3 = merge_condition(&c2, &bad, Some(3), t("2025-01-01T02:00:00Z"));
+        assert_eq!(
+            chrono_time(&c3[0].last_transition_time),
+            Some(t("2025-01-01T02:00:00Z"))
+        );
+        assert_eq!(c3[0].reason, "InvalidSchedule");
+        assert_eq!(c3[0].message, "spec.schedule.rrule: bad");
+        assert_eq!(c3.len(), 1);
+    }
+
+    #[test]
+    fn only_a_new_mistake_or_a_flip_is_news() {
+        let bad = invalid(&[Problem {
+            path: "spec.x".into(),
+            message: "m".into(),
+            reason: reason::INVALID_SPEC,
+        }]);
+        assert!(is_news(None, &bad));
+        let c = merge_condition(&[], &bad, Some(1), t("2025-01-01T00:00:00Z"));
+        assert!(!is_news(ready_of(&c), &bad));
+        assert!(is_news(
+            ready_of(&c),
+            &task_ready(ScheduleState::Active, None)
+        ));
+        assert!(!is_news(None, &task_ready(ScheduleState::Active, None)));
+    }
+}
