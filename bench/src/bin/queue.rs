@@ -81,9 +81,10 @@ fn start_workers(bin: &str, url: &str, n: usize) -> Workers {
                         "--migrate",
                         "false",
                         "--concurrency",
-                        "256",
+                        &std::env::var("ORDINAUT_BENCH_CONCURRENCY")
+                            .unwrap_or_else(|_| "1024".into()),
                         "--batch-size",
-                        "256",
+                        &std::env::var("ORDINAUT_BENCH_BATCH").unwrap_or_else(|_| "256".into()),
                     ])
                     .env("RUST_LOG", "warn")
                     .stdout(Stdio::null())
