@@ -30,6 +30,7 @@
 //!   Work is therefore at-least-once on a crash and exactly-once otherwise, and a late
 //!   result of an older attempt can never overwrite a newer one.
 
+mod definitions;
 mod error;
 mod events;
 mod lease;
@@ -43,6 +44,7 @@ mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use definitions::{AgentRow, McpServerRow};
 pub use error::StoreError;
 pub use events::{DEFAULT_STREAM, OUTBOX_CHANNEL, OutboxBatch, OutboxEvent, OutboxRow};
 pub use lease::{Held, LEASE_SQL, Lease, RunDecision};

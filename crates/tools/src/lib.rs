@@ -8,6 +8,7 @@ pub mod http;
 pub mod mcp;
 mod registry;
 pub mod scope;
+pub mod secrets;
 
 pub use error::ToolError;
 pub use registry::{ToolProvider, ToolRegistry};

