@@ -73,6 +73,8 @@ if ! "$VENV/bin/python" -c 'import dateutil' >/dev/null 2>&1; then
   "$VENV/bin/pip" install -q python-dateutil
 fi
 export ORDINAUT_PYTHON=$VENV/bin/python
+# Real MCP servers (npm and PyPI) for the MCP bridge's tests.
+bash scripts/install-test-peers.sh
 
 # --- Checks ---------------------------------------------------------------------------
 say "cargo fmt --check"
@@ -80,8 +82,14 @@ cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 say "tests"
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast "$@"
+  cargo nextest run --workspace --locked --no-fail-fast "$@" || status=$?
 else
-  cargo test --workspace --locked --no-fail-fast "$@"
+  cargo test --workspace --locked --no-fail-fast "$@" || status=$?
 fi
+# The Helm chart: lint, render, schema-validate, and check it against the binaries' --help
+# (after the tests, so the binaries are built).
+say "chart checks"
+bash scripts/chart-checks.sh || status=$?
+exit $status

@@ -35,7 +35,8 @@ use crate::pipeline::{PipelineSpec, RetryPolicy};
         type_ = "string",
         json_path = ".spec.schedule.timezone"
     ),
-    printcolumn(name = "Next Run", type_ = "date", json_path = ".status.nextRunTime"),
+    // A string, not a date: kubectl renders future dates in date columns as `<invalid>`.
+    printcolumn(name = "Next Run", type_ = "string", json_path = ".status.nextRunTime"),
     printcolumn(
         name = "Last Status",
         type_ = "string",
@@ -95,7 +96,8 @@ pub struct TaskSpec {
     #[serde(default)]
     pub concurrency_policy: ConcurrencyPolicy,
 
-    /// Retries of a failed run (the whole pipeline). Steps may have their own.
+    /// Default retry policy of the pipeline's steps: a failed step is tried again with
+    /// exponential backoff. A step's own `retry` overrides it field by field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
 

@@ -157,7 +157,7 @@ fn task_printer_columns_show_schedule_timezone_next_run_last_status_ready_age() 
     let expected = [
         ("Schedule", "string", ".status.scheduleSummary"),
         ("Timezone", "string", ".spec.schedule.timezone"),
-        ("Next Run", "date", ".status.nextRunTime"),
+        ("Next Run", "string", ".status.nextRunTime"),
         ("Last Status", "string", ".status.lastRunStatus"),
         (
             "Ready",
