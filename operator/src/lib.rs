@@ -11,6 +11,7 @@
 //! directory watcher with [`seam::MemoryObjects`] and its own sink.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod discovery;
 pub mod feed;
 pub mod k8s;
 pub mod leader;

@@ -144,7 +144,10 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(KubeObjects::new(client.clone())),
         Arc::new(KubeSink::new(client.clone(), Some(identity.clone()))),
         leader,
-    );
+    )
+    .with_secrets(Arc::new(ordinaut_operator::k8s::KubeSecrets::new(
+        client.clone(),
+    )));
     let mut registry = prometheus_client::registry::Registry::default();
     ctx.metrics.register(&mut registry);
     let started = Arc::new(AtomicBool::new(false));

@@ -55,6 +55,13 @@ pub enum ReconcileError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Lookup(#[from] LookupError),
+    /// An McpServer could not be reached or listed; retried with backoff.
+    #[error("McpServer {namespace}/{name}: {message}")]
+    Discovery {
+        namespace: String,
+        name: String,
+        message: String,
+    },
 }
 
 /// What a Task reconcile concluded.
@@ -84,6 +91,10 @@ pub struct Context {
     pub sink: Arc<dyn StatusSink>,
     pub leader: Arc<dyn Leadership>,
     pub metrics: Metrics,
+    /// Where McpServers' Secret references are read from, for tool discovery.
+    pub secrets: Arc<dyn ordinaut_tools::secrets::SecretSource>,
+    /// How long discovering one McpServer's tools may take.
+    pub discovery_timeout: std::time::Duration,
     /// Serializes status writes per Task between reconciles and the status feed.
     locks: Arc<Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>>,
 }
@@ -105,8 +116,16 @@ impl Context {
             sink,
             leader,
             metrics: Metrics::default(),
+            secrets: Arc::new(ordinaut_tools::secrets::NoSecrets),
+            discovery_timeout: std::time::Duration::from_secs(30),
             locks: Arc::default(),
         }
+    }
+
+    /// Reads McpServers' Secret references from `secrets` (default: none available).
+    pub fn with_secrets(mut self, secrets: Arc<dyn ordinaut_tools::secrets::SecretSource>) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     fn lock_for(&self, uid: Uuid) -> Arc<tokio::sync::Mutex<()>> {
@@ -119,7 +138,7 @@ impl Context {
     }
 }
 
-fn key(kind: Kind, meta: &kube::api::ObjectMeta) -> ObjectKey {
+pub(crate) fn key(kind: Kind, meta: &kube::api::ObjectMeta) -> ObjectKey {
     ObjectKey {
         kind,
         namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
@@ -524,6 +543,8 @@ impl DefinitionReconciler {
             .await
     }
 
+    /// Validates an Agent and projects it (its scopes) for the workers; an invalid Agent's
+    /// projection is removed, so its Tasks may use built-ins only.
     pub async fn agent(&self, a: &Agent) -> Result<bool, ReconcileError> {
         let problems = validate::agent_problems(&a.spec);
         let old = a
@@ -531,9 +552,63 @@ impl DefinitionReconciler {
             .as_ref()
             .map(|s| s.conditions.clone())
             .unwrap_or_default();
-        self.finish(Kind::Agent, &a.metadata, &old, &problems).await
+        let valid = self
+            .finish(Kind::Agent, &a.metadata, &old, &problems)
+            .await?;
+        if self.ctx.leader.is_leader() {
+            let k = key(Kind::Agent, &a.metadata);
+            let result = if valid {
+                let spec = serde_json::to_value(&a.spec).unwrap_or_default();
+                let generation = a.metadata.generation.unwrap_or(1);
+                self.ctx
+                    .store
+                    .upsert_agent(&k.namespace, &k.name, generation, &spec)
+                    .await
+            } else {
+                self.ctx.store.delete_agent(&k.namespace, &k.name).await
+            };
+            result.map_err(|source| ReconcileError::Store {
+                namespace: k.namespace.clone(),
+                name: k.name.clone(),
+                source,
+            })?;
+        }
+        Ok(valid)
     }
 
+    /// An Agent is gone: remove its projection (idempotent).
+    pub async fn agent_deleted(&self, namespace: &str, name: &str) -> Result<(), ReconcileError> {
+        self.ctx
+            .store
+            .delete_agent(namespace, name)
+            .await
+            .map_err(|source| ReconcileError::Store {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                source,
+            })
+    }
+
+    /// An McpServer is gone: remove its projection (idempotent).
+    pub async fn mcp_server_deleted(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), ReconcileError> {
+        self.ctx
+            .store
+            .delete_mcp_server(namespace, name)
+            .await
+            .map_err(|source| ReconcileError::Store {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                source,
+            })
+    }
+
+    /// Validates an McpServer, connects to it and lists its tools (discovery), writes them to
+    /// its status with `Ready`, and projects it for the workers. An unreachable server gets
+    /// `Ready=False` with the reason and is retried with backoff (the error requeues it).
     pub async fn mcp_server(&self, m: &McpServer) -> Result<bool, ReconcileError> {
         let problems = validate::mcp_server_problems(m.metadata.name.as_deref(), &m.spec);
         let old = m
@@ -541,8 +616,17 @@ impl DefinitionReconciler {
             .as_ref()
             .map(|s| s.conditions.clone())
             .unwrap_or_default();
-        self.finish(Kind::McpServer, &m.metadata, &old, &problems)
-            .await
+        if !problems.is_empty() || !self.ctx.leader.is_leader() {
+            let valid = self
+                .finish(Kind::McpServer, &m.metadata, &old, &problems)
+                .await?;
+            if !valid && self.ctx.leader.is_leader() {
+                let k = key(Kind::McpServer, &m.metadata);
+                self.mcp_server_deleted(&k.namespace, &k.name).await?;
+            }
+            return Ok(valid);
+        }
+        crate::discovery::discover_and_project(&self.ctx, m, &old).await
     }
 
     /// Writes Ready (and one Warning on a new mistake). Returns whether the object is valid.

@@ -78,7 +78,13 @@ impl Store {
     }
 
     /// Inserts or replaces an Agent's projection.
-    pub async fn upsert_agent(&self, namespace: &str, name: &str, generation: i64, spec: &Value) -> Result<(), StoreError> {
+    pub async fn upsert_agent(
+        &self,
+        namespace: &str,
+        name: &str,
+        generation: i64,
+        spec: &Value,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO agents (namespace, name, generation, spec) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (namespace, name) DO UPDATE SET generation = EXCLUDED.generation, \

@@ -16,7 +16,13 @@ async fn inserting_the_same_occurrence_twice_leaves_one_row() {
     store.upsert_task(&t).await.unwrap();
     let when = at("2030-01-01T08:00:00Z");
     let occ = NewOccurrence::scheduled(t.uid, when);
-    assert_eq!(store.insert_occurrences(std::slice::from_ref(&occ)).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .insert_occurrences(std::slice::from_ref(&occ))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(
         store
             .insert_occurrences(&[occ.clone(), occ.clone()])

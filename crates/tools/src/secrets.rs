@@ -65,10 +65,18 @@ pub async fn resolve_server(
 ) -> Result<ResolvedServer, McpError> {
     let mut refs = Vec::new();
     if let Some(s) = &spec.transport.stdio {
-        refs.extend(s.env.iter().filter_map(|e| e.value_from.as_ref().map(|f| &f.secret_key_ref)));
+        refs.extend(
+            s.env
+                .iter()
+                .filter_map(|e| e.value_from.as_ref().map(|f| &f.secret_key_ref)),
+        );
     }
     if let Some(h) = &spec.transport.http {
-        refs.extend(h.headers.iter().filter_map(|e| e.value_from.as_ref().map(|f| &f.secret_key_ref)));
+        refs.extend(
+            h.headers
+                .iter()
+                .filter_map(|e| e.value_from.as_ref().map(|f| &f.secret_key_ref)),
+        );
     }
     let mut values: HashMap<(String, String), Result<String, String>> = HashMap::new();
     for r in refs {
@@ -78,7 +86,10 @@ pub async fn resolve_server(
         }
         let v = match source.get(namespace, &r.name, &r.key).await {
             Ok(Some(v)) => Ok(v),
-            Ok(None) => Err(format!("Secret `{}` or its key `{}` does not exist in namespace `{namespace}`", r.name, r.key)),
+            Ok(None) => Err(format!(
+                "Secret `{}` or its key `{}` does not exist in namespace `{namespace}`",
+                r.name, r.key
+            )),
             Err(e) => Err(e),
         };
         values.insert(k, v);
@@ -102,7 +113,13 @@ mod tests {
         std::fs::create_dir_all(dir.join("default/weather")).unwrap();
         std::fs::write(dir.join("default/weather/token"), "abc123\n").unwrap();
         let s = DirSecrets::new(&dir);
-        assert_eq!(s.get("default", "weather", "token").await.unwrap().as_deref(), Some("abc123"));
+        assert_eq!(
+            s.get("default", "weather", "token")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("abc123")
+        );
         assert_eq!(s.get("default", "weather", "missing").await.unwrap(), None);
         assert!(s.get("default", "..", "token").await.is_err());
         assert!(s.get("../etc", "x", "y").await.is_err());
@@ -115,8 +132,13 @@ mod tests {
             "transport:\n  stdio:\n    command: x\n    env:\n      - name: TOKEN\n        valueFrom: {secretKeyRef: {name: creds, key: token}}\n",
         )
         .unwrap();
-        let err = resolve_server("default", &spec, &NoSecrets).await.unwrap_err();
+        let err = resolve_server("default", &spec, &NoSecrets)
+            .await
+            .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("creds") && msg.contains("token") && msg.contains("env"), "{msg}");
+        assert!(
+            msg.contains("creds") && msg.contains("token") && msg.contains("env"),
+            "{msg}"
+        );
     }
 }

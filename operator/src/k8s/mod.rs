@@ -167,3 +167,41 @@ impl StatusSink for KubeSink {
             .map_err(|e| sink_error("event", key, &e))
     }
 }
+
+/// McpServer Secret references read through the Kubernetes API (`get` on Secrets in the
+/// McpServer's namespace). Values are returned to the caller only, never logged.
+#[derive(Clone)]
+pub struct KubeSecrets {
+    client: Client,
+}
+
+impl KubeSecrets {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl ordinaut_tools::secrets::SecretSource for KubeSecrets {
+    async fn get(&self, namespace: &str, name: &str, key: &str) -> Result<Option<String>, String> {
+        let api =
+            Api::<k8s_openapi::api::core::v1::Secret>::namespaced(self.client.clone(), namespace);
+        let secret = api
+            .get_opt(name)
+            .await
+            .map_err(|e| format!("reading Secret {namespace}/{name}: {e}"))?;
+        let Some(secret) = secret else {
+            return Ok(None);
+        };
+        if let Some(v) = secret.data.as_ref().and_then(|d| d.get(key)) {
+            return String::from_utf8(v.0.clone())
+                .map(Some)
+                .map_err(|_| format!("key `{key}` of Secret {namespace}/{name} is not UTF-8"));
+        }
+        Ok(secret
+            .string_data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .cloned())
+    }
+}
