@@ -25,6 +25,10 @@ pub struct RunInput<'a> {
     pub idempotency_key: String,
     pub run_attempt: u32,
     pub run_id: uuid::Uuid,
+    /// The Task's namespace: `uses: <server>.<tool>` names an McpServer there.
+    pub namespace: &'a str,
+    /// The Task's Agent and its scopes; `None`: built-in tools only.
+    pub agent: Option<(&'a str, &'a [String])>,
 }
 
 /// How a run ended, before it is recorded.
@@ -35,6 +39,8 @@ pub struct RunResult {
     /// For failures: the step, attempt and cause.
     pub error: Option<String>,
     pub steps: Vec<StepRecord>,
+    /// Tool calls refused by the Agent's scopes: (tool, reason), for the audit log.
+    pub denied: Vec<(String, String)>,
 }
 
 /// Runs pipelines through a tool registry.
@@ -56,9 +62,22 @@ impl Executor {
     /// Runs every step in order. `cancel` stops the run (Replace, run timeout, shutdown):
     /// the step in flight is abandoned and the run ends `Cancelled`.
     pub async fn run(&self, mut input: RunInput<'_>, cancel: &CancellationToken) -> RunResult {
+        let mut denied = Vec::new();
+        let mut result = self.run_steps(&mut input, cancel, &mut denied).await;
+        result.denied = denied;
+        result
+    }
+
+    async fn run_steps(
+        &self,
+        input: &mut RunInput<'_>,
+        cancel: &CancellationToken,
+        denied: &mut Vec<(String, String)>,
+    ) -> RunResult {
         let mut steps = Vec::with_capacity(input.pipeline.steps.len());
         let mut last_output: Option<Value> = None;
-        for step in &input.pipeline.steps {
+        let pipeline = input.pipeline;
+        for step in &pipeline.steps {
             if cancel.is_cancelled() {
                 return cancelled(steps);
             }
@@ -106,7 +125,23 @@ impl Executor {
                     return failed(steps, msg);
                 }
             };
-            let (attempts, result) = self.call_step(step, &rendered, &input, cancel).await;
+            if let Err(d) = ordinaut_tools::scope::check(input.agent, &step.tool.to_string()) {
+                let msg = format!("step `{}`: {}", step.id, d.reason());
+                denied.push((d.tool.clone(), d.reason()));
+                steps.push(record(
+                    StepStatus::Failed,
+                    0,
+                    Some(&rendered),
+                    None,
+                    Some(msg.clone()),
+                ));
+                if step.continue_on_error {
+                    step.record_skipped(&mut input.context);
+                    continue;
+                }
+                return failed(steps, msg);
+            }
+            let (attempts, result) = self.call_step(step, &rendered, input, cancel).await;
             match result {
                 Ok(output) => {
                     step.record_output(&mut input.context, output.clone());
@@ -146,7 +181,7 @@ impl Executor {
                 }
             }
         }
-        let output = match input.pipeline.render_output(&input.context) {
+        let output = match pipeline.render_output(&input.context) {
             Ok(Some(v)) => Some(v),
             Ok(None) => last_output,
             Err(e) => return failed(steps, e.to_string()),
@@ -156,6 +191,7 @@ impl Executor {
             output,
             error: None,
             steps,
+            denied: Vec::new(),
         }
     }
 
@@ -168,7 +204,7 @@ impl Executor {
         cancel: &CancellationToken,
     ) -> (i32, Result<Value, StepFailure>) {
         let uses = step.tool.to_string();
-        let Some(tool) = self.tools.get(&uses) else {
+        let Some(tool) = self.tools.get_in(input.namespace, &uses) else {
             return (
                 0,
                 Err(StepFailure::Error(format!(
@@ -194,7 +230,9 @@ impl Executor {
                 step_id: step.id.clone(),
                 step_attempt: try_no,
                 idempotency_key: format!("{}:{}", input.idempotency_key, step.id),
-                timeout: Some(timeout),
+                // Only an explicit step timeout: otherwise the tool applies its own (an
+                // McpServer's `timeout`); the worker's default still bounds the call below.
+                timeout: step.timeout,
                 cancel: cancel.child_token(),
             };
             let call = tokio::time::timeout(timeout, tool.call(rendered.clone(), &ctx));
@@ -259,6 +297,7 @@ fn failed(steps: Vec<StepRecord>, error: String) -> RunResult {
         output: None,
         error: Some(error),
         steps,
+        denied: Vec::new(),
     }
 }
 
@@ -268,6 +307,7 @@ fn cancelled(steps: Vec<StepRecord>) -> RunResult {
         output: None,
         error: Some("run cancelled".into()),
         steps,
+        denied: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod events;
 pub mod executor;
+pub mod mcp;
 pub mod metrics;
 pub mod redact;
 pub mod runner;

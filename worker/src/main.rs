@@ -77,6 +77,16 @@ struct Args {
     #[arg(long, env = "ORDINAUT_HTTP_ALLOW_HOSTS", value_delimiter = ',')]
     http_allow_hosts: Vec<String>,
 
+    /// Folder with the Secret values McpServers reference, laid out like mounted Secrets:
+    /// `<dir>/<namespace>/<secret>/<key>`. Without it, McpServers that reference Secrets
+    /// cannot be started by this worker.
+    #[arg(long, env = "ORDINAUT_SECRETS_DIR")]
+    secrets_dir: Option<std::path::PathBuf>,
+
+    /// How often McpServers and Agents are re-read from the database.
+    #[arg(long, env = "ORDINAUT_MCP_SYNC_INTERVAL", default_value = "2s", value_parser = duration)]
+    mcp_sync_interval: Duration,
+
     /// Connections in the database pool.
     #[arg(long, env = "ORDINAUT_DB_POOL_SIZE", default_value_t = 16)]
     db_pool_size: u32,
@@ -131,10 +141,25 @@ async fn main() -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(&mut registry));
     let registry = Arc::new(registry);
 
-    let tools = ordinaut_tools::builtin::registry(ordinaut_tools::http::HttpConfig {
+    let mut tools = ordinaut_tools::builtin::registry(ordinaut_tools::http::HttpConfig {
         allow_hosts: args.http_allow_hosts.clone(),
         ..Default::default()
     });
+    let pool = ordinaut_tools::mcp::McpPool::new(ordinaut_tools::mcp::PoolConfig::default());
+    tools.set_provider(Arc::new(pool.clone()));
+    let secrets: Arc<dyn ordinaut_tools::secrets::SecretSource> = match &args.secrets_dir {
+        Some(dir) => Arc::new(ordinaut_tools::secrets::DirSecrets::new(dir)),
+        None => Arc::new(ordinaut_tools::secrets::NoSecrets),
+    };
+    let agents = Arc::new(ordinaut_worker::mcp::Agents::default());
+    let sync_stop = CancellationToken::new();
+    let sync = ordinaut_worker::mcp::DefinitionSync::new(
+        store.clone(),
+        pool.clone(),
+        secrets,
+        agents.clone(),
+    );
+    let sync_task = tokio::spawn(sync.run(args.mcp_sync_interval, sync_stop.clone()));
     let executor = Arc::new(Executor::new(tools, args.step_timeout));
     let config = WorkerConfig {
         worker_id: args
@@ -216,8 +241,12 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
-    let worker = Worker::new(store, executor, config, metrics);
+    let worker = Worker::new(store, executor, config, metrics).with_agents(agents);
     worker.run(shutdown).await?;
+    // No run uses an MCP server any more: stop them (no orphan processes).
+    sync_stop.cancel();
+    let _ = sync_task.await;
+    pool.shutdown().await;
     // Publish what the last runs wrote before leaving.
     relay_stop.cancel();
     if let Some(relay) = relay {

@@ -57,6 +57,7 @@ enum Record {
 }
 
 struct Shared {
+    agents: Arc<crate::mcp::Agents>,
     store: Store,
     executor: Arc<Executor>,
     config: WorkerConfig,
@@ -86,6 +87,7 @@ impl Worker {
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
+                agents: Arc::default(),
                 store,
                 executor,
                 config,
@@ -94,6 +96,15 @@ impl Worker {
                 prepared: Mutex::default(),
             }),
         }
+    }
+
+    /// Reads Agents' scopes from `agents` (kept current by [`crate::mcp::DefinitionSync`]).
+    /// Without it, a Task with an `agentRef` fails: its Agent is unknown.
+    pub fn with_agents(mut self, agents: Arc<crate::mcp::Agents>) -> Self {
+        if let Some(s) = Arc::get_mut(&mut self.shared) {
+            s.agents = agents;
+        }
+        self
     }
 
     /// Runs until `shutdown` fires, then drains: stops leasing, lets in-flight runs finish
@@ -388,6 +399,19 @@ async fn run_one(
             let mut started_event = events::run_started(&lease, run_id, started, &s.config.worker_id);
             started_event.stream = Some(s.config.events_stream.clone());
             let _ = tx.send(Record::Started(lease.task_uid, started_event));
+            let agent_scopes = match prepared.spec.agent_ref.as_deref() {
+                None => None,
+                Some(name) => match s.agents.scopes(&lease.namespace, name) {
+                    Some(scopes) => Some((name.to_string(), scopes)),
+                    None => {
+                        let msg = format!(
+                            "Agent `{name}` does not exist (or is invalid) in namespace `{}`; create it or fix spec.agentRef",
+                            lease.namespace
+                        );
+                        break 'run Some(finish(RunStatus::Failed, None, Some(msg), Vec::new()));
+                    }
+                },
+            };
             let params = prepared.spec.params.clone().unwrap_or_else(|| serde_json::json!({}));
             let context = Context::new(
                 params,
@@ -414,6 +438,8 @@ async fn run_one(
                 ),
                 run_attempt: u32::try_from(lease.attempt).unwrap_or(1),
                 run_id,
+                namespace: &lease.namespace,
+                agent: agent_scopes.as_ref().map(|(n, sc)| (n.as_str(), sc.as_slice())),
             };
             let fut = s.executor.run(input, &cancel);
             tokio::pin!(fut);
@@ -428,6 +454,13 @@ async fn run_one(
                     }
                 },
             };
+            for (tool, why) in &result.denied {
+                let detail = serde_json::json!({"runId": run_id, "reason": why});
+                let actor = prepared.spec.agent_ref.as_deref().unwrap_or("(no agent)");
+                if let Err(e) = s.store.audit(actor, "tool.call", false, Some(lease.task_uid), Some(tool), &detail).await {
+                    tracing::warn!(error = %e, "writing the audit log failed");
+                }
+            }
             if result.status != RunStatus::Cancelled {
                 break 'run Some(finish(result.status, result.output, result.error, result.steps));
             }

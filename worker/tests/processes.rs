@@ -403,6 +403,8 @@ fn help_documents_every_flag() {
         "--log-level",
         "--events-stream",
         "--events-maxlen",
+        "--secrets-dir",
+        "--mcp-sync-interval",
     ] {
         assert!(
             help.contains(flag),
@@ -410,5 +412,5 @@ fn help_documents_every_flag() {
         );
     }
     // Every flag has an environment variable.
-    assert!(help.matches("[env: ").count() >= 19, "{help}");
+    assert!(help.matches("[env: ").count() >= 21, "{help}");
 }

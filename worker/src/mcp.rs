@@ -1,0 +1,138 @@
+//! Keeps this worker's MCP pool and the Agents' scopes in step with the projections the
+//! operator writes (`mcp_servers`, `agents`), polling them every few seconds.
+
+use chrono::{DateTime, Utc};
+use ordinaut_api::{DiscoveredTool, McpServerSpec};
+use ordinaut_store::Store;
+use ordinaut_tools::mcp::McpPool;
+use ordinaut_tools::secrets::{SecretSource, resolve_server};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The scopes of each Agent, by (namespace, name), as last read.
+#[derive(Default)]
+pub struct Agents {
+    scopes: RwLock<HashMap<(String, String), Vec<String>>>,
+}
+
+impl Agents {
+    /// The Agent's scopes, or `None` when no valid Agent of that name exists.
+    pub fn scopes(&self, namespace: &str, name: &str) -> Option<Vec<String>> {
+        self.scopes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Replaces every Agent's scopes (tests and the sync).
+    pub fn replace(&self, all: HashMap<(String, String), Vec<String>>) {
+        *self
+            .scopes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = all;
+    }
+}
+
+/// Reads the projections and applies them to the pool and the Agents.
+pub struct DefinitionSync {
+    store: Store,
+    pool: McpPool,
+    secrets: Arc<dyn SecretSource>,
+    agents: Arc<Agents>,
+    seen: HashMap<(String, String), (i64, DateTime<Utc>)>,
+}
+
+impl DefinitionSync {
+    pub fn new(
+        store: Store,
+        pool: McpPool,
+        secrets: Arc<dyn SecretSource>,
+        agents: Arc<Agents>,
+    ) -> Self {
+        Self {
+            store,
+            pool,
+            secrets,
+            agents,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// One pass: new or changed McpServers are (re)configured in the pool, removed ones
+    /// are closed; Agents' scopes are replaced.
+    pub async fn sync_once(&mut self) -> Result<(), ordinaut_store::StoreError> {
+        let rows = self.store.mcp_servers().await?;
+        let mut present = std::collections::HashSet::new();
+        for row in rows {
+            let key = (row.namespace.clone(), row.name.clone());
+            present.insert(key.clone());
+            let version = (row.generation, row.updated_at);
+            if self.seen.get(&key) == Some(&version) {
+                continue;
+            }
+            self.seen.insert(key.clone(), version);
+            let spec: McpServerSpec = match serde_json::from_value(row.spec.clone()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(namespace = %row.namespace, name = %row.name, error = %e, "unreadable McpServer projection");
+                    self.pool.remove_server(&row.namespace, &row.name);
+                    continue;
+                }
+            };
+            let tools: Vec<DiscoveredTool> =
+                serde_json::from_value(row.tools.clone()).unwrap_or_default();
+            match resolve_server(&row.namespace, &spec, self.secrets.as_ref()).await {
+                Ok(server) => {
+                    tracing::info!(namespace = %row.namespace, name = %row.name, tools = tools.len(), "MCP server configured");
+                    self.pool
+                        .upsert_server(&row.namespace, &row.name, server, tools);
+                }
+                Err(e) => {
+                    tracing::warn!(namespace = %row.namespace, name = %row.name, error = %e, "MCP server unusable here");
+                    self.pool.remove_server(&row.namespace, &row.name);
+                }
+            }
+        }
+        let gone: Vec<_> = self
+            .seen
+            .keys()
+            .filter(|k| !present.contains(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            self.seen.remove(&key);
+            self.pool.remove_server(&key.0, &key.1);
+            tracing::info!(namespace = %key.0, name = %key.1, "MCP server removed");
+        }
+        let agents = self.store.agents().await?;
+        let all = agents
+            .into_iter()
+            .map(|a| {
+                let scopes = a
+                    .spec
+                    .get("scopes")
+                    .and_then(|s| serde_json::from_value::<Vec<String>>(s.clone()).ok())
+                    .unwrap_or_default();
+                ((a.namespace, a.name), scopes)
+            })
+            .collect();
+        self.agents.replace(all);
+        Ok(())
+    }
+
+    /// Syncs every `interval` until `stop`.
+    pub async fn run(mut self, interval: Duration, stop: CancellationToken) {
+        loop {
+            if let Err(e) = self.sync_once().await {
+                tracing::warn!(error = %e, "reading McpServers and Agents failed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+}
