@@ -1,12 +1,18 @@
 //! `ordinaut`: the command-line entry point. Parses flags and dispatches; the logic lives in
 //! one module per command.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod dev;
+mod runs_cmd;
 mod schedule_cmd;
+mod target;
+mod task_cmd;
 mod validate_cmd;
+mod when;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Ordinaut: a Kubernetes-native scheduler for AI agents.
 #[derive(Debug, Parser)]
@@ -24,13 +30,40 @@ enum Command {
     Schedule(schedule_cmd::ScheduleCommand),
     /// Validate Task, Pipeline, McpServer and Agent manifests without a cluster.
     Validate(validate_cmd::ValidateArgs),
+    /// Run everything (operator, worker, events) in one process on a folder of manifests,
+    /// without a cluster; the folder is watched.
+    Dev(dev::DevArgs),
+    /// Run history: list runs, show one with its steps.
+    Runs(runs_cmd::RunsArgs),
+    /// Act on a Task: run it now, backfill a past range, snooze it.
+    Task(task_cmd::TaskArgs),
+}
+
+/// Installed (linked or copied) as `kubectl-ordinaut`, the binary is a kubectl plugin and
+/// names itself `kubectl ordinaut` in help and errors.
+fn parse() -> Cli {
+    let invoked = std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().to_string()));
+    let mut command = Cli::command();
+    if invoked.as_deref() == Some("kubectl-ordinaut") {
+        command = command
+            .name("kubectl-ordinaut")
+            .bin_name("kubectl ordinaut");
+    }
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     let result = match cli.command {
         Command::Schedule(cmd) => schedule_cmd::run(cmd),
         Command::Validate(args) => validate_cmd::run(args),
+        Command::Dev(args) => dev::run(args),
+        Command::Runs(args) => runs_cmd::run(args),
+        Command::Task(args) => task_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,7 +5,7 @@
 //! message` per problem on stdout and a summary line per file on stderr.
 
 mod lines;
-mod rules;
+pub mod rules;
 
 use std::path::{Path, PathBuf};
 
@@ -94,7 +94,7 @@ pub fn run(args: ValidateArgs) -> Result<(), CliError> {
 }
 
 /// The YAML files named, directories expanded (sorted, recursive).
-fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
     let mut out = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -129,7 +129,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 /// The non-empty documents of one file, or the syntax error that stops it.
-fn read_documents(file: &str, text: &str) -> (Vec<Document>, Vec<Problem>) {
+pub fn read_documents(file: &str, text: &str) -> (Vec<Document>, Vec<Problem>) {
     let scanned = match lines::scan(text) {
         Ok(docs) => docs,
         Err(e) => {

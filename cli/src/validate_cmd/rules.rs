@@ -16,7 +16,7 @@ const KINDS: [&str; 4] = ["Task", "Pipeline", "McpServer", "Agent"];
 const TOP_LEVEL: [&str; 5] = ["apiVersion", "kind", "metadata", "spec", "status"];
 
 /// A document read into its type.
-enum Object {
+pub enum Object {
     Task(Box<Task>),
     Pipeline(Box<Pipeline>),
     McpServer(Box<McpServer>),
@@ -25,6 +25,14 @@ enum Object {
 
 /// Problems of every document; Pipelines in the set resolve Tasks' `pipelineRef`s.
 pub fn check_all(docs: &[Document]) -> Vec<Problem> {
+    let (objects, mut problems) = read_all(docs);
+    problems.extend(check_objects(&objects));
+    problems
+}
+
+/// The documents that read as Ordinaut objects, and the problems of those that do not
+/// (wrong kind or apiVersion, schema errors): what the API server would refuse.
+pub fn read_all(docs: &[Document]) -> (Vec<(&Document, Object)>, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut objects = Vec::new();
     for doc in docs {
@@ -40,7 +48,13 @@ pub fn check_all(docs: &[Document]) -> Vec<Problem> {
             objects.push((doc, object));
         }
     }
-    for (doc, object) in &objects {
+    (objects, problems)
+}
+
+/// The semantic problems of objects that read (what the operator would report in status).
+pub fn check_objects(objects: &[(&Document, Object)]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (doc, object) in objects {
         let mut report = |path: String, message: String| {
             problems.push(Problem {
                 file: doc.file.clone(),
@@ -49,7 +63,7 @@ pub fn check_all(docs: &[Document]) -> Vec<Problem> {
                 message,
             });
         };
-        check_object(object, &objects, &mut report);
+        check_object(object, objects, &mut report);
     }
     problems
 }

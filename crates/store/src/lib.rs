@@ -31,6 +31,7 @@
 //!   result of an older attempt can never overwrite a newer one.
 
 mod definitions;
+mod dev_objects;
 mod error;
 mod events;
 mod lease;
@@ -40,11 +41,13 @@ mod notify;
 mod occurrences;
 mod operator;
 mod runs;
+mod runs_query;
 mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use definitions::{AgentRow, McpServerRow};
+pub use dev_objects::{DevIdentity, DevSnooze};
 pub use error::StoreError;
 pub use events::{DEFAULT_STREAM, OUTBOX_CHANNEL, OutboxBatch, OutboxEvent, OutboxRow};
 pub use lease::{Held, LEASE_SQL, Lease, RunDecision};
@@ -55,6 +58,7 @@ pub use operator::{
     StatusMirror,
 };
 pub use runs::{Disposition, FinishOutcome, RunRecord, RunStatus, StepRecord, StepStatus};
+pub use runs_query::{ManualRequest, RunCount, RunFilter, RunView, StepView};
 pub use tasks::TaskProjection;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};

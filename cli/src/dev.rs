@@ -1,0 +1,334 @@
+//! `ordinaut dev [DIR]`: the whole system in one process on a directory of manifests, without
+//! a cluster. The operator's reconcile core runs behind the directory source
+//! ([`source::Source`]) and the printing sink ([`sink::DevSink`]); a worker, the outbox relay
+//! and the status feed run as in a cluster; PostgreSQL and Redis are found or started by
+//! [`services`]. Runs are printed from the events stream ([`runs_feed`]).
+
+pub mod output;
+mod runs_feed;
+mod services;
+mod sink;
+mod source;
+pub mod state;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use chrono::Utc;
+use clap::Args;
+use ordinaut_events::{GroupConsumer, OutboxRelay};
+use ordinaut_operator::feed::{GROUP as FEED_GROUP, StatusFeed};
+use ordinaut_operator::{
+    AlwaysLeader, Context, DefinitionReconciler, MaterializeConfig, MemoryObjects, TaskReconciler,
+};
+use ordinaut_schedule::clock::SystemClock;
+use ordinaut_store::Store;
+use ordinaut_worker::{Executor, Metrics, Worker, WorkerConfig};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::CliError;
+use output::{Format, Printer};
+
+/// Arguments of `ordinaut dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// The folder of Task, Pipeline, McpServer and Agent YAML to run (multi-document files
+    /// welcome). It is watched: saving, adding or deleting a file takes effect within 2 s.
+    #[arg(default_value = "examples")]
+    pub dir: PathBuf,
+    /// PostgreSQL to use. Default: the server on 127.0.0.1:--pg-port (database
+    /// `ordinaut_dev`, created when missing), else a private one started from the local
+    /// `initdb`/`postgres` binaries.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Redis to use. Default: the server on 127.0.0.1:--redis-port, else a private one started
+    /// from the local `redis-server` binary.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// The port of the local PostgreSQL looked for when no --database-url is given.
+    #[arg(long, env = "ORDINAUT_DEV_PG_PORT", default_value_t = 5432)]
+    pub pg_port: u16,
+    /// The port of the local Redis looked for when no --redis-url is given.
+    #[arg(long, env = "ORDINAUT_DEV_REDIS_PORT", default_value_t = 6379)]
+    pub redis_port: u16,
+    /// Folder for the private servers' data and logs and for `dev.json` (how `ordinaut runs`
+    /// and `ordinaut task` find this instance).
+    #[arg(long, env = "ORDINAUT_DATA_DIR", default_value = ".ordinaut")]
+    pub data_dir: PathBuf,
+    /// `text` for a person, `json` for scripts (one object per line).
+    #[arg(long, env = "ORDINAUT_OUTPUT", value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+    /// The Redis stream of run events.
+    #[arg(long, env = "ORDINAUT_EVENTS_STREAM", default_value = ordinaut_store::DEFAULT_STREAM)]
+    pub events_stream: String,
+    /// Runs executing at once.
+    #[arg(long, env = "ORDINAUT_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: usize,
+    /// Hosts `http.request` steps may reach (comma-separated globs). Empty: none.
+    #[arg(long, env = "ORDINAUT_HTTP_ALLOW_HOSTS", value_delimiter = ',')]
+    pub http_allow_hosts: Vec<String>,
+    /// How often every Task is reconciled again (extends horizons, applies catch-up).
+    #[arg(long, env = "ORDINAUT_TICK_INTERVAL", default_value = "10s", value_parser = crate::when::duration)]
+    pub tick: Duration,
+    /// Diagnostics on stderr (tracing filter, e.g. `info`, `ordinaut_worker=debug`).
+    #[arg(long, env = "ORDINAUT_LOG", default_value = "warn")]
+    pub log: String,
+}
+
+pub fn run(args: DevArgs) -> Result<(), CliError> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::failed)?;
+    // The private servers are spawned from this (main) thread, which lives as long as the
+    // process: their parent-death signal fires when the process dies, not before.
+    runtime.block_on(dev(args))
+}
+
+async fn dev(args: DevArgs) -> Result<(), CliError> {
+    source::check_dir(&args.dir).map_err(|e| CliError::invalid(anyhow!(e)))?;
+    state::claim(&args.data_dir)?;
+    let printer = Arc::new(Printer::new(args.output));
+    let service_args = services::ServiceArgs {
+        database_url: args.database_url.as_deref(),
+        redis_url: args.redis_url.as_deref(),
+        pg_port: args.pg_port,
+        redis_port: args.redis_port,
+        data_dir: &args.data_dir,
+    };
+    // Installed first, so a signal during start-up is not lost (it stops the session as soon
+    // as it is running) and never kills the process before the servers are stopped.
+    let mut signals = Signals::new()?;
+    let mut services = match services::resolve(&service_args, &printer).await {
+        Ok(s) => s,
+        Err(e) => {
+            state::release(&args.data_dir);
+            return Err(e);
+        }
+    };
+    let result = run_with(&args, &services, printer.clone(), &mut signals).await;
+    services.stop().await;
+    state::release(&args.data_dir);
+    result
+}
+
+async fn run_with(
+    args: &DevArgs,
+    services: &services::Services,
+    printer: Arc<Printer>,
+    signals: &mut Signals,
+) -> Result<(), CliError> {
+    let started_at = Utc::now();
+    let store = Store::connect(&services.database_url, 16)
+        .await
+        .map_err(CliError::failed)?;
+    store.migrate().await.map_err(CliError::failed)?;
+    store.ensure_dev_tables().await.map_err(CliError::failed)?;
+    state::write(
+        &args.data_dir,
+        &state::DevState {
+            pid: std::process::id(),
+            database_url: services.database_url.clone(),
+            redis_url: services.redis_url.clone(),
+            events_stream: args.events_stream.clone(),
+            dir: args.dir.display().to_string(),
+            started_at,
+            private: services
+                .private
+                .iter()
+                .map(|s| state::PrivateState {
+                    name: s.name.to_string(),
+                    pid: s.pid,
+                    port: s.port,
+                })
+                .collect(),
+        },
+    )?;
+
+    // The operator's core, behind the dev seam.
+    let objects = Arc::new(MemoryObjects::default());
+    let sink = Arc::new(sink::DevSink::new(printer.clone()));
+    let ctx = Context::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        MaterializeConfig::default(),
+        objects.clone(),
+        sink.clone(),
+        Arc::new(AlwaysLeader),
+    );
+    let tasks = TaskReconciler::new(ctx.clone());
+    let defs = DefinitionReconciler::new(ctx);
+
+    // Worker, relay, status feed, run printer.
+    let worker_stop = CancellationToken::new();
+    let relay_stop = CancellationToken::new();
+    let feed_stop = CancellationToken::new();
+    let follow_stop = CancellationToken::new();
+    let identity = format!("ordinaut-dev-{}", std::process::id());
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Arc::new(Metrics::new(&mut registry));
+    let tools = ordinaut_tools::builtin::registry(ordinaut_tools::http::HttpConfig {
+        allow_hosts: args.http_allow_hosts.clone(),
+        ..Default::default()
+    });
+    let config = WorkerConfig {
+        worker_id: identity.clone(),
+        concurrency: args.concurrency.max(1),
+        drain_timeout: Duration::from_secs(10),
+        events_stream: args.events_stream.clone(),
+        ..WorkerConfig::default()
+    };
+    let executor = Arc::new(Executor::new(tools, config.default_step_timeout));
+    let worker = tokio::spawn(
+        Worker::new(store.clone(), executor, config, metrics).run(worker_stop.clone()),
+    );
+    let relay = OutboxRelay::new(store.clone(), &services.redis_url).map_err(CliError::failed)?;
+    let relay = tokio::spawn(relay.run(relay_stop.clone()));
+    let feed_consumer = GroupConsumer::open(
+        &services.redis_url,
+        args.events_stream.clone(),
+        FEED_GROUP,
+        identity.clone(),
+    )
+    .map_err(CliError::failed)?;
+    let feed = tokio::spawn(StatusFeed::new(feed_consumer, tasks.clone()).run(feed_stop.clone()));
+    let follow_consumer = GroupConsumer::open(
+        &services.redis_url,
+        args.events_stream.clone(),
+        runs_feed::GROUP,
+        "dev",
+    )
+    .map_err(CliError::failed)?;
+    let follower = tokio::spawn(runs_feed::follow(
+        follow_consumer,
+        printer.clone(),
+        started_at,
+        follow_stop.clone(),
+        Duration::from_secs(3),
+    ));
+
+    // The directory, until a signal.
+    let core = source::Core {
+        objects,
+        sink,
+        tasks,
+        defs,
+    };
+    let mut source = source::Source::new(
+        args.dir.clone(),
+        store.clone(),
+        core,
+        printer.clone(),
+        args.tick,
+    );
+    source.cycle().await;
+    let loaded = source.loaded();
+    printer.emit(
+        "watching",
+        &format!(
+            "watching {}: {} file(s), {} object(s); Ctrl-C stops",
+            args.dir.display(),
+            loaded.files,
+            loaded.objects
+        ),
+        json!({"dir": args.dir.display().to_string(), "files": loaded.files, "objects": loaded.objects}),
+    );
+    loop {
+        tokio::select! {
+            () = signals.recv() => break,
+            () = tokio::time::sleep(Duration::from_millis(500)) => source.cycle().await,
+        }
+    }
+
+    // Drain in order: runs finish and are recorded, their events are published and printed.
+    printer.note("stopping: letting running runs finish (Ctrl-C again to stop at once)");
+    worker_stop.cancel();
+    tokio::select! {
+        _ = worker => {}
+        () = signals.recv() => printer.note("stopping at once"),
+    }
+    relay_stop.cancel();
+    let _ = relay.await;
+    follow_stop.cancel();
+    let _ = follower.await;
+    feed_stop.cancel();
+    let _ = feed.await;
+    summary(&store, &printer, started_at).await;
+    Ok(())
+}
+
+/// The runs of this session, per task.
+async fn summary(store: &Store, printer: &Printer, since: chrono::DateTime<Utc>) {
+    let counts = match store.run_counts_since(since).await {
+        Ok(c) => c,
+        Err(e) => {
+            printer.note(&format!("no summary: {e}"));
+            return;
+        }
+    };
+    let elapsed = (Utc::now() - since).num_milliseconds();
+    let total: i64 = counts.iter().map(|c| c.count).sum();
+    let mut by_status: std::collections::BTreeMap<&str, i64> = Default::default();
+    let mut by_task: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for c in &counts {
+        *by_status.entry(c.status.as_str()).or_default() += c.count;
+        by_task
+            .entry(format!("{}/{}", c.namespace, c.name))
+            .or_default()
+            .push(format!("{} {}", c.count, c.status));
+    }
+    let statuses: Vec<String> = by_status.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    let runs = if total == 1 { "run" } else { "runs" };
+    let mut text = format!(
+        "summary: {total} {runs} in {}",
+        output::duration_ms(elapsed)
+    );
+    if !statuses.is_empty() {
+        text.push_str(&format!(" ({})", statuses.join(", ")));
+    }
+    for (task, parts) in &by_task {
+        text.push_str(&format!("\n  {task}: {}", parts.join(", ")));
+    }
+    printer.emit(
+        "summary",
+        &text,
+        json!({
+            "runs": total,
+            "durationMs": elapsed,
+            "byStatus": by_status,
+            "byTask": counts.iter().map(|c| json!({"task": format!("{}/{}", c.namespace, c.name), "status": c.status, "count": c.count})).collect::<Vec<_>>(),
+        }),
+    );
+}
+
+/// SIGINT and SIGTERM.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self, CliError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            int: signal(SignalKind::interrupt()).map_err(CliError::failed)?,
+            term: signal(SignalKind::terminate()).map_err(CliError::failed)?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}

@@ -1,0 +1,542 @@
+//! `ordinaut dev` as a real process on a temporary directory, against real PostgreSQL (a
+//! fresh database per test) and Redis (a unique stream per test).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Dev, ordinaut, task, unused_port, wait_for, write};
+use nix::sys::signal::Signal;
+use ordinaut_store::testing::TestDb;
+use ordinaut_store::{RunFilter, Store};
+
+struct Instance {
+    db: TestDb,
+    store: Store,
+    dir: tempfile::TempDir,
+    data: tempfile::TempDir,
+    dev: Dev,
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn start(rt: &tokio::runtime::Runtime, files: &[(&str, String)]) -> Instance {
+    let db = rt.block_on(TestDb::empty()).unwrap();
+    let store = rt.block_on(Store::connect(&db.url, 2)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        write(dir.path(), name, text);
+    }
+    let stream = format!("test:dev:{}", uuid::Uuid::new_v4().simple());
+    let mut cmd = ordinaut(&["dev", &dir.path().display().to_string()]);
+    cmd.args([
+        "--database-url",
+        &db.url,
+        "--redis-url",
+        &common::redis_url(),
+    ])
+    .args(["--events-stream", &stream])
+    .args(["--data-dir", &data.path().display().to_string()]);
+    let mut dev = Dev::start(cmd);
+    dev.wait_line(0, "watching ", Duration::from_secs(60));
+    Instance {
+        db,
+        store,
+        dir,
+        data,
+        dev,
+    }
+}
+
+fn runs_of(rt: &tokio::runtime::Runtime, store: &Store, name: &str) -> usize {
+    rt.block_on(store.list_runs(&RunFilter {
+        task: Some(("default".into(), name.into())),
+        limit: 10_000,
+        ..RunFilter::default()
+    }))
+    .unwrap()
+    .len()
+}
+
+/// Waits until `name` has at least `n` recorded runs.
+fn wait_runs(rt: &tokio::runtime::Runtime, i: &Instance, name: &str, n: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    while runs_of(rt, &i.store, name) < n {
+        assert!(
+            Instant::now() < deadline,
+            "{name} did not reach {n} runs within {within:?}\n{}",
+            i.dev.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// No new run of `name` is recorded for `quiet` (after the runs under way have finished).
+fn assert_no_new_runs(rt: &tokio::runtime::Runtime, i: &Instance, name: &str, quiet: Duration) {
+    std::thread::sleep(Duration::from_millis(500));
+    let before = runs_of(rt, &i.store, name);
+    std::thread::sleep(quiet);
+    let after = runs_of(rt, &i.store, name);
+    assert_eq!(before, after, "{name} kept running\n{}", i.dev.output());
+}
+
+#[test]
+fn dev_runs_a_directory_and_follows_edits_deletions_and_broken_files() {
+    let rt = rt();
+    let mut i = start(
+        &rt,
+        &[
+            ("tick.yaml", task("tick", "every: 2s")),
+            ("other.yaml", task("other", "every: 2s")),
+        ],
+    );
+    let dir = i.dir.path().to_path_buf();
+    // Runs are recorded and printed.
+    wait_runs(&rt, &i, "tick", 2, Duration::from_secs(15));
+    wait_runs(&rt, &i, "other", 1, Duration::from_secs(15));
+    i.dev
+        .wait_line(0, "run default/tick succeeded", Duration::from_secs(10));
+    assert!(
+        i.dev
+            .lines()
+            .iter()
+            .any(|l| l.contains("task default/tick: ready, every 2s, next run ")),
+        "{}",
+        i.dev.output()
+    );
+
+    // A broken file and an invalid Task are reported with file, line and field; the others
+    // keep running.
+    let mark = i.dev.lines().len();
+    write(
+        &dir,
+        "broken.yaml",
+        "apiVersion: ordinaut.dev/v1alpha1\nkind: Task\nmetadata: [oops\n",
+    );
+    write(&dir, "invalid.yaml", &task("bad", "every: soon"));
+    let broken = format!("{}:", dir.join("broken.yaml").display());
+    let at = i.dev.wait_line(mark, &broken, Duration::from_secs(3));
+    assert!(i.dev.lines()[at].contains("(yaml)"), "{}", i.dev.output());
+    let invalid = format!(
+        "{}:7: spec.schedule.every:",
+        dir.join("invalid.yaml").display()
+    );
+    i.dev.wait_line(mark, &invalid, Duration::from_secs(3));
+    i.dev.wait_line(
+        mark,
+        "task default/bad: not ready: InvalidSchedule",
+        Duration::from_secs(3),
+    );
+    let before = runs_of(&rt, &i.store, "tick");
+    wait_runs(&rt, &i, "tick", before + 2, Duration::from_secs(8));
+    assert_eq!(runs_of(&rt, &i.store, "bad"), 0);
+
+    // A new schedule takes effect within 2 s.
+    let mark = i.dev.lines().len();
+    let edited = Instant::now();
+    write(&dir, "tick.yaml", &task("tick", "every: 7h"));
+    i.dev.wait_line(
+        mark,
+        "task default/tick: ready, every 7h",
+        Duration::from_secs(5),
+    );
+    assert!(
+        edited.elapsed() < Duration::from_secs(2),
+        "the edit took {:?}",
+        edited.elapsed()
+    );
+    assert_no_new_runs(&rt, &i, "tick", Duration::from_secs(5));
+
+    // Deleting a file stops its runs within 2 s.
+    let mark = i.dev.lines().len();
+    let deleted = Instant::now();
+    std::fs::remove_file(dir.join("other.yaml")).unwrap();
+    i.dev
+        .wait_line(mark, "task default/other: removed", Duration::from_secs(5));
+    assert!(deleted.elapsed() < Duration::from_secs(2));
+    assert_no_new_runs(&rt, &i, "other", Duration::from_secs(5));
+
+    // Fixing the broken file loads it.
+    let mark = i.dev.lines().len();
+    write(&dir, "broken.yaml", &task("fixed", "every: 2s"));
+    i.dev
+        .wait_line(mark, "task default/fixed: ready", Duration::from_secs(3));
+    wait_runs(&rt, &i, "fixed", 1, Duration::from_secs(8));
+
+    // Ctrl-C: a summary, exit 0, dev.json gone.
+    assert!(i.data.path().join("dev.json").exists());
+    let status = i.dev.stop(Signal::SIGINT, Duration::from_secs(30));
+    assert!(status.success(), "{status}\n{}", i.dev.output());
+    assert!(
+        i.dev.lines().iter().any(|l| l.contains("summary: ")),
+        "{}",
+        i.dev.output()
+    );
+    assert!(!i.data.path().join("dev.json").exists());
+    drop(i.db);
+}
+
+#[test]
+fn dev_streams_json_lines_with_output_json() {
+    let rt = rt();
+    let db = rt.block_on(TestDb::empty()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    write(dir.path(), "tick.yaml", &task("tick", "every: 2s"));
+    let mut cmd = ordinaut(&["dev", &dir.path().display().to_string(), "--output", "json"]);
+    cmd.args([
+        "--database-url",
+        &db.url,
+        "--redis-url",
+        &common::redis_url(),
+    ])
+    .args([
+        "--events-stream",
+        &format!("test:dev:{}", uuid::Uuid::new_v4().simple()),
+    ])
+    .args(["--data-dir", &data.path().display().to_string()]);
+    let mut dev = Dev::start(cmd);
+    dev.wait_line(0, "\"event\":\"run.finished\"", Duration::from_secs(30));
+    dev.stop(Signal::SIGTERM, Duration::from_secs(30));
+    let events: Vec<serde_json::Value> = dev
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "service",
+        "task",
+        "watching",
+        "run.started",
+        "run.finished",
+        "summary",
+    ] {
+        assert!(kinds.contains(&kind), "no {kind} in {kinds:?}");
+    }
+    let task = events.iter().find(|e| e["event"] == "task").unwrap();
+    assert_eq!(task["object"], "default/tick");
+    assert!(task["nextRunTime"].is_string());
+    let run = events
+        .iter()
+        .find(|e| e["event"] == "run.finished")
+        .unwrap();
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["trigger"], "schedule");
+}
+
+#[test]
+fn a_database_url_that_does_not_answer_is_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let port = unused_port();
+    let started = Instant::now();
+    let out = ordinaut(&["dev", &dir.path().display().to_string()])
+        .args([
+            "--database-url",
+            &format!("postgres://postgres@127.0.0.1:{port}/nothing"),
+        ])
+        .args(["--data-dir", &data.path().display().to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "error: cannot reach PostgreSQL at postgres://postgres@127.0.0.1:{port}/nothing"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(!data.path().join("dev.json").exists());
+}
+
+fn alive(pid: u32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+}
+
+fn answers(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(300),
+    )
+    .is_ok()
+}
+
+#[test]
+fn with_nothing_on_the_default_ports_private_servers_start_and_stop_with_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    // As root the private PostgreSQL runs as another account, which must reach the folder.
+    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    write(dir.path(), "tick.yaml", &task("tick", "every: 2s"));
+    let (pg_port, redis_port) = (unused_port(), unused_port());
+    let mut cmd = ordinaut(&["dev", &dir.path().display().to_string()]);
+    cmd.args([
+        "--pg-port",
+        &pg_port.to_string(),
+        "--redis-port",
+        &redis_port.to_string(),
+    ])
+    .args(["--data-dir", &data.path().display().to_string()]);
+    let mut dev = Dev::start(cmd);
+    dev.wait_line(0, "watching ", Duration::from_secs(120));
+    let lines = dev.lines();
+    assert!(
+        lines.iter().any(|l| l.contains(&format!(
+            "nothing answers on 127.0.0.1:{pg_port}; starting a private PostgreSQL"
+        ))),
+        "{}",
+        dev.output()
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("(private, data in ")),
+        "{}",
+        dev.output()
+    );
+    dev.wait_line(0, "run default/tick succeeded", Duration::from_secs(20));
+
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.path().join("dev.json")).unwrap())
+            .unwrap();
+    let private: Vec<(u32, u16)> = state["private"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["pid"].as_u64().unwrap() as u32,
+                p["port"].as_u64().unwrap() as u16,
+            )
+        })
+        .collect();
+    assert_eq!(private.len(), 2, "{state}");
+    for (pid, port) in &private {
+        assert!(alive(*pid) && answers(*port), "{pid} on {port}");
+    }
+    let status = dev.stop(Signal::SIGTERM, Duration::from_secs(60));
+    assert!(status.success(), "{status}\n{}", dev.output());
+    for (pid, port) in &private {
+        wait_for(
+            Duration::from_secs(10),
+            "the private servers to be gone",
+            || (!alive(*pid) && !answers(*port)).then_some(()),
+        );
+    }
+    assert!(!data.path().join("dev.json").exists());
+}
+
+fn cli(data: &Path, args: &[&str]) -> std::process::Output {
+    ordinaut(args)
+        .args(["--data-dir", &data.display().to_string()])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn run_now_backfill_snooze_and_runs_work_against_a_dev_instance() {
+    let rt = rt();
+    let boom = "apiVersion: ordinaut.dev/v1alpha1\nkind: Task\nmetadata:\n  name: boom\nspec:\n  schedule: {at: '2099-01-01T00:00:00Z'}\n  pipeline:\n    steps:\n      - id: prepare\n        uses: core.echo\n        with: {token: abc}\n      - id: explode\n        uses: core.fail\n        with: {message: kaboom}\n".to_string();
+    let slow = "apiVersion: ordinaut.dev/v1alpha1\nkind: Task\nmetadata:\n  name: slow\nspec:\n  schedule: {every: 10m, startAt: '2025-01-01T00:00:00Z'}\n  pipeline:\n    steps: [{id: a, uses: core.echo, with: {x: 1}}]\n".to_string();
+    let mut i = start(
+        &rt,
+        &[
+            ("boom.yaml", boom),
+            ("slow.yaml", slow),
+            ("tick.yaml", task("tick", "every: 2s")),
+        ],
+    );
+    let data = i.data.path().to_path_buf();
+
+    // run-now: the failing run, waited for.
+    let out = cli(&data, &["task", "run-now", "default/boom", "--wait"]);
+    let text = common::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("of default/boom: failed in "), "{text}");
+    i.dev
+        .wait_line(0, "run default/boom failed", Duration::from_secs(10));
+    let line = i
+        .dev
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("run default/boom failed"))
+        .unwrap();
+    assert!(
+        line.contains("(manual, attempt 1)")
+            && line.contains("step `explode`")
+            && line.contains("kaboom (core.fail)"),
+        "{line}"
+    );
+
+    // runs list / get.
+    let out = cli(
+        &data,
+        &[
+            "runs",
+            "list",
+            "--task",
+            "default/boom",
+            "--status",
+            "failed",
+        ],
+    );
+    let text = common::text(&out);
+    assert!(out.status.success(), "{text}");
+    let row = text.lines().nth(1).unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        row.contains("default/boom") && row.contains("manual") && row.contains("failed"),
+        "{text}"
+    );
+    let id = row.split_whitespace().next().unwrap().to_string();
+    let out = cli(&data, &["runs", "get", &id[..13]]);
+    let text = common::text(&out);
+    assert!(out.status.success(), "{text}");
+    for needle in [
+        &format!("run       {id}"),
+        "1. prepare (core.echo) succeeded",
+        "2. explode (core.fail) failed",
+        "input  {\"message\":\"kaboom\"}",
+        "kaboom",
+    ] {
+        assert!(text.contains(needle), "no `{needle}` in\n{text}");
+    }
+    let out = cli(&data, &["runs", "get", &id, "--output", "json"]);
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(run["steps"][1]["status"], "failed");
+    assert!(run["steps"][0]["output"]["token"].as_str().is_some());
+
+    // backfill: exactly the preview's occurrences, then none.
+    let (from, to) = ("2025-03-01T00:05:00Z", "2025-03-01T02:05:00Z");
+    let preview = ordinaut(&[
+        "schedule",
+        "preview",
+        "--every",
+        "10m",
+        "--dtstart",
+        "2025-01-01T00:00:00",
+        "--after",
+        from,
+        "--count",
+        "100",
+        "--output",
+        "json",
+    ])
+    .output()
+    .unwrap();
+    let preview: Vec<String> = serde_json::from_slice(&preview.stdout).unwrap();
+    let to_t: chrono::DateTime<chrono::Utc> = to.parse().unwrap();
+    let expected = preview
+        .iter()
+        .filter(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap() <= to_t)
+        .count();
+    assert_eq!(expected, 12);
+    let out = cli(
+        &data,
+        &[
+            "task",
+            "backfill",
+            "default/slow",
+            "--from",
+            from,
+            "--to",
+            to,
+            "--output",
+            "json",
+        ],
+    );
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", common::text(&out)));
+    assert_eq!(result["queued"], expected, "{result}");
+    let out = cli(
+        &data,
+        &[
+            "task",
+            "backfill",
+            "default/slow",
+            "--from",
+            from,
+            "--to",
+            to,
+        ],
+    );
+    let text = common::text(&out);
+    assert!(
+        text.starts_with("queued 0 backfill run(s) of default/slow: 12 occurrence(s)"),
+        "{text}"
+    );
+    wait_for(Duration::from_secs(20), "the backfill runs", || {
+        let runs = rt
+            .block_on(i.store.list_runs(&RunFilter {
+                task: Some(("default".into(), "slow".into())),
+                limit: 100,
+                ..RunFilter::default()
+            }))
+            .unwrap();
+        (runs
+            .iter()
+            .filter(|r| r.trigger == "backfill" && r.status == "succeeded")
+            .count()
+            == expected)
+            .then_some(())
+    });
+
+    // snooze: runs stop within 2 s, a manual run still runs; clear: they resume.
+    wait_runs(&rt, &i, "tick", 1, Duration::from_secs(10));
+    let mark = i.dev.lines().len();
+    let out = cli(&data, &["task", "snooze", "tick", "--until", "now+1h"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    assert!(common::text(&out).starts_with("snoozed default/tick until "));
+    let at = i.dev.wait_line(
+        mark,
+        "task default/tick: ready, every 2s, next run",
+        Duration::from_secs(2),
+    );
+    assert!(
+        i.dev.lines()[at].contains(" (snoozed until "),
+        "{}",
+        i.dev.output()
+    );
+    assert_no_new_runs(&rt, &i, "tick", Duration::from_secs(5));
+    let out = cli(&data, &["task", "run-now", "default/tick", "--wait"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let mark = i.dev.lines().len();
+    let out = cli(&data, &["task", "snooze", "default/tick", "--clear"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    i.dev.wait_line(
+        mark,
+        "task default/tick: ready, every 2s, next run",
+        Duration::from_secs(2),
+    );
+    let before = runs_of(&rt, &i.store, "tick");
+    wait_runs(&rt, &i, "tick", before + 1, Duration::from_secs(8));
+
+    // Unknown task, and no dev instance.
+    let out = cli(&data, &["task", "run-now", "default/nope"]);
+    assert!(
+        common::text(&out).contains("no Task default/nope"),
+        "{}",
+        common::text(&out)
+    );
+    let status = i.dev.stop(Signal::SIGINT, Duration::from_secs(30));
+    assert!(status.success());
+    let out = cli(&data, &["runs", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        common::text(&out).contains("no `ordinaut dev` is running on"),
+        "{}",
+        common::text(&out)
+    );
+}
