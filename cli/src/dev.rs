@@ -73,6 +73,10 @@ pub struct DevArgs {
     /// How often every Task is reconciled again (extends horizons, applies catch-up).
     #[arg(long, env = "ORDINAUT_TICK_INTERVAL", default_value = "10s", value_parser = crate::when::duration)]
     pub tick: Duration,
+    /// Folder of Secret values McpServers reference, laid out like mounted Secrets:
+    /// `<dir>/<namespace>/<secret>/<key>` [default: <data-dir>/secrets].
+    #[arg(long, env = "ORDINAUT_SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
     /// Diagnostics on stderr (tracing filter, e.g. `info`, `ordinaut_worker=debug`).
     #[arg(long, env = "ORDINAUT_LOG", default_value = "warn")]
     pub log: String,
@@ -154,6 +158,14 @@ async fn run_with(
         },
     )?;
 
+    // Secrets McpServers reference: files, as Kubernetes mounts them.
+    let secrets_dir = args
+        .secrets_dir
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("secrets"));
+    let secrets: Arc<dyn ordinaut_tools::secrets::SecretSource> =
+        Arc::new(ordinaut_tools::secrets::DirSecrets::new(secrets_dir));
+
     // The operator's core, behind the dev seam.
     let objects = Arc::new(MemoryObjects::default());
     let sink = Arc::new(sink::DevSink::new(printer.clone()));
@@ -164,7 +176,8 @@ async fn run_with(
         objects.clone(),
         sink.clone(),
         Arc::new(AlwaysLeader),
-    );
+    )
+    .with_secrets(secrets.clone());
     let tasks = TaskReconciler::new(ctx.clone());
     let defs = DefinitionReconciler::new(ctx);
 
@@ -176,10 +189,28 @@ async fn run_with(
     let identity = format!("ordinaut-dev-{}", std::process::id());
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
-    let tools = ordinaut_tools::builtin::registry(ordinaut_tools::http::HttpConfig {
+    let mut tools = ordinaut_tools::builtin::registry(ordinaut_tools::http::HttpConfig {
         allow_hosts: args.http_allow_hosts.clone(),
         ..Default::default()
     });
+    // MCP servers: the same path as the worker binary (pool synced from the projections the
+    // operator core writes, Agent scopes checked on every call).
+    let pool = ordinaut_tools::mcp::McpPool::new(ordinaut_tools::mcp::PoolConfig::default());
+    tools.set_provider(Arc::new(pool.clone()));
+    let agents = Arc::new(ordinaut_worker::mcp::Agents::default());
+    let sync_stop = CancellationToken::new();
+    let definitions = ordinaut_worker::mcp::DefinitionSync::new(
+        store.clone(),
+        pool.clone(),
+        secrets.clone(),
+        agents.clone(),
+    )
+    .shared();
+    let sync = tokio::spawn(
+        definitions
+            .clone()
+            .run(Duration::from_secs(1), sync_stop.clone()),
+    );
     let config = WorkerConfig {
         worker_id: identity.clone(),
         concurrency: args.concurrency.max(1),
@@ -189,7 +220,10 @@ async fn run_with(
     };
     let executor = Arc::new(Executor::new(tools, config.default_step_timeout));
     let worker = tokio::spawn(
-        Worker::new(store.clone(), executor, config, metrics).run(worker_stop.clone()),
+        Worker::new(store.clone(), executor, config, metrics)
+            .with_agents(agents)
+            .with_sync(definitions)
+            .run(worker_stop.clone()),
     );
     let relay = OutboxRelay::new(store.clone(), &services.redis_url).map_err(CliError::failed)?;
     let relay = tokio::spawn(relay.run(relay_stop.clone()));
@@ -256,6 +290,9 @@ async fn run_with(
         _ = worker => {}
         () = signals.recv() => printer.note("stopping at once"),
     }
+    sync_stop.cancel();
+    let _ = sync.await;
+    pool.shutdown().await;
     relay_stop.cancel();
     let _ = relay.await;
     follow_stop.cancel();

@@ -540,3 +540,50 @@ fn run_now_backfill_snooze_and_runs_work_against_a_dev_instance() {
         common::text(&out)
     );
 }
+
+/// The MCP example runs as written: `examples/mcp-everything.yaml` and `examples/agent.yaml`
+/// copied verbatim. The McpServer is discovered, a run calls the real server-everything (via
+/// npx, from npm), and the run record shows the tool's output.
+#[test]
+fn the_mcp_example_runs_and_its_record_shows_the_tool_output() {
+    let rt = rt();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let read = |name: &str| std::fs::read_to_string(examples.join(name)).unwrap();
+    let mut i = start(
+        &rt,
+        &[
+            ("agent.yaml", read("agent.yaml")),
+            ("mcp-everything.yaml", read("mcp-everything.yaml")),
+        ],
+    );
+    i.dev.wait_line(
+        0,
+        "mcpserver default/everything: valid",
+        Duration::from_secs(120),
+    );
+    let data = i.data.path().to_path_buf();
+    let out = cli(&data, &["task", "run-now", "default/mcp-echo", "--wait"]);
+    let text = common::text(&out);
+    assert!(out.status.success(), "{text}\n{}", i.dev.output());
+    let out = cli(
+        &data,
+        &["runs", "list", "--task", "default/mcp-echo", "--limit", "1"],
+    );
+    let text = common::text(&out);
+    let id = text
+        .lines()
+        .nth(1)
+        .and_then(|row| row.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{text}"))
+        .to_string();
+    let out = cli(&data, &["runs", "get", &id, "--output", "json"]);
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["steps"][0]["uses"], "everything.echo");
+    let heard = run["output"]["heard"].as_str().unwrap();
+    assert!(
+        heard.starts_with("Echo: hello from mcp-echo, run "),
+        "{run}"
+    );
+    i.dev.stop(Signal::SIGINT, Duration::from_secs(30));
+}

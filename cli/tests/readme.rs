@@ -229,21 +229,6 @@ fn every_ordinaut_command_of_the_readme_prints_what_it_shows() {
     run_document(&workspace().join("README.md"));
 }
 
-/// The sections proposed for the README (quick start with `ordinaut dev`, development
-/// mode), run the same way until they are in README.md.
-#[test]
-fn the_proposed_development_mode_section_prints_what_it_shows() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/readme/dev-mode.md");
-    if path.exists() {
-        run_document(&path);
-    } else {
-        println!(
-            "skipped: {} is gone (its text is in README.md)",
-            path.display()
-        );
-    }
-}
-
 #[test]
 fn expected_output_matches_with_ellipses_and_times() {
     assert!(matches(

@@ -59,6 +59,11 @@ impl Executor {
         }
     }
 
+    /// Whether `uses` resolves to a tool for a Task in `namespace`.
+    pub fn has_tool(&self, namespace: &str, uses: &str) -> bool {
+        self.tools.get_in(namespace, uses).is_some()
+    }
+
     /// Runs every step in order. `cancel` stops the run (Replace, run timeout, shutdown):
     /// the step in flight is abandoned and the run ends `Cancelled`.
     pub async fn run(&self, mut input: RunInput<'_>, cancel: &CancellationToken) -> RunResult {

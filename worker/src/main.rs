@@ -158,8 +158,9 @@ async fn main() -> anyhow::Result<()> {
         pool.clone(),
         secrets,
         agents.clone(),
-    );
-    let sync_task = tokio::spawn(sync.run(args.mcp_sync_interval, sync_stop.clone()));
+    )
+    .shared();
+    let sync_task = tokio::spawn(sync.clone().run(args.mcp_sync_interval, sync_stop.clone()));
     let executor = Arc::new(Executor::new(tools, args.step_timeout));
     let config = WorkerConfig {
         worker_id: args
@@ -241,7 +242,9 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
-    let worker = Worker::new(store, executor, config, metrics).with_agents(agents);
+    let worker = Worker::new(store, executor, config, metrics)
+        .with_agents(agents)
+        .with_sync(sync);
     worker.run(shutdown).await?;
     // No run uses an MCP server any more: stop them (no orphan processes).
     sync_stop.cancel();

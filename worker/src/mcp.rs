@@ -36,6 +36,13 @@ impl Agents {
     }
 }
 
+/// The `scopes` of a projected Agent spec.
+pub fn scopes_of(spec: &serde_json::Value) -> Vec<String> {
+    spec.get("scopes")
+        .and_then(|s| serde_json::from_value::<Vec<String>>(s.clone()).ok())
+        .unwrap_or_default()
+}
+
 /// Reads the projections and applies them to the pool and the Agents.
 pub struct DefinitionSync {
     store: Store,
@@ -111,11 +118,7 @@ impl DefinitionSync {
         let all = agents
             .into_iter()
             .map(|a| {
-                let scopes = a
-                    .spec
-                    .get("scopes")
-                    .and_then(|s| serde_json::from_value::<Vec<String>>(s.clone()).ok())
-                    .unwrap_or_default();
+                let scopes = scopes_of(&a.spec);
                 ((a.namespace, a.name), scopes)
             })
             .collect();
@@ -123,12 +126,30 @@ impl DefinitionSync {
         Ok(())
     }
 
+    /// Shares this sync, so runs can ask for a fresh read (see [`SharedSync`]).
+    pub fn shared(self) -> SharedSync {
+        SharedSync(Arc::new(tokio::sync::Mutex::new(self)))
+    }
+}
+
+/// A [`DefinitionSync`] that the periodic loop and runs share: a run that names an MCP
+/// tool or an Agent this worker has not seen yet asks for a fresh read before failing (an
+/// McpServer or Agent applied a moment ago must not fail the first run that uses it).
+#[derive(Clone)]
+pub struct SharedSync(Arc<tokio::sync::Mutex<DefinitionSync>>);
+
+impl SharedSync {
+    /// Reads the projections now.
+    pub async fn sync_now(&self) {
+        if let Err(e) = self.0.lock().await.sync_once().await {
+            tracing::warn!(error = %e, "reading McpServers and Agents failed");
+        }
+    }
+
     /// Syncs every `interval` until `stop`.
-    pub async fn run(mut self, interval: Duration, stop: CancellationToken) {
+    pub async fn run(self, interval: Duration, stop: CancellationToken) {
         loop {
-            if let Err(e) = self.sync_once().await {
-                tracing::warn!(error = %e, "reading McpServers and Agents failed");
-            }
+            self.sync_now().await;
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
                 _ = stop.cancelled() => return,

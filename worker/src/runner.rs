@@ -58,6 +58,7 @@ enum Record {
 
 struct Shared {
     agents: Arc<crate::mcp::Agents>,
+    sync: Option<crate::mcp::SharedSync>,
     store: Store,
     executor: Arc<Executor>,
     config: WorkerConfig,
@@ -88,6 +89,7 @@ impl Worker {
         Self {
             shared: Arc::new(Shared {
                 agents: Arc::default(),
+                sync: None,
                 store,
                 executor,
                 config,
@@ -103,6 +105,15 @@ impl Worker {
     pub fn with_agents(mut self, agents: Arc<crate::mcp::Agents>) -> Self {
         if let Some(s) = Arc::get_mut(&mut self.shared) {
             s.agents = agents;
+        }
+        self
+    }
+
+    /// Lets runs ask `sync` for a fresh read when they name an MCP tool or an Agent this
+    /// worker has not seen yet.
+    pub fn with_sync(mut self, sync: crate::mcp::SharedSync) -> Self {
+        if let Some(s) = Arc::get_mut(&mut self.shared) {
+            s.sync = Some(sync);
         }
         self
     }
@@ -401,7 +412,7 @@ async fn run_one(
             let _ = tx.send(Record::Started(lease.task_uid, started_event));
             let agent_scopes = match prepared.spec.agent_ref.as_deref() {
                 None => None,
-                Some(name) => match s.agents.scopes(&lease.namespace, name) {
+                Some(name) => match lookup_agent(&s, &lease.namespace, name).await {
                     Some(scopes) => Some((name.to_string(), scopes)),
                     None => {
                         let msg = format!(
@@ -412,6 +423,17 @@ async fn run_one(
                     }
                 },
             };
+            // An MCP tool not configured here yet (its McpServer was applied a moment ago):
+            // read the definitions once before the run fails on it.
+            if let Some(sync) = &s.sync
+                && prepared
+                    .pipeline
+                    .steps
+                    .iter()
+                    .any(|st| !s.executor.has_tool(&lease.namespace, &st.tool.to_string()))
+            {
+                sync.sync_now().await;
+            }
             let params = prepared.spec.params.clone().unwrap_or_else(|| serde_json::json!({}));
             let context = Context::new(
                 params,
@@ -502,6 +524,28 @@ async fn run_one(
     }
     .instrument(span)
     .await
+}
+
+/// An Agent's scopes: from the synced cache, else read now (an Agent created a moment ago
+/// must not fail the first run that names it).
+async fn lookup_agent(s: &Shared, namespace: &str, name: &str) -> Option<Vec<String>> {
+    if let Some(scopes) = s.agents.scopes(namespace, name) {
+        return Some(scopes);
+    }
+    if let Some(sync) = &s.sync {
+        sync.sync_now().await;
+        if let Some(scopes) = s.agents.scopes(namespace, name) {
+            return Some(scopes);
+        }
+    }
+    match s.store.agent(namespace, name).await {
+        Ok(Some(row)) => Some(crate::mcp::scopes_of(&row.spec)),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the Agent failed");
+            None
+        }
+    }
 }
 
 /// Writes started events, results and hand-backs in batches: one transaction per batch.

@@ -363,8 +363,19 @@ impl Source {
                     definitions_changed = true;
                     match other {
                         Loaded::Pipeline(_) => self.objects.remove_pipeline(&key.1, &key.2),
-                        Loaded::McpServer(_) => self.objects.remove_mcp_server(&key.1, &key.2),
-                        Loaded::Agent(_) => self.objects.remove_agent(&key.1, &key.2),
+                        Loaded::McpServer(_) => {
+                            self.objects.remove_mcp_server(&key.1, &key.2);
+                            // Workers stop using it (and close its process) at their next sync.
+                            if let Err(e) = self.defs.mcp_server_deleted(&key.1, &key.2).await {
+                                self.printer.note(&format!("mcp server {object}: {e}"));
+                            }
+                        }
+                        Loaded::Agent(_) => {
+                            self.objects.remove_agent(&key.1, &key.2);
+                            if let Err(e) = self.defs.agent_deleted(&key.1, &key.2).await {
+                                self.printer.note(&format!("agent {object}: {e}"));
+                            }
+                        }
                         Loaded::Task(_) => {}
                     }
                     self.printer.emit(

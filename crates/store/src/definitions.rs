@@ -109,6 +109,18 @@ impl Store {
         Ok(())
     }
 
+    /// One projected Agent, if it exists (and is valid: invalid Agents are not projected).
+    pub async fn agent(&self, namespace: &str, name: &str) -> Result<Option<AgentRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT namespace, name, generation, spec, updated_at FROM agents \
+             WHERE namespace = $1 AND name = $2",
+        )
+        .bind(namespace)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// Every projected Agent.
     pub async fn agents(&self) -> Result<Vec<AgentRow>, StoreError> {
         Ok(sqlx::query_as(
