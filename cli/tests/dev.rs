@@ -587,3 +587,48 @@ fn the_mcp_example_runs_and_its_record_shows_the_tool_output() {
     );
     i.dev.stop(Signal::SIGINT, Duration::from_secs(30));
 }
+
+/// A dev instance runs exactly what its folder defines: Tasks an earlier session left in the
+/// same database are removed at start (history kept), so they do not keep running.
+#[test]
+fn tasks_left_by_an_earlier_session_are_removed_at_start() {
+    let rt = rt();
+    let mut first = start(&rt, &[("old.yaml", task("old", "every: 2s"))]);
+    wait_runs(&rt, &first, "old", 1, Duration::from_secs(30));
+    first.dev.stop(Signal::SIGINT, Duration::from_secs(30));
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    write(dir.path(), "new.yaml", &task("new", "every: 2s"));
+    let mut cmd = ordinaut(&["dev", &dir.path().display().to_string()]);
+    cmd.args([
+        "--database-url",
+        &first.db.url,
+        "--redis-url",
+        &common::redis_url(),
+    ])
+    .args([
+        "--events-stream",
+        &format!("test:dev:{}", uuid::Uuid::new_v4().simple()),
+    ])
+    .args(["--data-dir", &data.path().display().to_string()]);
+    let mut second = Dev::start(cmd);
+    second.wait_line(
+        0,
+        "task default/old: removed (left by an earlier session",
+        Duration::from_secs(60),
+    );
+    let old_runs = runs_of(&rt, &first.store, "old");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while runs_of(&rt, &first.store, "new") < 2 {
+        assert!(Instant::now() < deadline, "{}", second.output());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        runs_of(&rt, &first.store, "old"),
+        old_runs,
+        "the old task kept running"
+    );
+    assert!(old_runs >= 1, "its history is kept");
+    second.stop(Signal::SIGINT, Duration::from_secs(30));
+}

@@ -140,6 +140,8 @@ pub struct Source {
     duplicates: BTreeSet<Key>,
     tick: Duration,
     last_tick: Instant,
+    /// Whether leftovers of earlier sessions were removed (once, after the first load).
+    swept: bool,
 }
 
 impl Source {
@@ -165,6 +167,7 @@ impl Source {
             duplicates: BTreeSet::new(),
             tick,
             last_tick: Instant::now(),
+            swept: false,
         }
     }
 
@@ -185,6 +188,59 @@ impl Source {
             self.last_tick = Instant::now();
         }
         self.apply(desired, tick).await;
+        if !self.swept {
+            self.swept = true;
+            self.sweep_leftovers().await;
+        }
+    }
+
+    /// Tasks, McpServers and Agents a previous session left in this database but that this
+    /// folder does not define are removed (their queued runs withdrawn, history kept), so
+    /// the instance runs exactly what the folder says.
+    async fn sweep_leftovers(&mut self) {
+        let defined = |kind: Kind, ns: &str, name: &str| {
+            self.live
+                .contains_key(&(kind, ns.to_string(), name.to_string()))
+        };
+        let tasks = match self.store.live_tasks().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing tasks failed");
+                return;
+            }
+        };
+        let mut leftovers = Vec::new();
+        for (uid, ns, name) in tasks {
+            if !defined(Kind::Task, &ns, &name) {
+                leftovers.push((uid, ns, name));
+            }
+        }
+        for (uid, ns, name) in leftovers {
+            if let Ok(withdrawn) = self.store.delete_task(uid).await {
+                self.printer.emit(
+                    "removed",
+                    &format!(
+                        "task {ns}/{name}: removed (left by an earlier session, not in {}; {withdrawn} queued run(s) withdrawn; history kept)",
+                        self.dir.display()
+                    ),
+                    json!({"kind": "Task", "object": format!("{ns}/{name}"), "withdrawn": withdrawn}),
+                );
+            }
+        }
+        if let Ok(servers) = self.store.mcp_servers().await {
+            for m in servers {
+                if !defined(Kind::McpServer, &m.namespace, &m.name) {
+                    let _ = self.store.delete_mcp_server(&m.namespace, &m.name).await;
+                }
+            }
+        }
+        if let Ok(agents) = self.store.agents().await {
+            for a in agents {
+                if !defined(Kind::Agent, &a.namespace, &a.name) {
+                    let _ = self.store.delete_agent(&a.namespace, &a.name).await;
+                }
+            }
+        }
     }
 
     fn read_files(&mut self) {

@@ -71,6 +71,15 @@ impl Store {
         })
     }
 
+    /// Every live (not deleted) task: uid, namespace and name.
+    pub async fn live_tasks(&self) -> Result<Vec<(Uuid, String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT uid, namespace, name FROM tasks WHERE deleted_at IS NULL ORDER BY namespace, name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Marks a task deleted and withdraws all its unleased, unfinished occurrences, in one
     /// transaction. Run history stays. Idempotent: deleting an unknown or already deleted
     /// task is not an error. Returns the number of occurrences withdrawn.
