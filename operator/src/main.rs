@@ -81,6 +81,10 @@ struct RunArgs {
     /// Log format: `text` for people, `json` in clusters.
     #[arg(long, env = "ORDINAUT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info`, `ordinaut_operator=debug`).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    log_level: String,
     /// Apply database migrations at start.
     #[arg(long, env = "ORDINAUT_MIGRATE")]
     migrate: bool,
@@ -100,7 +104,13 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let args = cli.run;
-    init_tracing(args.log_format);
+    ordinaut_telemetry::init_tracing(
+        match args.log_format {
+            LogFormat::Json => "json",
+            LogFormat::Text => "text",
+        },
+        &args.log_level,
+    );
     let database_url = args
         .database_url
         .clone()
@@ -222,14 +232,4 @@ async fn wait_for_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
 }

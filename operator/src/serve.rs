@@ -1,28 +1,17 @@
-//! `/metrics`, `/healthz` and `/readyz` (same shape as the worker's; a shared crate would be
-//! the place for both).
+//! `/metrics`, `/healthz` and `/readyz` of the operator: the shared server of every binary
+//! (`ordinaut-telemetry`), ready once the controllers run and PostgreSQL answers.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use ordinaut_store::Store;
+use ordinaut_telemetry::ReadyCheck;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Clone)]
-struct AppState {
-    registry: Arc<Registry>,
-    store: Store,
-    /// Set once the controllers are running.
-    started: Arc<AtomicBool>,
-}
-
-/// Serves until `shutdown`; returns the bound address (port 0 picks one).
+/// Serves until `shutdown`; returns the bound address (port 0 picks one). `started` is set
+/// once the controllers are running.
 pub async fn serve(
     addr: SocketAddr,
     registry: Arc<Registry>,
@@ -30,56 +19,18 @@ pub async fn serve(
     started: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let app = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .with_state(AppState {
-            registry,
-            store,
-            started,
-        });
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let handle = tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
+    let ready: ReadyCheck = Arc::new(move || {
+        let store = store.clone();
+        let started = started.clone();
+        Box::pin(async move {
+            if !started.load(Ordering::SeqCst) {
+                return Err("starting".to_string());
+            }
+            if !store.ping().await {
+                return Err("PostgreSQL does not answer".to_string());
+            }
+            Ok(())
+        })
     });
-    Ok((bound, handle))
-}
-
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        ),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            [(header::CONTENT_TYPE, "text/plain")],
-            format!("encoding metrics failed: {e}\n"),
-        ),
-    }
-}
-
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if !state.started.load(Ordering::SeqCst) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: starting\n");
-    }
-    if !state.store.ping().await {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: PostgreSQL does not answer\n",
-        );
-    }
-    (StatusCode::OK, "ready\n")
+    ordinaut_telemetry::serve(addr, registry, ready, shutdown).await
 }

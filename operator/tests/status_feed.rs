@@ -62,7 +62,13 @@ async fn run_once(h: &Harness, task: &Task, status: RunStatus, stream: &str, at_
         .await
         .unwrap();
     let client = redis::Client::open(redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(std::time::Duration::from_secs(30))),
+        )
+        .await
+        .unwrap();
     let rows = h.store.unpublished_events(100).await.unwrap();
     for row in &rows {
         let _: String = redis::cmd("XADD")

@@ -108,27 +108,10 @@ struct Args {
     log_level: String,
 }
 
-fn init_tracing(format: &str, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init();
-    } else {
-        builder.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_tracing(&args.log_format, &args.log_level);
+    ordinaut_telemetry::init_tracing(&args.log_format, &args.log_level);
 
     let store = Store::connect(&args.database_url, args.db_pool_size)
         .await

@@ -160,7 +160,13 @@ pub fn unique_stream(name: &str) -> String {
 /// Every entry of `stream` as (type, payload), oldest first.
 pub async fn stream_entries(url: &str, stream: &str) -> Vec<(String, serde_json::Value)> {
     let client = redis::Client::open(url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(std::time::Duration::from_secs(30))),
+        )
+        .await
+        .unwrap();
     let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
         .arg(stream)
         .arg("-")
@@ -181,7 +187,13 @@ pub async fn stream_entries(url: &str, stream: &str) -> Vec<(String, serde_json:
 
 pub async fn delete_key(url: &str, key: &str) {
     let client = redis::Client::open(url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(std::time::Duration::from_secs(30))),
+        )
+        .await
+        .unwrap();
     let _: () = redis::cmd("DEL")
         .arg(key)
         .query_async(&mut conn)

@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 async fn add(url: &str, stream: &str, from: i64, count: i64) -> Vec<String> {
     let client = redis::Client::open(url).expect("redis url");
     let mut conn = client
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(std::time::Duration::from_secs(30))),
+        )
         .await
         .expect("connect to redis");
     let mut ids = Vec::new();
@@ -220,7 +223,13 @@ async fn a_blocking_read_returns_entries_added_while_it_waits() {
         let url = url2.clone();
         async move {
             let client = redis::Client::open(url).ok()?;
-            let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(
+                    &redis::AsyncConnectionConfig::new()
+                        .set_response_timeout(Some(std::time::Duration::from_secs(30))),
+                )
+                .await
+                .ok()?;
             let n: usize = redis::cmd("CLIENT")
                 .arg("LIST")
                 .query_async::<String>(&mut conn)

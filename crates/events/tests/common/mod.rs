@@ -93,7 +93,10 @@ pub async fn unpublished_ids(store: &Store) -> Vec<i64> {
 pub async fn stream_events(url: &str, stream: &str) -> Vec<(i64, serde_json::Value)> {
     let client = redis::Client::open(url).expect("redis url");
     let mut conn = client
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(std::time::Duration::from_secs(30))),
+        )
         .await
         .expect("connect to redis");
     let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
@@ -129,7 +132,13 @@ pub async fn stream_outbox_ids(url: &str, stream: &str) -> Vec<i64> {
 
 pub async fn xlen(url: &str, stream: &str) -> Option<usize> {
     let client = redis::Client::open(url).ok()?;
-    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(std::time::Duration::from_secs(30))),
+        )
+        .await
+        .ok()?;
     redis::cmd("XLEN")
         .arg(stream)
         .query_async(&mut conn)
@@ -186,7 +195,13 @@ impl PrivateRedis {
                 let url = url.clone();
                 async move {
                     let client = redis::Client::open(url).ok()?;
-                    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+                    let mut conn = client
+                        .get_multiplexed_async_connection_with_config(
+                            &redis::AsyncConnectionConfig::new()
+                                .set_response_timeout(Some(std::time::Duration::from_secs(30))),
+                        )
+                        .await
+                        .ok()?;
                     redis::cmd("PING")
                         .query_async::<String>(&mut conn)
                         .await
