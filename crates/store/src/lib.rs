@@ -68,7 +68,14 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
+    /// Occurrences inserted through this handle since `due_work` was last analyzed.
+    inserted_since_analyze: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// After this many inserted occurrences, `due_work` is analyzed at once instead of waiting
+/// for autovacuum: a planner without fresh statistics picks the wrong partial index and
+/// reads every queued row (seen at 60,000 rows: 370 ms per query instead of 0.04 ms).
+const ANALYZE_AFTER_INSERTS: u64 = 5_000;
 
 impl Store {
     /// Connects with a pool of at most `max_connections`.
@@ -82,12 +89,34 @@ impl Store {
                 url: redact_url(url),
                 source,
             })?;
-        Ok(Self { pool })
+        Ok(Self::from_pool(pool))
     }
 
     /// Wraps an existing pool.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            inserted_since_analyze: Default::default(),
+        }
+    }
+
+    /// Counts inserted occurrences; past [`ANALYZE_AFTER_INSERTS`], refreshes `due_work`'s
+    /// planner statistics in the background (bulk materialization, backfills).
+    pub(crate) fn note_inserted(&self, n: u64) {
+        use std::sync::atomic::Ordering;
+        if n == 0 {
+            return;
+        }
+        let before = self.inserted_since_analyze.fetch_add(n, Ordering::Relaxed);
+        if before + n >= ANALYZE_AFTER_INSERTS {
+            self.inserted_since_analyze.store(0, Ordering::Relaxed);
+            let pool = self.pool.clone();
+            tokio::spawn(async move {
+                if let Err(e) = sqlx::query("ANALYZE due_work").execute(&pool).await {
+                    tracing::warn!(error = %e, "analyzing due_work failed");
+                }
+            });
+        }
     }
 
     /// The underlying pool, for callers that compose their own queries in tests.

@@ -89,7 +89,9 @@ impl Store {
         occurrences: &[NewOccurrence],
     ) -> Result<u64, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        insert_on(&mut conn, occurrences).await
+        let inserted = insert_on(&mut conn, occurrences).await?;
+        self.note_inserted(inserted);
+        Ok(inserted)
     }
 
     /// Withdraws a task's queued occurrences scheduled after `after` (all triggers but
@@ -121,6 +123,7 @@ impl Store {
         };
         let inserted = insert_on(&mut tx, occurrences).await?;
         tx.commit().await?;
+        self.note_inserted(inserted);
         Ok((withdrawn, inserted))
     }
 }

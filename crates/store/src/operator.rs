@@ -230,6 +230,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.note_inserted(inserted);
         Ok(Applied {
             withdrawn,
             inserted,

@@ -133,3 +133,34 @@ async fn lease_query_uses_the_partial_index() {
         "lease query scans due_work:\n{text}"
     );
 }
+
+/// A bulk of inserted occurrences refreshes due_work's planner statistics at once (without
+/// them the planner reads queued rows through the wrong partial index).
+#[tokio::test]
+async fn bulk_inserts_refresh_due_work_statistics() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    let t = task("bulk-stats");
+    store.upsert_task(&t).await.unwrap();
+    let reltuples = || async {
+        let (n,): (f32,) =
+            sqlx::query_as("SELECT reltuples FROM pg_class WHERE relname = 'due_work'")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        n
+    };
+    assert!(reltuples().await < 0.0, "a new table has no statistics");
+    let now = Utc::now();
+    let rows: Vec<_> = (0..6_000i64)
+        .map(|i| NewOccurrence::scheduled(t.uid, now + ChronoDuration::seconds(i)))
+        .collect();
+    store.insert_occurrences(&rows).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while reltuples().await < 6_000.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "due_work was not analyzed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
