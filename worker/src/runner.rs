@@ -696,7 +696,12 @@ async fn heartbeat_loop(s: Arc<Shared>, stop: CancellationToken) {
         }
         let still = match s
             .store
-            .heartbeat(&s.config.worker_id, &snapshot, s.config.lease_duration)
+            .heartbeat_within(
+                &s.config.worker_id,
+                &snapshot,
+                s.config.lease_duration,
+                renew_within(s.config.lease_duration, s.config.heartbeat_interval),
+            )
             .await
         {
             Ok(h) => h,
@@ -735,6 +740,14 @@ async fn heartbeat_loop(s: Arc<Shared>, stop: CancellationToken) {
             }
         }
     }
+}
+
+/// Which leases a heartbeat extends: those expiring within the lease duration less half a
+/// heartbeat interval. A lease just taken is left alone until about one interval has passed;
+/// one skipped at a heartbeat (its row was locked) still has more than an interval left.
+fn renew_within(lease: Duration, heartbeat: Duration) -> Duration {
+    let within = lease.saturating_sub(heartbeat / 2);
+    if within < heartbeat { lease } else { within }
 }
 
 /// Returns expired leases to the queue and refreshes the queue gauges.

@@ -60,12 +60,13 @@ pub(crate) async fn insert_events_on(
         streams.push(e.stream.as_deref().unwrap_or(DEFAULT_STREAM));
         types.push(e.event_type.as_str());
         tasks.push(*task);
-        payloads.push(&e.payload);
+        payloads.push(e.payload.to_string());
     }
-    // WITH ORDINALITY keeps the ids in the order the events were given.
+    // WITH ORDINALITY keeps the ids in the order the events were given. Payloads travel as
+    // text and are stored as `json` (checked, not converted; migration 0005).
     sqlx::query(
         "INSERT INTO outbox (stream, event_type, task_uid, payload) \
-         SELECT s, t, u, p FROM unnest($1::text[], $2::text[], $3::uuid[], $4::jsonb[]) \
+         SELECT s, t, u, p::json FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[]) \
              WITH ORDINALITY AS e(s, t, u, p, n) ORDER BY n",
     )
     .bind(&streams)

@@ -145,27 +145,54 @@ impl Store {
         held: &[(i64, i32)],
         lease_for: Duration,
     ) -> Result<Vec<Held>, StoreError> {
+        self.heartbeat_within(worker, held, lease_for, Duration::from_secs(1 << 30))
+            .await
+    }
+
+    /// Like [`Store::heartbeat`], but writes only the leases that expire within
+    /// `renew_within` and are not locked at this moment; every lease still held is reported
+    /// either way. A worker's heartbeat thus leaves fresh leases alone (short runs never cost
+    /// a heartbeat write) and never waits for a row its own recorder is finishing: waiting
+    /// there, in id order, made the heartbeat chase one result batch after another and stall
+    /// the recorder behind it for a second at a time under load. Pass a `renew_within` that
+    /// leaves at least one heartbeat interval of slack (the worker uses `lease_for` minus
+    /// half an interval), so a row skipped once is extended at the next heartbeat.
+    pub async fn heartbeat_within(
+        &self,
+        worker: &str,
+        held: &[(i64, i32)],
+        lease_for: Duration,
+        renew_within: Duration,
+    ) -> Result<Vec<Held>, StoreError> {
         if held.is_empty() {
             return Ok(Vec::new());
         }
         let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
         let still: Vec<(i64, bool)> = sqlx::query_as(
-            // Rows are locked in id order (as every multi-row write here does), so a heartbeat
-            // and a batch of results of the same worker can never deadlock.
+            // Rows are locked in id order (as every multi-row write here does). The UPDATE
+            // re-checks holder and state on the row's newest version, so a row finished or
+            // reaped after this statement's snapshot is left alone.
             "WITH mine AS ( \
-                 SELECT d.id FROM due_work d \
+                 SELECT d.id, d.cancel_requested, d.locked_until FROM due_work d \
                  JOIN unnest($3::int8[], $4::int4[]) AS h(id, attempt) \
                    ON d.id = h.id AND d.attempt = h.attempt \
-                 WHERE d.locked_by = $1 AND d.done_at IS NULL \
-                 ORDER BY d.id FOR UPDATE OF d) \
-             UPDATE due_work d SET locked_until = now() + make_interval(secs => $2) \
-             FROM mine WHERE d.id = mine.id \
-             RETURNING d.id, d.cancel_requested",
+                 WHERE d.locked_by = $1 AND d.done_at IS NULL), \
+             expiring AS ( \
+                 SELECT d.id FROM due_work d JOIN mine ON d.id = mine.id \
+                 WHERE mine.locked_until < now() + make_interval(secs => $5) \
+                 ORDER BY d.id FOR UPDATE OF d SKIP LOCKED), \
+             extended AS ( \
+                 UPDATE due_work d SET locked_until = now() + make_interval(secs => $2) \
+                 FROM expiring WHERE d.id = expiring.id \
+                   AND d.locked_by = $1 AND d.done_at IS NULL \
+                 RETURNING d.id) \
+             SELECT id, cancel_requested FROM mine",
         )
         .bind(worker)
         .bind(secs(lease_for))
         .bind(&ids)
         .bind(&attempts)
+        .bind(secs(renew_within))
         .fetch_all(&self.pool)
         .await?;
         Ok(still

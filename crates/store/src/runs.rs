@@ -150,30 +150,28 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut tx = self.pool.begin().await?;
-        if !before.is_empty() {
-            let pairs: Vec<(Option<Uuid>, &OutboxEvent)> =
-                before.iter().map(|(t, e)| (*t, e)).collect();
-            insert_events_on(&mut tx, &pairs).await?;
-        }
-        if records.is_empty() {
-            tx.commit().await?;
-            return Ok(Vec::new());
-        }
-        let accepted = claim_rows(&mut tx, records).await?;
+        let accepted = if records.is_empty() {
+            Accepted::new()
+        } else {
+            claim_rows(&mut tx, records).await?
+        };
         let kept: Vec<&RunRecord> = records
             .iter()
             .filter(|r| accepted.contains_key(&(r.due_work_id, r.attempt)))
             .collect();
         insert_runs(&mut tx, &kept, &accepted).await?;
         insert_steps(&mut tx, &kept).await?;
-        let events: Vec<(Option<Uuid>, &OutboxEvent)> = kept
+        // One statement for every event of the batch: `before` first, then each kept record's
+        // events in record order (ids follow this order).
+        let events: Vec<(Option<Uuid>, &OutboxEvent)> = before
             .iter()
-            .flat_map(|r| {
+            .map(|(t, e)| (*t, e))
+            .chain(kept.iter().flat_map(|r| {
                 let task = accepted
                     .get(&(r.due_work_id, r.attempt))
                     .map(|o| o.task_uid);
                 r.events.iter().map(move |e| (task, e))
-            })
+            }))
             .collect();
         insert_events_on(&mut tx, &events).await?;
         tx.commit().await?;

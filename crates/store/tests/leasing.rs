@@ -286,6 +286,81 @@ async fn heartbeat_extends_held_leases_and_release_requeues_them() {
     assert!(again.iter().all(|l| l.attempt == 2));
 }
 
+/// A heartbeat writes only leases about to expire and never waits for a row locked by
+/// someone else (the holder's recorder finishing it); it still reports every lease held.
+#[tokio::test]
+async fn heartbeat_within_extends_only_expiring_unlocked_leases_and_reports_all() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    task_with_due_rows(&store, "hbw", 3).await;
+    let leases = store.lease("w1", 3, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(leases.len(), 3);
+    let held: Vec<(i64, i32)> = leases.iter().map(|l| (l.id, l.attempt)).collect();
+    let until = |id: i64| {
+        let store = store.clone();
+        async move {
+            let (u,): (chrono::DateTime<Utc>,) =
+                sqlx::query_as("SELECT locked_until FROM due_work WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(store.pool())
+                    .await
+                    .unwrap();
+            u
+        }
+    };
+    // Fresh 60 s leases, renewed only within 30 s of expiry: reported, not written.
+    let before = until(leases[0].id).await;
+    let kept = store
+        .heartbeat_within(
+            "w1",
+            &held,
+            Duration::from_secs(600),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 3);
+    assert_eq!(until(leases[0].id).await, before);
+
+    // Row 1 is locked by another transaction (a recorder mid-batch); all three expire soon.
+    let mut blocker = store.pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM due_work WHERE id = $1 FOR UPDATE")
+        .bind(leases[1].id)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let kept = tokio::time::timeout(
+        Duration::from_secs(10),
+        store.heartbeat_within(
+            "w1",
+            &held,
+            Duration::from_secs(600),
+            Duration::from_secs(120),
+        ),
+    )
+    .await
+    .expect("the heartbeat waited for a locked row")
+    .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let ids: HashSet<i64> = kept.iter().map(|h| h.id).collect();
+    assert_eq!(ids, held.iter().map(|(id, _)| *id).collect::<HashSet<_>>());
+    assert!(until(leases[0].id).await > before + chrono::Duration::seconds(500));
+    assert!(until(leases[2].id).await > before + chrono::Duration::seconds(500));
+    assert!(until(leases[1].id).await < before + chrono::Duration::seconds(1));
+    blocker.rollback().await.unwrap();
+    // Next time the row is free: extended.
+    store
+        .heartbeat_within(
+            "w1",
+            &held,
+            Duration::from_secs(600),
+            Duration::from_secs(120),
+        )
+        .await
+        .unwrap();
+    assert!(until(leases[1].id).await > before + chrono::Duration::seconds(500));
+}
+
 /// Forbid: of two runs of one task started at once on different workers, exactly one runs.
 /// Replace: the later run asks the active one to cancel, seen at its next heartbeat.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
