@@ -11,6 +11,7 @@
 //! directory watcher with [`seam::MemoryObjects`] and its own sink.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod coalesce;
 pub mod discovery;
 pub mod feed;
 pub mod k8s;
@@ -25,7 +26,10 @@ pub mod validate;
 
 pub use leader::{AlwaysLeader, LeaderFlag, Leadership};
 pub use plan::MaterializeConfig;
-pub use reconcile::{Context, DefinitionReconciler, ReconcileError, TaskOutcome, TaskReconciler};
+pub use reconcile::{
+    Context, DefinitionReconciler, ReconcileError, TASK_RECONCILES_IN_FLIGHT, TaskOutcome,
+    TaskReconciler,
+};
 pub use seam::{
     Kind, MemoryObjects, MemorySink, Notice, NoticeType, ObjectKey, Objects, StatusSink,
 };

@@ -60,7 +60,8 @@ struct RunArgs {
     /// policy then decides whether it still runs.
     #[arg(long, env = "ORDINAUT_MISSED_AFTER", default_value = "2m", value_parser = duration)]
     missed_after: std::time::Duration,
-    /// How often every valid Task is reconciled again (extends horizons, applies catch-up).
+    /// A valid Task is reconciled again when its next run is due, but no more often than
+    /// this and at least every ten of these (extends horizons, applies catch-up).
     #[arg(long, env = "ORDINAUT_TICK_INTERVAL", default_value = "30s", value_parser = duration)]
     tick_interval: std::time::Duration,
     /// Elect a leader with a Lease; only the leader writes. `false` for a single replica.

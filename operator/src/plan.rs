@@ -357,8 +357,18 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         to
     };
     plan.projection.materialized_until = Some(materialized_until.max(now));
+    // What the last reconcile queued up to its `materialized_until` is queued (or ran):
+    // an unchanged Task only sends what lies beyond. (The expansion still starts at `from`,
+    // so the cap counts from now.)
+    let queued_until = match live_prior.and_then(|p| p.projection.materialized_until) {
+        Some(m) if !changed => Some(m),
+        _ => None,
+    };
     for t in upcoming {
         let t = t.to_utc();
+        if queued_until.is_some_and(|m| t <= m) {
+            continue;
+        }
         let run_at = t + jitter_offset(input.uid, t, jitter);
         plan.occurrences.push(PlannedOccurrence {
             occurrence: NewOccurrence {
@@ -390,6 +400,39 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     };
     finish_last_schedule_time(&mut plan, now);
     Ok(plan)
+}
+
+impl Plan {
+    /// Whether applying this plan would change nothing the store holds for `prior` but
+    /// `materialized_until`, and that one is still fresh: at most `horizon / 24` behind the
+    /// horizon (so it is rewritten at least that often), or where the plan would put it. The
+    /// periodic tick of an unchanged Task is mostly this: the reconcile then writes nothing.
+    pub fn changes_nothing(
+        &self,
+        prior: &OperatorTaskState,
+        now: DateTime<Utc>,
+        config: &MaterializeConfig,
+    ) -> bool {
+        let quiet = !prior.deleted
+            && self.occurrences.is_empty()
+            && self.withdraw_after.is_none()
+            && self.drop_stale.is_empty()
+            && self.missed.is_empty()
+            && self.events.is_empty()
+            && self.handled_run_now.is_none();
+        let old = &prior.projection;
+        let fresh = match (old.materialized_until, self.projection.materialized_until) {
+            (Some(old_m), Some(new_m)) => {
+                old_m == new_m || old_m >= now + delta(config.horizon) - delta(config.horizon / 24)
+            }
+            (old_m, new_m) => old_m == new_m,
+        };
+        let same = TaskProjection {
+            materialized_until: old.materialized_until,
+            ..self.projection.clone()
+        } == *old;
+        quiet && fresh && same
+    }
 }
 
 /// `lastScheduleTime`: the latest occurrence already due among those queued before and now.
@@ -554,6 +597,7 @@ mod tests {
             deleted: false,
             handled_run_now: None,
             missed_total: 0,
+            status: json!({}),
             last_due: None,
             last_manual: None,
             stale,

@@ -211,6 +211,11 @@ impl MemorySink {
             .find(|(k, _)| k.kind == kind && k.namespace == namespace && k.name == name)
             .map(|(_, v)| v.clone())
     }
+    /// Removes and returns every status written so far (keys without uid), e.g. to put
+    /// them on the objects as the API server would.
+    pub fn take_statuses(&self) -> BTreeMap<ObjectKey, serde_json::Value> {
+        std::mem::take(&mut *lock(&self.statuses))
+    }
     /// Every Event recorded so far, oldest first.
     pub fn notices(&self) -> Vec<(ObjectKey, Notice)> {
         lock(&self.notices).clone()

@@ -1,10 +1,14 @@
 //! Operator scale: N Tasks (mixed RRULE / cron / every, 20 time zones) reconciled through the
-//! operator's reconcile core (`TaskReconciler::reconcile`, the code its controllers call) into
-//! a fresh database for the default 24 h horizon (at most 100 occurrences per Task). Reports
-//! the time to steady state (every Task reconciled once, `Ready`), the due_work rows written,
-//! a second full pass (what the tick does: it must insert nothing), the time one spec change
-//! takes to be effective with the other Tasks in place, and this process's peak RSS (VmHWM),
-//! which holds all N Task objects as the operator's watch cache does.
+//! operator's reconcile core (`TaskReconciler::reconcile`, the code its controllers call, with
+//! as many reconciles in flight as the Task controller runs) into a fresh database for the
+//! default 24 h horizon (at most 100 occurrences per Task). Reports the time to steady state
+//! (every Task reconciled once, `Ready`), the due_work rows written, a second full pass with
+//! each Task carrying the status the first pass wrote, as the watch cache would (what the
+//! periodic tick does: it must insert nothing), the time one spec change takes to be
+//! effective with the other Tasks in place, the CPU time of this process, of PostgreSQL and
+//! of the whole machine during each pass (what limits it on a shared machine), and this
+//! process's peak RSS (VmHWM), which holds all N Task objects as the operator's watch cache
+//! does.
 //!
 //! Usage: `operator_scale [--database-url URL] [--tasks N] [--reconcilers C] [--out FILE]`.
 
@@ -14,9 +18,11 @@ use std::time::Instant;
 use chrono::{Duration as ChronoDuration, Utc};
 use futures::StreamExt;
 use ordinaut_api::Task;
+use ordinaut_api::TaskStatus;
+use ordinaut_operator::seam::SinkError;
 use ordinaut_operator::{
-    AlwaysLeader, Context, MaterializeConfig, MemoryObjects, MemorySink, TaskOutcome,
-    TaskReconciler,
+    AlwaysLeader, Context, MaterializeConfig, MemoryObjects, Notice, ObjectKey, StatusSink,
+    TASK_RECONCILES_IN_FLIGHT, TaskOutcome, TaskReconciler,
 };
 use ordinaut_schedule::clock::SystemClock;
 use ordinaut_store::Store;
@@ -77,6 +83,63 @@ fn task(i: usize, schedule: &str, created: chrono::DateTime<Utc>) -> Task {
     task
 }
 
+/// Where the reconciles' status writes land: on the Task, typed, as the API server stores
+/// them and the watch cache hands them back (the memory an operator holds per Task).
+/// Implemented without the `async_trait` macro, which this crate does not depend on.
+#[derive(Default)]
+struct WatchCacheSink {
+    statuses: std::sync::Mutex<std::collections::HashMap<(String, String), TaskStatus>>,
+}
+
+impl WatchCacheSink {
+    /// Moves the written statuses onto `tasks`; returns how many there were.
+    fn deliver(&self, tasks: &mut [Task]) -> usize {
+        let mut statuses = std::mem::take(&mut *self.statuses.lock().expect("sink lock"));
+        let written = statuses.len();
+        for t in tasks {
+            let k = (
+                t.metadata.namespace.clone().unwrap_or_default(),
+                t.metadata.name.clone().unwrap_or_default(),
+            );
+            if let Some(s) = statuses.remove(&k) {
+                t.status = Some(s);
+            }
+        }
+        written
+    }
+}
+
+type SinkFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SinkError>> + Send + 'a>>;
+
+impl StatusSink for WatchCacheSink {
+    fn status<'a, 'b, 'f>(&'a self, key: &'b ObjectKey, status: serde_json::Value) -> SinkFuture<'f>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        Box::pin(async move {
+            if let Ok(s) = serde_json::from_value::<TaskStatus>(status) {
+                self.statuses
+                    .lock()
+                    .expect("sink lock")
+                    .insert((key.namespace.clone(), key.name.clone()), s);
+            }
+            Ok(())
+        })
+    }
+    fn notice<'a, 'b, 'c, 'f>(&'a self, _key: &'b ObjectKey, _notice: &'c Notice) -> SinkFuture<'f>
+    where
+        'a: 'f,
+        'b: 'f,
+        'c: 'f,
+        Self: 'f,
+    {
+        Box::pin(async { Ok(()) })
+    }
+}
+
 fn vm(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .expect("/proc/self/status")
@@ -84,6 +147,55 @@ fn vm(field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// CPU seconds used so far by the running `postgres` processes (user + system), from /proc:
+/// PostgreSQL's share of a pass, as long as its backends live through it (the pool's do).
+fn postgres_cpu_secs() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|s| {
+            let (head, rest) = s.rsplit_once(')')?;
+            if !head.ends_with("(postgres") {
+                return None;
+            }
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
+        })
+        .sum()
+}
+
+/// CPU seconds used by this process (user + system) and by the whole machine (all CPUs,
+/// everything but idle and iowait), from /proc.
+fn cpu_secs() -> (f64, f64) {
+    let tick = 100.0; // USER_HZ on Linux
+    let own = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
+            let utime: f64 = rest.get(11)?.parse().ok()?;
+            let stime: f64 = rest.get(12)?.parse().ok()?;
+            Some((utime + stime) / tick)
+        })
+        .unwrap_or(0.0);
+    let machine = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            let f: Vec<f64> = s
+                .lines()
+                .next()?
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            let total: f64 = f.iter().take(8).sum();
+            Some((total - f.get(3)? - f.get(4)?) / tick)
+        })
+        .unwrap_or(0.0);
+    (own, machine)
 }
 
 /// Reconciles every Task with `c` reconciles in flight; returns (Ready, inserted, invalid).
@@ -110,7 +222,11 @@ async fn pass(rec: &TaskReconciler, tasks: &[Task], c: usize) -> (usize, u64, Ve
 async fn main() {
     let mut admin_url = std::env::var("ORDINAUT_BENCH_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let (mut n, mut c, mut out) = (10_000usize, 16usize, None::<String>);
+    let (mut n, mut c, mut out) = (
+        10_000usize,
+        usize::from(TASK_RECONCILES_IN_FLIGHT),
+        None::<String>,
+    );
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
         let v = pair.get(1).cloned().unwrap_or_default();
@@ -137,23 +253,29 @@ async fn main() {
     // The operator's own pool size.
     let store = Store::connect(&url, 8).await.expect("connect");
     store.migrate().await.expect("migrate");
-    let sink = Arc::new(MemorySink::default());
+    let sink = Arc::new(WatchCacheSink::default());
     let rec = TaskReconciler::new(Context::new(
         store.clone(),
         Arc::new(SystemClock),
         MaterializeConfig::default(),
         Arc::new(MemoryObjects::default()),
-        sink,
+        sink.clone(),
         Arc::new(AlwaysLeader),
     ));
     let idle_rss_kib = vm("VmRSS:");
 
     let created = Utc::now() - ChronoDuration::hours(1);
     let mut tasks: Vec<Task> = (0..n).map(|i| task(i, &schedule(i), created)).collect();
+    let loaded_rss_kib = vm("VmRSS:");
     eprintln!("operator scale: {n} Tasks, {c} reconciles in flight ...");
     let started = Instant::now();
+    let cpu0 = cpu_secs();
+    let pg0 = postgres_cpu_secs();
     let (ready, inserted, problems) = pass(&rec, &tasks, c).await;
     let steady_secs = started.elapsed().as_secs_f64();
+    let cpu1 = cpu_secs();
+    let pg1 = postgres_cpu_secs();
+    let after_pass_rss_kib = vm("VmRSS:");
     assert!(
         problems.is_empty(),
         "not Ready: {:?}",
@@ -179,9 +301,18 @@ async fn main() {
         .execute(store.pool())
         .await
         .expect("analyze");
+    // The API server stores each written status on its Task; the watch cache hands the Task
+    // with it to the next reconcile.
+    sink.deliver(&mut tasks);
+    let with_status_rss_kib = vm("VmRSS:");
     let started = Instant::now();
+    let cpu2 = cpu_secs();
+    let pg2 = postgres_cpu_secs();
     let (_, again, _) = pass(&rec, &tasks, c).await;
     let resync_secs = started.elapsed().as_secs_f64();
+    let cpu3 = cpu_secs();
+    let pg3 = postgres_cpu_secs();
+    let written_again = sink.deliver(&mut tasks);
 
     // One spec change while all the others exist: reconcile of the changed Task.
     tasks[0] = {
@@ -192,6 +323,7 @@ async fn main() {
         );
         t.metadata.uid = tasks[0].metadata.uid.clone();
         t.metadata.generation = Some(2);
+        t.status = tasks[0].status.clone();
         t
     };
     let started = Instant::now();
@@ -216,18 +348,37 @@ async fn main() {
     );
     println!("| due_work rows written | {rows} ({inserted} inserted) |");
     println!(
-        "| full resync (tick) pass, after ANALYZE | {resync_secs:.1} s, {again} rows inserted (autovacuum had analyzed during the first pass: {auto_analyzed}) |"
+        "| CPU during the first pass: this process / PostgreSQL / whole machine | {:.1} s / {:.1} s / {:.1} s |",
+        cpu1.0 - cpu0.0,
+        pg1 - pg0,
+        cpu1.1 - cpu0.1
+    );
+    println!(
+        "| full resync (tick) pass, after ANALYZE | {resync_secs:.1} s, {again} rows inserted, {written_again} statuses written (autovacuum had analyzed during the first pass: {auto_analyzed}) |"
+    );
+    println!(
+        "| CPU during the tick pass: this process / PostgreSQL / whole machine | {:.1} s / {:.1} s / {:.1} s |",
+        cpu3.0 - cpu2.0,
+        pg3 - pg2,
+        cpu3.1 - cpu2.1
     );
     println!("| one spec change effective | {change_ms:.1} ms |");
     println!(
-        "| peak RSS (VmHWM) | {:.1} MiB (idle before Tasks {:.1} MiB) |",
+        "| peak RSS (VmHWM) | {:.1} MiB (idle before Tasks {:.1} MiB; Tasks loaded {:.1} MiB; after the first pass {:.1} MiB; statuses on the Tasks {:.1} MiB) |",
         peak_kib as f64 / 1024.0,
-        idle_rss_kib as f64 / 1024.0
+        idle_rss_kib as f64 / 1024.0,
+        loaded_rss_kib as f64 / 1024.0,
+        after_pass_rss_kib as f64 / 1024.0,
+        with_status_rss_kib as f64 / 1024.0
     );
     let result = json!({
         "tasks": n, "reconcilers": c, "steady_state_secs": steady_secs, "ready": ready,
         "due_work_rows": rows, "resync_secs": resync_secs, "resync_inserted": again, "autoanalyzed_during_first_pass": auto_analyzed,
-        "spec_change_ms": change_ms, "peak_rss_kib": peak_kib, "idle_rss_kib": idle_rss_kib,
+        "spec_change_ms": change_ms, "resync_statuses_written": written_again,
+        "first_pass_cpu_secs": {"process": cpu1.0 - cpu0.0, "postgres": pg1 - pg0, "machine": cpu1.1 - cpu0.1},
+        "tick_pass_cpu_secs": {"process": cpu3.0 - cpu2.0, "postgres": pg3 - pg2, "machine": cpu3.1 - cpu2.1}, "peak_rss_kib": peak_kib, "idle_rss_kib": idle_rss_kib,
+        "loaded_rss_kib": loaded_rss_kib, "after_first_pass_rss_kib": after_pass_rss_kib,
+        "statuses_on_tasks_rss_kib": with_status_rss_kib,
     });
     if let Some(out) = out {
         std::fs::write(&out, serde_json::to_string_pretty(&result).expect("json"))

@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ordinaut_api::{Agent, McpServer, Pipeline, Task, TaskStatus};
-use ordinaut_operator::{DefinitionReconciler, Kind, MemoryObjects, TaskOutcome, TaskReconciler};
+use ordinaut_operator::{
+    DefinitionReconciler, Kind, MemoryObjects, TASK_RECONCILES_IN_FLIGHT, TaskOutcome,
+    TaskReconciler,
+};
 use ordinaut_store::Store;
 use serde_json::{Value, json};
 
@@ -489,14 +492,54 @@ impl Source {
                 self.reconcile_definition(key).await;
             }
         }
-        for key in keys.iter().filter(|k| k.0 == Kind::Task) {
-            let wanted = changed.contains(key)
-                || definitions_changed
-                || tick
-                || self.failing.contains_key(key);
-            if wanted {
-                self.reconcile_task(key, changed.contains(key)).await;
+        let wanted: Vec<(Key, bool)> = keys
+            .iter()
+            .filter(|k| k.0 == Kind::Task)
+            .filter(|k| {
+                changed.contains(*k) || definitions_changed || tick || self.failing.contains_key(*k)
+            })
+            .map(|k| (k.clone(), changed.contains(k)))
+            .collect();
+        self.reconcile_tasks(wanted).await;
+    }
+
+    /// Reconciles Tasks concurrently, as the Task controller does (so their store calls are
+    /// batched), and reports the outcomes in order.
+    async fn reconcile_tasks(&mut self, wanted: Vec<(Key, bool)>) {
+        let limit = Arc::new(tokio::sync::Semaphore::new(usize::from(
+            TASK_RECONCILES_IN_FLIGHT,
+        )));
+        let mut running = tokio::task::JoinSet::new();
+        for (i, (key, changed)) in wanted.into_iter().enumerate() {
+            let Some(Live {
+                object: Loaded::Task(task),
+                ..
+            }) = self.live.get(&key)
+            else {
+                continue;
+            };
+            let mut task = (**task).clone();
+            task.status = self
+                .sink
+                .status_of(Kind::Task, &key.1, &key.2)
+                .and_then(|s| serde_json::from_value::<TaskStatus>(s).ok());
+            let (rec, limit) = (self.tasks.clone(), limit.clone());
+            running.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let result = rec.reconcile(&task).await;
+                (i, key, changed, task, result)
+            });
+        }
+        let mut done = Vec::with_capacity(running.len());
+        while let Some(joined) = running.join_next().await {
+            match joined {
+                Ok(d) => done.push(d),
+                Err(e) => tracing::warn!(error = %e, "a task reconcile did not finish"),
             }
+        }
+        done.sort_by_key(|d| d.0);
+        for (_, key, changed, task, result) in done {
+            self.report_task(&key, changed, &task, result);
         }
     }
 
@@ -553,24 +596,19 @@ impl Source {
         }
     }
 
-    async fn reconcile_task(&mut self, key: &Key, changed: bool) {
-        let Some(live) = self.live.get(key) else {
-            return;
-        };
-        let Loaded::Task(task) = &live.object else {
-            return;
-        };
-        let mut task = (**task).clone();
-        task.status = self
-            .sink
-            .status_of(Kind::Task, &key.1, &key.2)
-            .and_then(|s| serde_json::from_value::<TaskStatus>(s).ok());
+    fn report_task(
+        &mut self,
+        key: &Key,
+        changed: bool,
+        task: &Task,
+        result: Result<TaskOutcome, ordinaut_operator::ReconcileError>,
+    ) {
         let object = format!("{}/{}", key.1, key.2);
-        match self.tasks.reconcile(&task).await {
+        match result {
             Ok(outcome) => {
                 self.failing.remove(key);
                 let status = self.sink.status_of(Kind::Task, &key.1, &key.2);
-                let (state, line, fields) = describe(&task, &outcome, status.as_ref());
+                let (state, line, fields) = describe(task, &outcome, status.as_ref());
                 if changed || self.shown.get(key) != Some(&state) {
                     let mut fields = fields;
                     fields["object"] = json!(object);

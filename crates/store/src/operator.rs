@@ -9,9 +9,7 @@
 //! [`Store::apply_reconcile`]: drops them (counted in `missed_total`, reported as
 //! `run.missed`) and queues the ones the policy keeps as `catchup` occurrences.
 
-use crate::events::insert_events_on;
-use crate::occurrences::withdraw_on;
-use crate::tasks::{TaskProjection, upsert_task_on};
+use crate::tasks::TaskProjection;
 use crate::{NewOccurrence, OutboxEvent, Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -27,6 +25,8 @@ pub struct OperatorTaskState {
     pub handled_run_now: Option<String>,
     /// Occurrences dropped by the catch-up policy so far.
     pub missed_total: i64,
+    /// The reconcile-owned part of the status last stored (`tasks.status`).
+    pub status: Value,
     /// The latest `scheduled_for` at or before `now` among the task's occurrences in
     /// `due_work` (queued, running or done): `status.lastScheduleTime`.
     pub last_due: Option<DateTime<Utc>>,
@@ -111,131 +111,34 @@ pub struct StatusMirror {
     pub deleted: bool,
 }
 
-const PROJECTION_COLUMNS: &str = "uid, namespace, name, generation, spec, schedule_kind, \
+pub(crate) const PROJECTION_COLUMNS: &str = "uid, namespace, name, generation, spec, schedule_kind, \
      schedule, timezone, next_run_at, materialized_until, suspended, snooze_until, priority, \
      concurrency_policy";
 
-#[derive(sqlx::FromRow)]
-struct StateRow {
-    #[sqlx(flatten)]
-    projection: TaskProjection,
-    deleted: bool,
-    handled_run_now: Option<String>,
-    missed_total: i64,
-    last_due: Option<DateTime<Utc>>,
-    last_manual: Option<DateTime<Utc>>,
-}
-
 impl Store {
-    /// The operator's view of a task at `now`; `None` when it was never projected.
+    /// The operator's view of a task at `now`; `None` when it was never projected. (A batch
+    /// of one of [`Store::operator_states`].)
     pub async fn operator_state(
         &self,
         uid: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Option<OperatorTaskState>, StoreError> {
-        let row: Option<StateRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {PROJECTION_COLUMNS}, deleted_at IS NOT NULL AS deleted, handled_run_now, \
-                    missed_total, \
-                    (SELECT max(scheduled_for) FROM due_work \
-                      WHERE task_uid = $1 AND scheduled_for <= $2) AS last_due, \
-                    (SELECT max(scheduled_for) FROM due_work \
-                      WHERE task_uid = $1 AND trigger = 'manual') AS last_manual \
-             FROM tasks WHERE uid = $1"
-        )))
-        .bind(uid)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let stale: Vec<StaleOccurrence> = sqlx::query_as(
-            "SELECT id, scheduled_for FROM due_work \
-             WHERE task_uid = $1 AND trigger = 'schedule' AND attempt = 0 \
-               AND locked_until IS NULL AND done_at IS NULL \
-               AND start_deadline IS NOT NULL AND start_deadline <= $2 \
-             ORDER BY scheduled_for",
-        )
-        .bind(uid)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(Some(OperatorTaskState {
-            projection: row.projection,
-            deleted: row.deleted,
-            handled_run_now: row.handled_run_now,
-            missed_total: row.missed_total,
-            last_due: row.last_due,
-            last_manual: row.last_manual,
-            stale,
-        }))
+        self.operator_states(&[(uid, now)])
+            .await
+            .pop()
+            .unwrap_or(Ok(None))
     }
 
     /// Applies a reconcile's plan in one transaction: checks nothing moved since the plan
     /// was read (else [`StoreError::Conflict`], nothing written), upserts the projection,
     /// withdraws, drops the handled stale occurrences, inserts the new ones with their
     /// deadlines, counts missed occurrences, appends the events and stores the status mirror.
+    /// (A batch of one of [`Store::apply_reconciles`].)
     pub async fn apply_reconcile(&self, write: &ReconcileWrite) -> Result<Applied, StoreError> {
-        let uid = write.projection.uid;
-        let mut tx = self.pool.begin().await?;
-        let current: Option<(Option<DateTime<Utc>>,)> =
-            sqlx::query_as("SELECT materialized_until FROM tasks WHERE uid = $1 FOR UPDATE")
-                .bind(uid)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let current = current.and_then(|(m,)| m);
-        if current != write.prior_materialized_until {
-            return Err(StoreError::Conflict(format!(
-                "task {uid}: materialized up to {current:?}, the plan assumed {:?}; reconcile again",
-                write.prior_materialized_until
-            )));
-        }
-        upsert_task_on(&mut tx, &write.projection).await?;
-        let withdrawn = match write.withdraw_after {
-            Some(after) => withdraw_on(&mut tx, uid, after).await?,
-            None => 0,
-        };
-        let dropped = if write.drop_stale.is_empty() {
-            0
-        } else {
-            let n = sqlx::query(
-                "DELETE FROM due_work WHERE task_uid = $1 AND id = ANY($2) \
-                   AND attempt = 0 AND locked_until IS NULL AND done_at IS NULL",
-            )
-            .bind(uid)
-            .bind(&write.drop_stale)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n != write.drop_stale.len() as u64 {
-                return Err(StoreError::Conflict(format!(
-                    "task {uid}: {} of {} stale occurrences changed meanwhile; reconcile again",
-                    write.drop_stale.len() as u64 - n,
-                    write.drop_stale.len()
-                )));
-            }
-            n
-        };
-        let inserted = insert_planned_on(&mut tx, &write.occurrences).await?;
-        let pairs: Vec<(Option<Uuid>, &OutboxEvent)> =
-            write.events.iter().map(|e| (Some(uid), e)).collect();
-        insert_events_on(&mut tx, &pairs).await?;
-        sqlx::query(
-            "UPDATE tasks SET missed_total = missed_total + $2, \
-                 handled_run_now = coalesce($3, handled_run_now), status = $4 \
-             WHERE uid = $1",
-        )
-        .bind(uid)
-        .bind(write.missed)
-        .bind(&write.handled_run_now)
-        .bind(&write.status)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        self.note_inserted(inserted);
-        Ok(Applied {
-            withdrawn,
-            inserted,
-            dropped,
-        })
+        self.apply_reconciles(std::slice::from_ref(write))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Conflict("no result for the write".into())))
     }
 
     /// A projected task whose spec became invalid: withdraws every queued, unleased
@@ -346,52 +249,4 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
-}
-
-async fn insert_planned_on(
-    conn: &mut sqlx::PgConnection,
-    planned: &[PlannedOccurrence],
-) -> Result<u64, StoreError> {
-    if planned.is_empty() {
-        return Ok(0);
-    }
-    let n = planned.len();
-    let (mut tasks, mut scheduled, mut run_at, mut priority) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut trigger, mut payload, mut deadline) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for p in planned {
-        let o = &p.occurrence;
-        tasks.push(o.task_uid);
-        scheduled.push(o.scheduled_for);
-        run_at.push(o.run_at);
-        priority.push(o.priority);
-        trigger.push(o.trigger.as_str());
-        payload.push(o.payload.clone());
-        deadline.push(p.start_deadline);
-    }
-    let result = sqlx::query(
-        "INSERT INTO due_work (task_uid, scheduled_for, run_at, priority, trigger, payload, \
-                               start_deadline) \
-         SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::int4[], \
-                              $5::text[], $6::jsonb[], $7::timestamptz[]) \
-         ON CONFLICT (task_uid, scheduled_for, trigger) DO NOTHING",
-    )
-    .bind(&tasks)
-    .bind(&scheduled)
-    .bind(&run_at)
-    .bind(&priority)
-    .bind(&trigger)
-    .bind(&payload)
-    .bind(&deadline)
-    .execute(&mut *conn)
-    .await?;
-    Ok(result.rows_affected())
 }

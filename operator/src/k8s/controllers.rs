@@ -1,7 +1,8 @@
 //! The `kube::runtime::Controller`s: Task (with its finalizer; re-triggered by changes of
 //! the Pipelines and Agents it refers to), Pipeline, McpServer and Agent. Each reconcile
 //! calls the core; errors requeue with per-object exponential backoff; valid Tasks requeue
-//! every tick, which extends their horizon and applies catch-up.
+//! when their next run is due (between one and ten ticks), which extends their horizon and
+//! applies catch-up.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,13 +24,15 @@ use tracing::Instrument;
 
 use crate::leader::gained;
 use crate::reconcile::{
-    Context, DefinitionReconciler, ReconcileError, TaskOutcome, TaskReconciler,
+    Context, DefinitionReconciler, ReconcileError, TASK_RECONCILES_IN_FLIGHT, TaskOutcome,
+    TaskReconciler,
 };
 
 /// Timing of the controllers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ControllerConfig {
-    /// Valid Tasks are reconciled again this often (horizon, catch-up).
+    /// Valid Tasks are reconciled again when their next run is due, but no more often than
+    /// this and at least every ten of these (horizon, catch-up).
     pub tick: Duration,
     /// First retry after a failed reconcile; doubles per consecutive failure…
     pub backoff_base: Duration,
@@ -116,7 +119,11 @@ pub async fn run(
     });
     let wc = watcher::Config::default().any_semantic();
 
-    let task_ctl = Controller::new(Api::<Task>::all(client.clone()), wc.clone());
+    // Bounded, so 100,000 Tasks at start-up do not all wait for a pooled connection at once,
+    // and wide enough that the store calls of concurrent reconciles batch well.
+    let task_ctl = Controller::new(Api::<Task>::all(client.clone()), wc.clone()).with_config(
+        kube::runtime::controller::Config::default().concurrency(TASK_RECONCILES_IN_FLIGHT),
+    );
     let tasks = task_ctl.store();
     let by_pipeline = tasks.clone();
     let by_agent = tasks.clone();
@@ -234,6 +241,10 @@ async fn reconcile_task_in(
         match event {
             Finalizer::Apply(t) => match shared.tasks.reconcile(&t).await {
                 Ok(TaskOutcome::Invalid { .. }) => Ok(Action::await_change()),
+                Ok(TaskOutcome::Ready { next_run_time, .. }) => {
+                    let now = shared.tasks.context().clock.now();
+                    Ok(Action::requeue(recheck_after(next_run_time, now, tick)))
+                }
                 Ok(_) => Ok(Action::requeue(tick)),
                 // Deleted while we worked: nothing left to write to.
                 Err(ReconcileError::Sink(e)) if e.gone => Ok(Action::await_change()),
@@ -259,6 +270,24 @@ async fn reconcile_task_in(
     }
 }
 
+/// When to reconcile a valid Task again: when its next run is due (its status then names the
+/// following one; the horizon moves on), but no sooner than `tick` and no later than ten
+/// ticks (the horizon of a sparse schedule, catch-up of a start missed while the workers were
+/// down). At 100,000 Tasks a reconcile of every Task every tick was a constant load for
+/// nothing: most Tasks have nothing due in most ticks.
+fn recheck_after(
+    next_run_time: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+    tick: Duration,
+) -> Duration {
+    let longest = tick.saturating_mul(10);
+    // A next run in the past is due now: as soon as allowed.
+    next_run_time
+        .map(|next| (next - now).to_std().unwrap_or(Duration::ZERO))
+        .unwrap_or(longest)
+        .clamp(tick, longest)
+}
+
 fn error_policy<K: Resource>(obj: Arc<K>, error: &ControllerError, shared: Arc<Shared>) -> Action {
     let wait = shared.failures.next(&*obj, &shared.cfg);
     tracing::warn!(
@@ -269,4 +298,27 @@ fn error_policy<K: Resource>(obj: Arc<K>, error: &ControllerError, shared: Arc<S
         "reconcile failed; retrying"
     );
     Action::requeue(wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_is_rechecked_when_its_next_run_is_due_within_one_to_ten_ticks() {
+        let now: chrono::DateTime<chrono::Utc> = "2025-03-10T10:00:00Z".parse().unwrap();
+        let tick = Duration::from_secs(30);
+        let at = |s: &str| Some(s.parse().unwrap());
+        assert_eq!(
+            recheck_after(at("2025-03-10T10:02:00Z"), now, tick),
+            Duration::from_secs(120)
+        );
+        assert_eq!(recheck_after(at("2025-03-10T10:00:05Z"), now, tick), tick);
+        assert_eq!(recheck_after(at("2025-03-10T09:00:00Z"), now, tick), tick);
+        assert_eq!(
+            recheck_after(at("2025-03-11T10:00:00Z"), now, tick),
+            Duration::from_secs(300)
+        );
+        assert_eq!(recheck_after(None, now, tick), Duration::from_secs(300));
+    }
 }
