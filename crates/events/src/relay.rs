@@ -274,6 +274,7 @@ impl OutboxRelay {
         let mut backoff = self.backoff_min;
         // While draining a long backlog the relay never goes idle; count it now and then.
         let mut backlog_counted = tokio::time::Instant::now();
+        let mut published_since_count = true;
         tracing::info!(
             batch_size = self.batch_size,
             maxlen = self.maxlen,
@@ -291,8 +292,10 @@ impl OutboxRelay {
                 Ok(n) if n > 0 => {
                     backoff = self.backoff_min;
                     tracing::debug!(published = n, "outbox relay published a batch");
+                    published_since_count = true;
                     if backlog_counted.elapsed() >= BACKLOG_COUNT_INTERVAL {
                         backlog_counted = tokio::time::Instant::now();
+                        published_since_count = false;
                         let _ = self.refresh_backlog().await;
                     }
                     continue;
@@ -314,8 +317,16 @@ impl OutboxRelay {
                     continue;
                 }
             }
-            if let Err(e) = self.refresh_backlog().await {
-                tracing::warn!(error = %e, "outbox relay: counting the backlog failed");
+            // Once this relay has emptied the outbox, else at most once per interval: the count
+            // reads every unpublished row, and a relay that another process's relay keeps out
+            // of the lock comes here at every insert notification (measured: 17 counts/s, half
+            // a core of PostgreSQL, at a 100,000 event backlog).
+            if published_since_count || backlog_counted.elapsed() >= BACKLOG_COUNT_INTERVAL {
+                backlog_counted = tokio::time::Instant::now();
+                published_since_count = false;
+                if let Err(e) = self.refresh_backlog().await {
+                    tracing::warn!(error = %e, "outbox relay: counting the backlog failed");
+                }
             }
             let waited = match listener.as_mut() {
                 Some(l) => tokio::select! {
