@@ -120,6 +120,10 @@ async fn main() -> anyhow::Result<()> {
     if args.migrate {
         store.migrate().await?;
     }
+    // kube, sqlx and reqwest together enable both of rustls's crypto providers, and rustls
+    // then refuses to pick one: the first Kubernetes client panicked at startup. Pick ring,
+    // the provider kube is configured with (operator/Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = kube::Client::try_default()
         .await
         .context("cannot reach the Kubernetes API (in-cluster config or ~/.kube/config)")?;

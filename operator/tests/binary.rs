@@ -59,3 +59,140 @@ fn without_a_database_url_it_exits_non_zero_with_a_clear_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--database-url"), "{err}");
 }
+
+/// The real binary against an API server it reaches through a kubeconfig (the fake, served
+/// over HTTP), real PostgreSQL and Redis: it becomes ready, elects itself leader on a Lease,
+/// materializes an applied Task and reports it Ready with a next run time, and exits 0 on
+/// SIGTERM. (Until this test the binary had never started a Kubernetes client: rustls had
+/// two crypto providers to choose from and panicked.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_materializes_an_applied_task_and_exits_cleanly_on_sigterm() {
+    use kube::api::{Api, PostParams};
+    use ordinaut_store::testing::TestDb;
+    use std::time::{Duration, Instant};
+
+    let (db, store) = TestDb::migrated().await.unwrap();
+    let fake = ordinaut_kube_fake::FakeApiServer::new();
+    for crd in ordinaut_api::crds() {
+        fake.register_crd(&crd);
+    }
+    let addr = fake.serve_http().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("ordinaut-op-bin-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        ordinaut_kube_fake::kubeconfig_for(addr, "default"),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = std::env::var("ORDINAUT_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let mut op = Command::new(env!("CARGO_BIN_EXE_ordinaut-operator"))
+        .args(["--database-url", &db.url, "--redis-url", &redis])
+        .args(["--listen-addr", &format!("127.0.0.1:{port}")])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ready = loop {
+        if let Some(status) = op.try_wait().unwrap() {
+            let out = op.wait_with_output().unwrap();
+            panic!(
+                "the operator exited ({status}) before it was ready:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        if http_get(port, "/readyz").await.starts_with("HTTP/1.1 200") {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    if !ready {
+        let _ = op.kill();
+        let out = op.wait_with_output().unwrap();
+        panic!(
+            "not ready in 30 s:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(http_get(port, "/metrics").await.contains("ordinaut_"));
+
+    let tasks: Api<ordinaut_api::Task> = Api::namespaced(fake.client(), "default");
+    let task: ordinaut_api::Task = serde_yaml::from_str(
+        "apiVersion: ordinaut.dev/v1alpha1\nkind: Task\nmetadata: {name: hourly, namespace: default}\nspec:\n  schedule: {every: 1h}\n  pipeline:\n    steps: [{id: hello, uses: core.echo, with: {msg: hi}}]\n",
+    )
+    .unwrap();
+    tasks.create(&PostParams::default(), &task).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let obj = fake
+            .object::<ordinaut_api::Task>("default", "hourly")
+            .unwrap();
+        let ready = obj["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+            .map(|c| c["status"] == "True")
+            .unwrap_or(false);
+        let (queued,): (i64,) = sqlx::query_as("SELECT count(*) FROM due_work")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        if ready && queued > 0 && obj["status"]["nextRunTime"].is_string() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the Task was not Ready with queued occurrences in 30 s: {}",
+            obj["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(fake.client(), "default");
+    let lease = leases.get("ordinaut-operator").await.unwrap();
+    assert!(lease.spec.unwrap().holder_identity.is_some());
+
+    let started = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &op.id().to_string()])
+        .status()
+        .unwrap();
+    let status = loop {
+        if let Some(s) = op.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no exit within 30 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A plain HTTP/1.1 GET against 127.0.0.1: the status line, headers and body as text.
+async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return String::new();
+    };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}

@@ -145,6 +145,34 @@ impl FakeApiServer {
         }
     }
 
+    /// Serves this fake over plain HTTP on `127.0.0.1` at a free port, for a process that
+    /// talks to an API server through a kubeconfig (the operator binary, kubectl). Returns
+    /// the address; the server runs on the current tokio runtime until it shuts down. Write
+    /// a kubeconfig with [`kubeconfig_for`] pointing at it.
+    pub async fn serve_http(&self) -> std::io::Result<std::net::SocketAddr> {
+        use tower::ServiceExt;
+        let service = self.service();
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let service = service.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let bytes = axum::body::to_bytes(body, usize::MAX)
+                    .await
+                    .unwrap_or_default();
+                let req =
+                    http::Request::from_parts(parts, kube::client::Body::from(bytes.to_vec()));
+                let Ok(res) = service.oneshot(req).await;
+                res.map(axum::body::Body::new)
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(addr)
+    }
+
     /// Serves a `kube::Resource` type (scope from the type, status subresource enabled).
     pub fn register<K>(&self) -> &Self
     where
@@ -358,4 +386,14 @@ impl FakeApiServer {
         })
         .await
     }
+}
+
+/// A kubeconfig (YAML) whose current context talks plain HTTP to `addr` in namespace
+/// `namespace`, without credentials: for [`FakeApiServer::serve_http`].
+pub fn kubeconfig_for(addr: std::net::SocketAddr, namespace: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: 'http://{addr}'}}\n\
+         users:\n- name: fake\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: fake, namespace: {namespace}}}\n\
+         current-context: fake\n"
+    )
 }
