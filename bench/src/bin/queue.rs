@@ -125,6 +125,27 @@ fn start_workers(args: &Args, url: &str, relay: Option<(&str, &str)>) -> Workers
     )
 }
 
+/// The URL of database `name` on the server of `admin_url`, keeping its parameters. Without
+/// an `sslmode`, `sslmode=disable`: the peer's client (node-postgres) talks plain TCP unless
+/// told otherwise, and so must Ordinaut's workers for a fair comparison (PostgreSQL here has
+/// `ssl = on`, and sqlx's default `prefer` then encrypts every byte).
+fn db_url(admin_url: &str, name: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (admin_url, None),
+    };
+    let base = match base.rfind('/') {
+        Some(i) if i > base.find("//").map_or(0, |j| j + 1) => &base[..i],
+        _ => base,
+    };
+    let query = match query {
+        Some(q) if q.split('&').any(|kv| kv.starts_with("sslmode=")) => q.to_string(),
+        Some(q) => format!("{q}&sslmode=disable"),
+        None => "sslmode=disable".to_string(),
+    };
+    format!("{base}/{name}?{query}")
+}
+
 /// A fresh database with Ordinaut's schema, dropped by [`BenchDb::drop_db`].
 struct BenchDb {
     name: String,
@@ -141,10 +162,7 @@ async fn create_db(admin_url: &str) -> BenchDb {
         .execute(&mut admin)
         .await
         .expect("create database");
-    let url = match admin_url.rfind('/') {
-        Some(i) => format!("{}/{name}", &admin_url[..i]),
-        None => panic!("bad database URL"),
-    };
+    let url = db_url(admin_url, &name);
     let store = Store::connect(&url, 8).await.expect("connect");
     store.migrate().await.expect("migrate");
     BenchDb { name, url, store }
