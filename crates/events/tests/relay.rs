@@ -45,7 +45,9 @@ async fn relay_publishes_outbox_events_in_order_once() {
     let expected = unpublished_ids(&store).await;
     assert_eq!(expected.len(), 1_000);
 
-    let relay = OutboxRelay::new(store.clone(), &url).expect("relay");
+    let relay = OutboxRelay::new(store.clone(), &url)
+        .expect("relay")
+        .with_batch_size(500);
     let stats = relay.stats();
     let cancel = CancellationToken::new();
     let task = tokio::spawn(relay.run(cancel.clone()));
