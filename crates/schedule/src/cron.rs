@@ -9,8 +9,9 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, Timelike, 
 use chrono_tz::Tz;
 
 use crate::ScheduleError;
+use crate::order::InOrder;
 use crate::rrule::{max_month_len, month_name};
-use crate::zone::resolve_local;
+use crate::zone::resolve_with_floor;
 
 /// A parsed cron expression as bit masks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,8 +316,7 @@ pub(crate) struct CronIter<'a> {
     cron: &'a Cron,
     tz: Tz,
     cursor: Option<NaiveDateTime>,
-    last: Option<DateTime<Utc>>,
-    after: DateTime<Utc>,
+    order: InOrder,
 }
 
 impl<'a> CronIter<'a> {
@@ -331,8 +331,7 @@ impl<'a> CronIter<'a> {
             cron,
             tz,
             cursor: Some(cursor),
-            last: None,
-            after,
+            order: InOrder::new(after),
         }
     }
 }
@@ -342,21 +341,15 @@ impl Iterator for CronIter<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let cursor = self.cursor?;
-            let Some(c) = self.cron.next_match(cursor) else {
+            if let Some(t) = self.order.ready() {
+                return Some(Ok(t));
+            }
+            let Some(c) = self.cursor.and_then(|cursor| self.cron.next_match(cursor)) else {
                 self.cursor = None;
-                return None;
+                return self.order.drain().map(Ok);
             };
             self.cursor = Some(c);
-            let r = resolve_local(self.tz, c);
-            let utc = r.to_utc();
-            if self.last.is_some_and(|l| utc <= l) {
-                continue;
-            }
-            self.last = Some(utc);
-            if utc > self.after {
-                return Some(Ok(r));
-            }
+            self.order.push(resolve_with_floor(self.tz, c));
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod clock;
 mod cron;
 pub mod duration;
 mod error;
+mod order;
 mod rrule;
 mod schedule;
 pub mod zone;

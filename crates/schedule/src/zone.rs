@@ -5,7 +5,7 @@
 //! Zone data comes from `chrono-tz` (the IANA database compiled in). It has no DST rules
 //! after 2099: later instants use the last known offset.
 
-use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone};
+use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
 use chrono_tz::{GapInfo, Tz};
 
 use crate::ScheduleError;
@@ -39,31 +39,72 @@ pub fn parse_timezone(name: &str) -> Result<Tz, ScheduleError> {
 ///   before the gap, i.e. it is shifted forward by the size of the gap (02:30 becomes 03:30 on
 ///   a one-hour gap), as RFC 5545, `java.time` and Python's `zoneinfo` (fold=0) do.
 pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Tz> {
+    resolve_with_floor(tz, local).at
+}
+
+/// A wall time resolved by [`resolve_local`], with a lower bound on what any *later* wall time
+/// can resolve to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resolved {
+    /// The instant the wall time runs at.
+    pub at: DateTime<Tz>,
+    /// Every wall time after this one resolves to an instant at or after `floor`. For a wall
+    /// time that exists, `floor == at` (resolution is monotonic outside gaps). For a gap time,
+    /// `at` is shifted forward past real wall times that follow the gap, so `floor` is the
+    /// instant of the transition itself: the first real wall time after the gap maps there.
+    pub floor: DateTime<Utc>,
+}
+
+/// [`resolve_local`], also telling how early a later wall time may resolve (see [`Resolved`]).
+/// Iterators use the floor to merge shifted gap times into place instead of dropping the real
+/// wall times that they overtook.
+pub(crate) fn resolve_with_floor(tz: Tz, local: NaiveDateTime) -> Resolved {
     match tz.from_local_datetime(&local) {
-        LocalResult::Single(t) => t,
-        LocalResult::Ambiguous(a, b) => a.min(b),
+        LocalResult::Single(t) => Resolved {
+            at: t,
+            floor: t.to_utc(),
+        },
+        LocalResult::Ambiguous(a, b) => {
+            let at = a.min(b);
+            Resolved {
+                at,
+                floor: at.to_utc(),
+            }
+        }
         LocalResult::None => {
-            let before = offset_before_gap(tz, local);
-            let utc = local - TimeDelta::seconds(i64::from(before));
-            tz.from_utc_datetime(&utc)
+            let (before, gap_start) = offset_before_gap(tz, local);
+            let shift = TimeDelta::seconds(i64::from(before));
+            let utc = local - shift;
+            let at = tz.from_utc_datetime(&utc);
+            // The transition instant is the gap's first wall time read with the offset before
+            // it. Without a recorded start, a day back is a safe (merely slower) bound.
+            let floor = match gap_start {
+                Some(start) => (start - shift).and_utc(),
+                None => (utc - TimeDelta::days(1)).and_utc(),
+            };
+            Resolved { at, floor }
         }
     }
 }
 
-/// The UTC offset (seconds) in effect just before the gap that contains `local`, from
-/// chrono-tz's own transition table. At the edge of the table (no recorded start), step back
-/// an hour at a time to a wall time before the gap (gaps are at most a day long).
-fn offset_before_gap(tz: Tz, local: NaiveDateTime) -> i32 {
-    if let Some((_, offset)) = GapInfo::new(&local, &tz).and_then(|g| g.begin) {
-        return offset.fix().local_minus_utc();
+/// The UTC offset (seconds) in effect just before the gap that contains `local`, and the gap's
+/// first wall time when chrono-tz's transition table records it. At the edge of the table (no
+/// recorded start), step back an hour at a time to a wall time before the gap (gaps are at
+/// most a day long).
+fn offset_before_gap(tz: Tz, local: NaiveDateTime) -> (i32, Option<NaiveDateTime>) {
+    if let Some((start, offset)) = GapInfo::new(&local, &tz).and_then(|g| g.begin) {
+        return (offset.fix().local_minus_utc(), Some(start));
     }
     for hours in 1..=48 {
         let probe = local - TimeDelta::hours(hours);
         if let Some(t) = tz.from_local_datetime(&probe).latest() {
-            return t.offset().fix().local_minus_utc();
+            return (t.offset().fix().local_minus_utc(), None);
         }
     }
-    tz.offset_from_utc_datetime(&local).fix().local_minus_utc()
+    (
+        tz.offset_from_utc_datetime(&local).fix().local_minus_utc(),
+        None,
+    )
 }
 
 #[cfg(test)]

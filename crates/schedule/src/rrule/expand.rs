@@ -33,19 +33,19 @@ pub(crate) struct Compiled {
     has_byday: bool,
     byweekno: Vec<i32>,
     wkst: i32,
-    hour_mask: u32,
-    minute_mask: u64,
-    second_mask: u64,
-    minutes: Vec<u32>,
-    seconds: Vec<u32>,
+    pub(super) hour_mask: u32,
+    pub(super) minute_mask: u64,
+    pub(super) second_mask: u64,
+    pub(super) minutes: Vec<u32>,
+    pub(super) seconds: Vec<u32>,
     /// Sorted times of day, for FREQ of DAILY or coarser.
-    timeset: Vec<NaiveTime>,
-    bysetpos: Vec<i32>,
+    pub(super) timeset: Vec<NaiveTime>,
+    pub(super) bysetpos: Vec<i32>,
     /// The day DTSTART falls on, and the start of its week (WKST-aligned).
     d0: i32,
     week0: i32,
     /// DTSTART truncated to the frequency unit (sub-daily frequencies).
-    base: NaiveDateTime,
+    pub(super) base: NaiveDateTime,
     /// Periods after which the pattern provably repeats (the 400-year cycle).
     pub cycle_periods: i64,
 }
@@ -218,7 +218,7 @@ impl Compiled {
     }
 
     /// The first day after `d` that can pass the month filter (skips whole months).
-    fn next_candidate_day(&self, d: NaiveDate) -> Option<NaiveDate> {
+    pub(super) fn next_candidate_day(&self, d: NaiveDate) -> Option<NaiveDate> {
         if self.bymonth == 0 || self.bymonth & (1 << d.month()) != 0 {
             return d.succ_opt();
         }
@@ -233,7 +233,7 @@ impl Compiled {
     }
 
     /// Seconds per period for sub-daily frequencies (0 otherwise).
-    fn unit_secs(&self) -> i64 {
+    pub(super) fn unit_secs(&self) -> i64 {
         match self.freq {
             Freq::Hourly => 3600,
             Freq::Minutely => 60,
@@ -260,13 +260,13 @@ impl Compiled {
     }
 
     /// First sub-daily period index whose start is at or after `t`.
-    fn period_at_or_after(&self, t: NaiveDateTime) -> i64 {
+    pub(super) fn period_at_or_after(&self, t: NaiveDateTime) -> i64 {
         let step = self.unit_secs() * self.interval;
         let secs = (t - self.base).num_seconds();
         -((-secs).div_euclid(step))
     }
 
-    fn day_ok(&self, d: NaiveDate, nth: &[i32], wno: &[bool]) -> bool {
+    pub(super) fn day_ok(&self, d: NaiveDate, nth: &[i32], wno: &[bool]) -> bool {
         if self.bymonth != 0 && self.bymonth & (1 << d.month()) == 0 {
             return false;
         }
@@ -363,6 +363,12 @@ impl Compiled {
     }
 
     fn fill_days(&self, k: i64, buf: &mut Vec<NaiveDateTime>) -> Option<()> {
+        self.for_each_day(k, |d| self.push_day(d, buf))
+    }
+
+    /// Calls `on_day` for each day of period `k` (YEARLY, MONTHLY or WEEKLY) that passes the
+    /// day filters, in ascending order.
+    pub(super) fn for_each_day(&self, k: i64, mut on_day: impl FnMut(NaiveDate)) -> Option<()> {
         let i = self.interval;
         let mut nth = Vec::new();
         match self.freq {
@@ -389,7 +395,7 @@ impl Compiled {
                     let mut d = first;
                     for _ in 0..month_len(year, m) {
                         if self.day_ok(d, &nth, &wno) {
-                            self.push_day(d, buf);
+                            on_day(d);
                         }
                         d = d.succ_opt()?;
                     }
@@ -412,7 +418,7 @@ impl Compiled {
                 let mut d = first;
                 for _ in 0..len {
                     if self.day_ok(d, &nth, &[]) {
-                        self.push_day(d, buf);
+                        on_day(d);
                     }
                     d = d.succ_opt()?;
                 }
@@ -427,7 +433,7 @@ impl Compiled {
                 for n in start..start_week + 7 {
                     let d = from_day_num(i32::try_from(n).ok()?)?;
                     if self.day_ok(d, &nth, &[]) {
-                        self.push_day(d, buf);
+                        on_day(d);
                     }
                 }
             }
@@ -437,10 +443,16 @@ impl Compiled {
     }
 
     fn fill_daily(&self, k: i64, buf: &mut Vec<NaiveDateTime>) -> Option<Next> {
+        self.daily(k, |d| self.push_day(d, buf))
+    }
+
+    /// Calls `on_day` with period `k`'s day (FREQ=DAILY) if it passes the day filters, and
+    /// says which period can match next.
+    pub(super) fn daily(&self, k: i64, on_day: impl FnOnce(NaiveDate)) -> Option<Next> {
         let n = i32::try_from(i64::from(self.d0) + k * self.interval).ok()?;
         let d = from_day_num(n)?;
         if self.day_ok(d, &[], &[]) {
-            self.push_day(d, buf);
+            on_day(d);
             return Some(Next::Period(k + 1));
         }
         let next = i64::from(day_num(self.next_candidate_day(d)?) - self.d0);
@@ -492,77 +504,45 @@ impl Compiled {
     }
 }
 
-/// Days of `year` (by 0-based ordinal; 7 spare entries past the end) that fall in the listed
-/// weeks, numbered with weeks starting on `wkst` and week 1 the first with at least four days
-/// in the year. A port of python-dateutil's `_iterinfo.rebuild`, quirks included (days at the
-/// start of the year belonging to last year's final week; days at the end belonging to next
-/// year's week 1), so that both engines agree.
-fn weekno_mask(year: i32, wkst: i32, byweekno: &[i32]) -> Vec<bool> {
-    let jan1_wd = |y: i32| NaiveDate::from_ymd_opt(y, 1, 1).map_or(0, |d| wd_index(d.weekday()));
-    let yearlen = year_len(year) as i32;
-    let yearweekday = jan1_wd(year);
-    let wday = |i: i32| (yearweekday + i).rem_euclid(7);
-    let mut mask = vec![false; (yearlen + 7) as usize];
-    let mut set = |i: i32| {
-        if let Some(slot) = usize::try_from(i).ok().and_then(|i| mask.get_mut(i)) {
-            *slot = true;
-        }
-    };
-    let firstwkst = (7 - yearweekday + wkst).rem_euclid(7);
-    let (no1wkst, wyearlen) = if firstwkst >= 4 {
-        (0, yearlen + (yearweekday - wkst).rem_euclid(7))
+/// The first day (day number) of week 1 of `year`, weeks starting on `wkst`: the first week
+/// with at least four days in the year (RFC 5545's BYWEEKNO, ISO 8601 with WKST).
+fn week1_start(year: i32, wkst: i32) -> Option<i32> {
+    let jan1 = day_num(NaiveDate::from_ymd_opt(year, 1, 1)?);
+    let before = (wd_of_num(jan1) - wkst).rem_euclid(7);
+    Some(if before <= 3 {
+        jan1 - before
     } else {
-        (firstwkst, yearlen - firstwkst)
+        jan1 - before + 7
+    })
+}
+
+/// Days of `year` (by 0-based ordinal; 7 spare entries past the end) that fall in the listed
+/// weeks. Each day is numbered in its own week-year: days before week 1 belong to the previous
+/// year's last week, days from the next year's week 1 on to that week 1, and a negative week
+/// counts back from the last week of the day's week-year. This is RFC 5545; python-dateutil
+/// differs at year boundaries (it sizes the previous year's weeks by the current year's
+/// length, so early-January days can land in a week 53 the previous year does not have).
+fn weekno_mask(year: i32, wkst: i32, byweekno: &[i32]) -> Vec<bool> {
+    let len = year_len(year) as i32;
+    let mut mask = vec![false; (len + 7) as usize];
+    let starts = [year - 1, year, year + 1, year + 2].map(|y| week1_start(y, wkst));
+    let (Some(jan1), [Some(prev), Some(this), Some(next), Some(after)]) =
+        (NaiveDate::from_ymd_opt(year, 1, 1).map(day_num), starts)
+    else {
+        return mask;
     };
-    let numweeks = wyearlen / 7 + (wyearlen % 7) / 4;
-    let week_start = |n: i32| {
-        let mut i = no1wkst + (n - 1) * 7;
-        if no1wkst != firstwkst {
-            i -= 7 - firstwkst;
-        }
-        i
-    };
-    let mark_week = |mut i: i32, set: &mut dyn FnMut(i32)| {
-        for _ in 0..7 {
-            set(i);
-            i += 1;
-            if wday(i) == wkst {
-                break;
-            }
-        }
-    };
-    for &n0 in byweekno {
-        let n = if n0 < 0 { n0 + numweeks + 1 } else { n0 };
-        if !(0 < n && n <= numweeks) {
-            continue;
-        }
-        let i = if n > 1 { week_start(n) } else { no1wkst };
-        mark_week(i, &mut set);
-    }
-    if byweekno.contains(&1) {
-        let i = week_start(numweeks + 1);
-        if i < yearlen {
-            mark_week(i, &mut set);
-        }
-    }
-    if no1wkst != 0 {
-        let lnumweeks = if byweekno.contains(&-1) {
-            -1
+    for (i, slot) in mask.iter_mut().take(len as usize).enumerate() {
+        let n = jan1 + i as i32;
+        let (start, end) = if n < this {
+            (prev, this)
+        } else if n >= next {
+            (next, after)
         } else {
-            let lyearweekday = jan1_wd(year - 1);
-            let lno1wkst = (7 - lyearweekday + wkst).rem_euclid(7);
-            let lyearlen = year_len(year - 1) as i32;
-            if lno1wkst >= 4 {
-                52 + ((lyearlen + (lyearweekday - wkst).rem_euclid(7)) % 7) / 4
-            } else {
-                52 + ((yearlen - no1wkst) % 7) / 4
-            }
+            (this, next)
         };
-        if byweekno.contains(&lnumweeks) {
-            for i in 0..no1wkst {
-                set(i);
-            }
-        }
+        let weeks = (end - start) / 7;
+        let week = (n - start) / 7 + 1;
+        *slot = byweekno.iter().any(|&b| b == week || b == week - weeks - 1);
     }
     mask
 }

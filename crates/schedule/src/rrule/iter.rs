@@ -1,6 +1,7 @@
 //! Turning the expander's wall-clock candidates into occurrences: DTSTART/UNTIL/COUNT, zone
 //! resolution through [`crate::zone::resolve_local`], and the "strictly increasing, equal
-//! instants are one" rule. Also the never-fires probe.
+//! instants are one" rule (through [`crate::order::InOrder`]); COUNT rules start near the
+//! requested instant after counting what came before (`count.rs`). Also the never-fires probe.
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
@@ -8,7 +9,8 @@ use chrono_tz::Tz;
 use super::expand::{Compiled, Next};
 use super::parse::Until;
 use crate::ScheduleError;
-use crate::zone::resolve_local;
+use crate::order::InOrder;
+use crate::zone::resolve_with_floor;
 
 /// Work allowed between two candidates before the iterator reports that it gave up.
 /// A validated rule produces a candidate at least once per 400-year cycle, which the cycle
@@ -29,36 +31,49 @@ pub(crate) struct RuleIter<'a> {
     next_period: Option<i64>,
     buf: Vec<NaiveDateTime>,
     pos: usize,
-    count_left: Option<u32>,
-    last: Option<DateTime<Utc>>,
-    after: DateTime<Utc>,
-    done: bool,
+    count_left: Option<u64>,
+    order: InOrder,
+    /// No more wall times will come; what is pending in `order` is still to be emitted.
+    ended: bool,
+    /// An error to report once the pending instants are out.
+    error: Option<ScheduleError>,
 }
 
 impl<'a> RuleIter<'a> {
     pub(crate) fn new(rule: &'a Compiled, tz: Tz, after: DateTime<Utc>) -> Self {
-        // Without COUNT, periods before `after` cannot influence the result beyond the
-        // de-duplication margin, so start close to `after` instead of at DTSTART.
-        let start = if rule.count.is_none() {
-            let local = after.with_timezone(&tz).naive_local();
-            let target = local
-                .checked_sub_signed(TimeDelta::days(JUMP_MARGIN_DAYS))
-                .unwrap_or(local);
-            rule.period_of(target).max(0)
-        } else {
-            0
-        };
-        RuleIter {
+        // Periods before `after` cannot influence the result beyond the de-duplication margin,
+        // so start close to `after` instead of at DTSTART; with COUNT, after counting the
+        // instances those periods used up.
+        let local = after.with_timezone(&tz).naive_local();
+        let target = local
+            .checked_sub_signed(TimeDelta::days(JUMP_MARGIN_DAYS))
+            .unwrap_or(local);
+        let mut it = RuleIter {
             rule,
             tz,
-            next_period: Some(start),
+            next_period: Some(0),
             buf: Vec::new(),
             pos: 0,
-            count_left: rule.count,
-            last: None,
-            after,
-            done: false,
+            count_left: rule.count.map(u64::from),
+            order: InOrder::new(after),
+            ended: false,
+            error: None,
+        };
+        match rule.count {
+            None => it.next_period = Some(rule.period_of(target).max(0)),
+            Some(count) => match rule.skip_to(target) {
+                Ok(None) => {}
+                Ok(Some(skip)) => {
+                    it.next_period = Some(skip.period);
+                    it.count_left = Some(u64::from(count).saturating_sub(skip.used));
+                }
+                Err(e) => {
+                    it.ended = true;
+                    it.error = Some(e);
+                }
+            },
         }
+        it
     }
 
     /// Loads the next period that has candidates; `Ok(false)` at the end of the calendar.
@@ -91,6 +106,48 @@ impl<'a> RuleIter<'a> {
             }
         }
     }
+
+    /// The next wall-clock candidate at or after DTSTART, in ascending order; `Ok(None)` when
+    /// COUNT is used up or the calendar ends.
+    fn next_candidate(&mut self) -> Result<Option<NaiveDateTime>, ScheduleError> {
+        loop {
+            if self.count_left == Some(0) {
+                return Ok(None);
+            }
+            while let Some(&c) = self.buf.get(self.pos) {
+                self.pos += 1;
+                if c >= self.rule.dtstart {
+                    if let Some(n) = self.count_left.as_mut() {
+                        *n -= 1;
+                    }
+                    return Ok(Some(c));
+                }
+            }
+            if !self.refill()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Resolves a candidate and hands it to the ordering buffer, or ends at UNTIL.
+    fn accept(&mut self, c: NaiveDateTime) {
+        if let Some(Until::Local(u)) = self.rule.until
+            && c > u
+        {
+            self.ended = true;
+            return;
+        }
+        let r = resolve_with_floor(self.tz, c);
+        if let Some(Until::Utc(u)) = self.rule.until
+            && r.at.to_utc() > u
+        {
+            // A gap time shifted past UNTIL may still be followed by real wall times before
+            // it; the iteration ends once nothing later can come before UNTIL.
+            self.ended = r.floor > u;
+            return;
+        }
+        self.order.push(r);
+    }
 }
 
 impl Iterator for RuleIter<'_> {
@@ -98,57 +155,21 @@ impl Iterator for RuleIter<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if self.done {
-                return None;
+            if let Some(t) = self.order.ready() {
+                return Some(Ok(t));
             }
-            while self.pos < self.buf.len() {
-                let c = self.buf[self.pos];
-                self.pos += 1;
-                if c < self.rule.dtstart {
-                    continue;
+            if self.ended {
+                if let Some(t) = self.order.drain() {
+                    return Some(Ok(t));
                 }
-                if let Some(Until::Local(u)) = self.rule.until
-                    && c > u
-                {
-                    self.done = true;
-                    return None;
-                }
-                let r = resolve_local(self.tz, c);
-                let utc = r.to_utc();
-                if let Some(Until::Utc(u)) = self.rule.until
-                    && utc > u
-                {
-                    self.done = true;
-                    return None;
-                }
-                if let Some(n) = self.count_left {
-                    if n == 0 {
-                        self.done = true;
-                        return None;
-                    }
-                    self.count_left = Some(n - 1);
-                }
-                if self.last.is_some_and(|l| utc <= l) {
-                    continue;
-                }
-                self.last = Some(utc);
-                if utc > self.after {
-                    return Some(Ok(r));
-                }
+                return self.error.take().map(Err);
             }
-            if self.count_left == Some(0) {
-                self.done = true;
-                return None;
-            }
-            match self.refill() {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.done = true;
-                    return None;
-                }
+            match self.next_candidate() {
+                Ok(Some(c)) => self.accept(c),
+                Ok(None) => self.ended = true,
                 Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
+                    self.ended = true;
+                    self.error = Some(e);
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! (`expand`), and occurrence iteration in a zone (`iter`).
 
 mod calendar;
+mod count;
 mod expand;
 mod iter;
 mod parse;
