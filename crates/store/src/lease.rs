@@ -34,6 +34,9 @@ pub struct Held {
     pub id: i64,
     /// A `Replace` run asked for this run to stop: cancel it and record it as cancelled.
     pub cancel_requested: bool,
+    /// Time left on the lease after this heartbeat, by the database's clock (zero when it
+    /// has expired but was not reaped yet). The holder's self-fencing deadline starts from it.
+    pub remaining: Duration,
 }
 
 /// What [`Store::begin_run`] decided.
@@ -168,7 +171,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let (ids, attempts): (Vec<i64>, Vec<i32>) = held.iter().copied().unzip();
-        let still: Vec<(i64, bool)> = sqlx::query_as(
+        let still: Vec<(i64, bool, f64)> = sqlx::query_as(
             // Rows are locked in id order (as every multi-row write here does). The UPDATE
             // re-checks holder and state on the row's newest version, so a row finished or
             // reaped after this statement's snapshot is left alone.
@@ -185,8 +188,11 @@ impl Store {
                  UPDATE due_work d SET locked_until = now() + make_interval(secs => $2) \
                  FROM expiring WHERE d.id = expiring.id \
                    AND d.locked_by = $1 AND d.done_at IS NULL \
-                 RETURNING d.id) \
-             SELECT id, cancel_requested FROM mine",
+                 RETURNING d.id, d.locked_until) \
+             SELECT mine.id, mine.cancel_requested, \
+                 greatest(extract(epoch FROM \
+                     coalesce(extended.locked_until, mine.locked_until) - now()), 0)::float8 \
+             FROM mine LEFT JOIN extended ON extended.id = mine.id",
         )
         .bind(worker)
         .bind(secs(lease_for))
@@ -197,9 +203,10 @@ impl Store {
         .await?;
         Ok(still
             .into_iter()
-            .map(|(id, cancel_requested)| Held {
+            .map(|(id, cancel_requested, remaining)| Held {
                 id,
                 cancel_requested,
+                remaining: Duration::try_from_secs_f64(remaining).unwrap_or_default(),
             })
             .collect())
     }
@@ -304,14 +311,24 @@ impl Store {
     /// Returns every lease whose `locked_until` has passed to the queue (its holder is gone
     /// or stuck). Returns the number reclaimed, for the `lease reclaims` metric.
     pub async fn reap_expired(&self) -> Result<u64, StoreError> {
+        self.reap_expired_after_restart(Duration::ZERO).await
+    }
+
+    /// Like [`Store::reap_expired`], but reaps nothing until the server has been up for
+    /// `grace`. Every lease expires while PostgreSQL is down; the grace (a worker passes its
+    /// lease duration) lets the live holders heartbeat or write the results they kept in
+    /// memory first, so no finished run is started again because its record was delayed.
+    pub async fn reap_expired_after_restart(&self, grace: Duration) -> Result<u64, StoreError> {
         let result = sqlx::query(
             // SKIP LOCKED: a row locked right now is being finished or extended by its holder.
             "WITH expired AS ( \
                  SELECT id FROM due_work WHERE locked_until < now() AND done_at IS NULL \
+                   AND now() > pg_postmaster_start_time() + make_interval(secs => $1) \
                  ORDER BY id FOR UPDATE SKIP LOCKED) \
              UPDATE due_work d SET locked_until = NULL, locked_by = NULL \
              FROM expired WHERE d.id = expired.id",
         )
+        .bind(secs(grace))
         .execute(&self.pool)
         .await?;
         if result.rows_affected() > 0 {

@@ -43,6 +43,7 @@ mod operator;
 mod operator_batch;
 mod runs;
 mod runs_query;
+pub mod storable;
 mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;

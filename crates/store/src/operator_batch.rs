@@ -250,7 +250,10 @@ impl Store {
                 .collect();
             if !drop.is_empty() {
                 let dropped: Vec<(Uuid, i64)> = sqlx::query_as(
-                    "WITH gone AS (DELETE FROM due_work WHERE id = ANY($1) RETURNING task_uid) \
+                    // Re-checked in the statement too: only never-leased, queued rows go.
+                    "WITH gone AS (DELETE FROM due_work WHERE id = ANY($1) \
+                         AND attempt = 0 AND locked_until IS NULL AND done_at IS NULL \
+                         RETURNING task_uid) \
                      SELECT task_uid, count(*) FROM gone GROUP BY task_uid",
                 )
                 .bind(&drop)

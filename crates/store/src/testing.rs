@@ -3,6 +3,9 @@
 //! The server comes from `ORDINAUT_TEST_DATABASE_URL` (a URL whose database is used only to
 //! create and drop test databases), default `postgres://postgres@127.0.0.1:5432/postgres`.
 
+mod postgres;
+pub use postgres::{PrivatePostgres, Shutdown};
+
 use crate::{Store, StoreError};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
