@@ -2,6 +2,7 @@
 //! runs their pipelines through the tools, records every run and step with its events in
 //! one transaction per batch, and drains cleanly on shutdown.
 
+pub mod budget;
 pub mod config;
 pub mod events;
 pub mod executor;

@@ -13,6 +13,12 @@ pub struct Outcome {
     pub outcome: String,
 }
 
+/// The Agent (`namespace/name`) a budget metric is about.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AgentLabel {
+    pub agent: String,
+}
+
 fn seconds_histogram() -> Histogram {
     // 1 ms … ~9 h
     Histogram::new(exponential_buckets(0.001, 2.0, 25))
@@ -35,6 +41,13 @@ pub struct Metrics {
     pub record_errors: Counter,
     pub relay_published: Counter<u64, AtomicU64>,
     pub relay_failures: Counter<u64, AtomicU64>,
+    pub results_waiting: Gauge,
+    pub records_dropped: Counter,
+    pub unstorable_results: Counter,
+    pub exhausted: Counter,
+    pub fenced: Counter,
+    pub panics: Counter,
+    pub budget_waits: Family<AgentLabel, Counter>,
 }
 
 impl Metrics {
@@ -56,6 +69,13 @@ impl Metrics {
             record_errors: Counter::default(),
             relay_published: Counter::default(),
             relay_failures: Counter::default(),
+            results_waiting: Gauge::default(),
+            records_dropped: Counter::default(),
+            unstorable_results: Counter::default(),
+            exhausted: Counter::default(),
+            fenced: Counter::default(),
+            panics: Counter::default(),
+            budget_waits: Family::default(),
         };
         let r = registry;
         r.register("ordinaut_runs", "Runs finished, by outcome", m.runs.clone());
@@ -125,6 +145,46 @@ impl Metrics {
             "Failed relay passes (Redis unreachable); the events wait in the outbox",
             m.relay_failures.clone(),
         );
+        register_fault_metrics(r, &m);
+        r.register(
+            "ordinaut_budget_waits",
+            "Occurrences that had to wait for their Agent's budget (concurrentRuns, runsPerHour), counted once per occurrence",
+            m.budget_waits.clone(),
+        );
         m
     }
+}
+
+/// The fault metrics: results waiting for the database, refused or given-up runs, fencing.
+fn register_fault_metrics(r: &mut Registry, m: &Metrics) {
+    r.register(
+        "ordinaut_results_waiting",
+        "Finished runs whose records wait in memory to be written (PostgreSQL unavailable); bounded by the concurrency",
+        m.results_waiting.clone(),
+    );
+    r.register(
+        "ordinaut_records_dropped",
+        "Run records PostgreSQL refused even as a bare failure (should stay 0)",
+        m.records_dropped.clone(),
+    );
+    r.register(
+        "ordinaut_unstorable_results",
+        "Runs recorded as failed because their result could not be stored (NUL characters, over --max-output-bytes)",
+        m.unstorable_results.clone(),
+    );
+    r.register(
+        "ordinaut_runs_exhausted",
+        "Occurrences given up after maxAttempts attempts that never finished",
+        m.exhausted.clone(),
+    );
+    r.register(
+        "ordinaut_runs_fenced",
+        "Runs stopped and handed back because their lease was not renewed within the safety margin",
+        m.fenced.clone(),
+    );
+    r.register(
+        "ordinaut_run_panics",
+        "Run tasks that panicked (recorded as failed, lease released)",
+        m.panics.clone(),
+    );
 }

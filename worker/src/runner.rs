@@ -5,12 +5,12 @@
 use crate::config::WorkerConfig;
 use crate::events;
 use crate::executor::{Executor, RunInput, reference_time};
-use crate::metrics::{Metrics, Outcome};
+use crate::metrics::Metrics;
 use chrono::Utc;
 use ordinaut_api::{ConcurrencyPolicy, TaskSpec};
 use ordinaut_pipeline::{CompiledPipeline, Context, RunInfo, TaskInfo, compile_pipeline};
 use ordinaut_store::{
-    Disposition, FinishOutcome, Lease, OutboxEvent, RunDecision, RunRecord, RunStatus, Store,
+    Disposition, Lease, OutboxEvent, RunDecision, RunRecord, RunStatus, Store,
     StoreError, Trigger,
 };
 use std::collections::HashMap;
@@ -23,12 +23,24 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
+mod background;
+mod fence;
+mod recorder;
+
+use background::{heartbeat_loop, reaper_loop};
+use futures::FutureExt as _;
+use ordinaut_store::storable::{Outcome as Storable, make_storable};
+use recorder::{Record, recorder_loop};
+use std::sync::atomic::AtomicU64;
+
 /// Why a run's cancellation token fired.
 const REASON_NONE: u8 = 0;
 const REASON_REPLACED: u8 = 1;
 const REASON_LOST: u8 = 2;
 const REASON_DRAIN: u8 = 3;
 const REASON_TIMEOUT: u8 = 4;
+/// Self-fencing: the lease was not renewed in time (see the `fence` module).
+const REASON_FENCED: u8 = 5;
 
 struct HeldRun {
     attempt: i32,
@@ -37,6 +49,8 @@ struct HeldRun {
     /// Set once the result is on its way to the recorder: a missing heartbeat row then means
     /// "finished", not "lost".
     finishing: Arc<AtomicBool>,
+    /// When the lease expires, on this process's monotonic clock (see the `fence` module).
+    deadline: Arc<AtomicU64>,
 }
 
 /// A Task's spec, parsed and compiled once per generation.
@@ -45,15 +59,6 @@ struct Prepared {
     pipeline: CompiledPipeline,
     timezone: chrono_tz::Tz,
     timeout: Option<Duration>,
-}
-
-/// What the recorder writes. Finished runs and hand-backs carry their concurrency permit,
-/// released only once written: a worker never holds more unrecorded results than its
-/// concurrency, so a slow database slows leasing instead of growing a backlog in memory.
-enum Record {
-    Started(Uuid, OutboxEvent),
-    Finished(Box<RunRecord>, OwnedSemaphorePermit),
-    Release(i64, i32, OwnedSemaphorePermit),
 }
 
 struct Shared {
@@ -135,6 +140,9 @@ impl Worker {
         let reaper = tokio::spawn(reaper_loop(s.clone(), background_stop.clone()));
         let slots = Arc::new(Semaphore::new(s.config.concurrency.max(1)));
         let mut runs = JoinSet::new();
+        // Which lease each run task holds, to hand it back if the task panics.
+        let mut tasks: HashMap<tokio::task::Id, (i64, i32)> = HashMap::new();
+        let mut lease_failures = 0u32;
         tracing::info!(worker = %s.config.worker_id, concurrency = s.config.concurrency, "worker started");
 
         loop {
@@ -150,29 +158,39 @@ impl Worker {
                 }
             }
             let want = permits.len();
+            let sent = fence::now_ms();
             let leases = match s
                 .store
-                .lease(&s.config.worker_id, want as i64, s.config.lease_duration)
+                .lease_within_budgets(&s.config.worker_id, want as i64, s.config.lease_duration)
                 .await
             {
-                Ok(l) => l,
+                Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!(error = %e, "leasing failed; retrying");
+                    // Capped exponential backoff: the poll interval doubling to 5 s.
+                    lease_failures = lease_failures.saturating_add(1);
+                    let wait = s.config.poll_interval.saturating_mul(1 << lease_failures.min(6)).min(Duration::from_secs(5));
+                    tracing::warn!(error = %e, retry_in = ?wait, "leasing failed; retrying");
                     drop(permits);
                     tokio::select! {
-                        _ = tokio::time::sleep(s.config.poll_interval) => {}
+                        _ = tokio::time::sleep(wait) => {}
                         _ = shutdown.cancelled() => break,
                     }
                     continue;
                 }
             };
-            let got = leases.len();
-            s.metrics.leased.inc_by(got as u64);
-            for lease in leases {
+            lease_failures = 0;
+            // Occurrences over their agent's budget were handed back: they count as taken
+            // for the idle check (more due work may follow them), not as leased.
+            let got = leases.leases.len() + leases.waits.len();
+            s.metrics.leased.inc_by(leases.leases.len() as u64);
+            crate::budget::note_waits(&s.metrics, &leases.waits);
+            for lease in leases.leases {
                 let Some(permit) = permits.pop() else { break };
                 let cancel = CancellationToken::new();
                 let reason = Arc::new(AtomicU8::new(REASON_NONE));
                 let finishing = Arc::new(AtomicBool::new(false));
+                let deadline = Arc::new(AtomicU64::new(sent.saturating_add(fence::ms(s.config.lease_duration))));
+                let lease_key = (lease.id, lease.attempt);
                 lock(&s.held).insert(
                     lease.id,
                     HeldRun {
@@ -180,9 +198,10 @@ impl Worker {
                         cancel: cancel.clone(),
                         reason: reason.clone(),
                         finishing: finishing.clone(),
+                        deadline: deadline.clone(),
                     },
                 );
-                runs.spawn(run_one(
+                let handle = runs.spawn(run_one(
                     s.clone(),
                     lease,
                     permit,
@@ -190,13 +209,13 @@ impl Worker {
                     cancel,
                     reason,
                     finishing,
+                    deadline,
                 ));
+                tasks.insert(handle.id(), lease_key);
             }
             drop(permits);
-            while let Some(done) = runs.try_join_next() {
-                if let Err(e) = done {
-                    tracing::error!(error = %e, "a run task panicked");
-                }
+            while let Some(done) = runs.try_join_next_with_id() {
+                run_task_ended(&s, &tx, &mut tasks, done);
             }
             if got < want {
                 let wait = idle_wait(&s, got).await;
@@ -221,10 +240,9 @@ impl Worker {
         let mut handed_back = false;
         loop {
             tokio::select! {
-                next = runs.join_next() => match next {
+                next = runs.join_next_with_id() => match next {
                     None => break,
-                    Some(Err(e)) => tracing::error!(error = %e, "a run task panicked"),
-                    Some(Ok(())) => {}
+                    Some(done) => run_task_ended(&s, &tx, &mut tasks, done),
                 },
                 _ = tokio::time::sleep_until(deadline), if !handed_back => {
                     handed_back = true;
@@ -246,6 +264,27 @@ impl Worker {
         let _ = reaper.await;
         tracing::info!("worker stopped");
         Ok(())
+    }
+}
+
+/// Forgets a finished run task; one that panicked outside the executor (which catches its
+/// own panics) has its lease handed back at once instead of heartbeated forever.
+fn run_task_ended(
+    s: &Shared,
+    tx: &mpsc::UnboundedSender<Record>,
+    tasks: &mut HashMap<tokio::task::Id, (i64, i32)>,
+    done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+) {
+    let id = match &done {
+        Ok((id, ())) => *id,
+        Err(e) => e.id(),
+    };
+    let lease = tasks.remove(&id);
+    if let (Err(e), Some((due_work, attempt))) = (done, lease) {
+        tracing::error!(error = %e, due_work, "a run task panicked; handing its lease back");
+        s.metrics.panics.inc();
+        s.metrics.in_flight.dec();
+        let _ = tx.send(Record::Release(due_work, attempt, None));
     }
 }
 
@@ -330,6 +369,7 @@ async fn run_one(
     cancel: CancellationToken,
     reason: Arc<AtomicU8>,
     finishing: Arc<AtomicBool>,
+    deadline: Arc<AtomicU64>,
 ) {
     let run_id = Uuid::now_v7();
     let span = tracing::info_span!(
@@ -349,6 +389,12 @@ async fn run_one(
         s.metrics.in_flight.inc();
         let finish = |status: RunStatus, output, error: Option<String>, steps: Vec<ordinaut_store::StepRecord>| {
             let finished = Utc::now();
+            let mut outcome = Storable { status, output, error, steps };
+            if let Some(why) = make_storable(&mut outcome, s.config.max_output_bytes) {
+                s.metrics.unstorable_results.inc();
+                tracing::warn!(reason = %why, "the run's result cannot be stored as it is; recording the run as failed");
+            }
+            let Storable { status, output, error, steps } = outcome;
             let mut evs: Vec<OutboxEvent> = steps.iter().map(|st| events::step(&lease, run_id, st)).collect();
             evs.push(events::run_finished(&lease, run_id, status, started, finished, error.as_deref()));
             for e in &mut evs {
@@ -377,6 +423,11 @@ async fn run_one(
                     break 'run Some(finish(RunStatus::Failed, None, Some(msg), Vec::new()));
                 }
             };
+            if let Some(msg) = exhausted(&prepared.spec, lease.attempt) {
+                s.metrics.exhausted.inc();
+                tracing::error!(error = %msg, "giving up on the occurrence");
+                break 'run Some(finish(RunStatus::Failed, None, Some(msg), Vec::new()));
+            }
             let policy = prepared.spec.concurrency_policy;
             if policy != ConcurrencyPolicy::Allow {
                 let policy_name = match policy {
@@ -402,7 +453,7 @@ async fn run_one(
                         tracing::warn!(error = %e, "could not apply the concurrency policy; handing the run back");
                         finishing.store(true, Ordering::SeqCst);
                         s.metrics.in_flight.dec();
-                        let _ = tx.send(Record::Release(lease.id, lease.attempt, permit));
+                        let _ = tx.send(Record::Release(lease.id, lease.attempt, Some(permit)));
                         return;
                     }
                 }
@@ -463,19 +514,34 @@ async fn run_one(
                 namespace: &lease.namespace,
                 agent: agent_scopes.as_ref().map(|(n, sc)| (n.as_str(), sc.as_slice())),
             };
-            let fut = s.executor.run(input, &cancel);
-            tokio::pin!(fut);
-            let result = match prepared.timeout {
-                None => fut.await,
-                Some(limit) => tokio::select! {
-                    r = &mut fut => r,
-                    _ = tokio::time::sleep(limit) => {
-                        let _ = reason.compare_exchange(REASON_NONE, REASON_TIMEOUT, Ordering::SeqCst, Ordering::SeqCst);
-                        cancel.cancel();
-                        fut.await
-                    }
-                },
+            // A panicking tool fails this run (and only this run): recorded, lease released.
+            let guarded = std::panic::AssertUnwindSafe(s.executor.run(input, &cancel))
+                .catch_unwind()
+                .map(|r| r.unwrap_or_else(|p| {
+                    s.metrics.panics.inc();
+                    fence::panicked(p.as_ref())
+                }));
+            let limits = fence::Limits {
+                cancel: &cancel,
+                reason: &reason,
+                deadline: &deadline,
+                margin: s.config.fence_margin(),
+                timeout: prepared.timeout,
             };
+            let result = fence::supervise(guarded, limits).await;
+            let fenced = reason.load(Ordering::SeqCst) == REASON_FENCED
+                || (reason.load(Ordering::SeqCst) == REASON_NONE
+                    && fence::fenced(&deadline, s.config.fence_margin()));
+            if fenced {
+                // Never recorded (not as succeeded, not as failed): another worker may hold
+                // the occurrence by now. Handed back, so it runs again as the next attempt.
+                s.metrics.fenced.inc();
+                tracing::warn!("lease not renewed within the safety margin of its expiry: run stopped and handed back (self-fencing)");
+                finishing.store(true, Ordering::SeqCst);
+                s.metrics.in_flight.dec();
+                let _ = tx.send(Record::Release(lease.id, lease.attempt, Some(permit)));
+                return;
+            }
             for (tool, why) in &result.denied {
                 let detail = serde_json::json!({"runId": run_id, "reason": why});
                 let actor = prepared.spec.agent_ref.as_deref().unwrap_or("(no agent)");
@@ -490,7 +556,7 @@ async fn run_one(
                 REASON_DRAIN => {
                     finishing.store(true, Ordering::SeqCst);
                     s.metrics.in_flight.dec();
-                    let _ = tx.send(Record::Release(lease.id, lease.attempt, permit));
+                    let _ = tx.send(Record::Release(lease.id, lease.attempt, Some(permit)));
                     return;
                 }
                 REASON_LOST => None,
@@ -514,6 +580,7 @@ async fn run_one(
             Some(r) => {
                 tracing::info!(status = r.status.as_str(), error = r.error.as_deref().unwrap_or(""), "run finished");
                 finishing.store(true, Ordering::SeqCst);
+                s.metrics.results_waiting.inc();
                 let _ = tx.send(Record::Finished(Box::new(r), permit));
             }
             None => {
@@ -524,6 +591,21 @@ async fn run_one(
     }
     .instrument(span)
     .await
+}
+
+/// Why an occurrence leased for the `attempt`th time is given up, if it is: every attempt
+/// before it was leased and never finished (its worker crashed, was stopped or lost the
+/// lease), so running it again would loop forever on a poison pill.
+fn exhausted(spec: &TaskSpec, attempt: i32) -> Option<String> {
+    let max = spec.max_attempts.unwrap_or(ordinaut_api::task::DEFAULT_MAX_ATTEMPTS);
+    (i64::from(attempt) > i64::from(max)).then(|| {
+        format!(
+            "gave up after {} attempts (spec.maxAttempts: {max}): every attempt was started and \
+             never finished (its worker crashed, was stopped or lost its lease); fix the cause, \
+             then start the Task again (run-now)",
+            attempt - 1
+        )
+    })
 }
 
 /// An Agent's scopes: from the synced cache, else read now (an Agent created a moment ago
@@ -544,232 +626,6 @@ async fn lookup_agent(s: &Shared, namespace: &str, name: &str) -> Option<Vec<Str
         Err(e) => {
             tracing::warn!(error = %e, "reading the Agent failed");
             None
-        }
-    }
-}
-
-/// Writes started events, results and hand-backs in batches: one transaction per batch.
-async fn recorder_loop(s: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Record>) {
-    const MAX_BATCH: usize = 512;
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
-        let mut starts = Vec::new();
-        let mut finishes = Vec::new();
-        let mut releases = Vec::new();
-        // Dropped at the end of this iteration, once everything in the batch is written.
-        let mut permits = Vec::new();
-        for r in batch {
-            match r {
-                Record::Started(task, e) => starts.push((Some(task), e)),
-                Record::Finished(r, permit) => {
-                    finishes.push(*r);
-                    permits.push(permit);
-                }
-                Record::Release(id, attempt, permit) => {
-                    releases.push((id, attempt));
-                    permits.push(permit);
-                }
-            }
-        }
-        write_with_retry(&s, &starts, &finishes).await;
-        if !releases.is_empty() {
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                match s.store.release(&s.config.worker_id, &releases).await {
-                    Ok(n) => {
-                        tracing::info!(released = n, "handed leases back to the queue");
-                        break;
-                    }
-                    Err(e) if e.is_transient() => {
-                        tracing::warn!(error = %e, "handing back leases failed; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "handing back leases failed; they will expire and be reaped");
-                        break;
-                    }
-                }
-            }
-            let mut held = lock(&s.held);
-            for (id, _) in &releases {
-                held.remove(id);
-            }
-        }
-    }
-}
-
-async fn write_with_retry(
-    s: &Shared,
-    starts: &[(Option<Uuid>, OutboxEvent)],
-    finishes: &[RunRecord],
-) {
-    let mut backoff = Duration::from_millis(100);
-    let outcomes = loop {
-        match s.store.record_batch(starts, finishes).await {
-            Ok(o) => break o,
-            Err(e) if e.is_transient() => {
-                s.metrics.record_errors.inc();
-                tracing::warn!(error = %e, records = finishes.len(), "recording results failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-            Err(e) => {
-                // A permanent error in a batch: record one by one so one bad record cannot
-                // block the others. A record that still fails is dropped; its lease expires
-                // and the occurrence runs again (at-least-once).
-                s.metrics.record_errors.inc();
-                tracing::error!(error = %e, "recording a batch failed; recording one by one");
-                let _ = s.store.record_batch(starts, &[]).await;
-                let mut outcomes = Vec::with_capacity(finishes.len());
-                for f in finishes {
-                    match s.store.finish_many(std::slice::from_ref(f)).await {
-                        Ok(mut o) => outcomes.push(o.pop().unwrap_or(FinishOutcome::Refused)),
-                        Err(e) => {
-                            tracing::error!(error = %e, due_work = f.due_work_id, "dropping a run record that cannot be written");
-                            outcomes.push(FinishOutcome::Refused);
-                        }
-                    }
-                }
-                break outcomes;
-            }
-        }
-    };
-    let mut held = lock(&s.held);
-    for (record, outcome) in finishes.iter().zip(outcomes) {
-        held.remove(&record.due_work_id);
-        match outcome {
-            FinishOutcome::Recorded => {
-                s.metrics
-                    .runs
-                    .get_or_create(&Outcome {
-                        outcome: record.status.as_str().to_string(),
-                    })
-                    .inc();
-                for step in &record.steps {
-                    s.metrics
-                        .steps
-                        .get_or_create(&Outcome {
-                            outcome: step.status.as_str().to_string(),
-                        })
-                        .inc();
-                    let d = (step.finished_at - step.started_at)
-                        .num_microseconds()
-                        .unwrap_or(0)
-                        .max(0);
-                    s.metrics.step_duration.observe(d as f64 / 1e6);
-                }
-            }
-            FinishOutcome::Refused => {
-                s.metrics.stale_results.inc();
-                tracing::warn!(
-                    due_work = record.due_work_id,
-                    attempt = record.attempt,
-                    "result refused: the lease was lost"
-                );
-            }
-        }
-    }
-}
-
-/// Extends held leases; cancels runs whose lease was lost or that a Replace run displaced.
-async fn heartbeat_loop(s: Arc<Shared>, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(s.config.heartbeat_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.cancelled() => return,
-        }
-        let snapshot: Vec<(i64, i32)> = lock(&s.held)
-            .iter()
-            .map(|(id, h)| (*id, h.attempt))
-            .collect();
-        if snapshot.is_empty() {
-            continue;
-        }
-        let still = match s
-            .store
-            .heartbeat_within(
-                &s.config.worker_id,
-                &snapshot,
-                s.config.lease_duration,
-                renew_within(s.config.lease_duration, s.config.heartbeat_interval),
-            )
-            .await
-        {
-            Ok(h) => h,
-            Err(e) => {
-                tracing::warn!(error = %e, "heartbeat failed; leases may expire");
-                continue;
-            }
-        };
-        let kept: HashMap<i64, bool> = still.iter().map(|h| (h.id, h.cancel_requested)).collect();
-        let held = lock(&s.held);
-        for (id, _) in &snapshot {
-            let Some(h) = held.get(id) else { continue };
-            match kept.get(id) {
-                Some(true) => {
-                    let _ = h.reason.compare_exchange(
-                        REASON_NONE,
-                        REASON_REPLACED,
-                        Ordering::SeqCst,
-                        Ordering::SeqCst,
-                    );
-                    h.cancel.cancel();
-                }
-                Some(false) => {}
-                None if !h.finishing.load(Ordering::SeqCst) => {
-                    tracing::warn!(due_work = id, "lease lost; abandoning the run");
-                    s.metrics.lost_leases.inc();
-                    let _ = h.reason.compare_exchange(
-                        REASON_NONE,
-                        REASON_LOST,
-                        Ordering::SeqCst,
-                        Ordering::SeqCst,
-                    );
-                    h.cancel.cancel();
-                }
-                None => {}
-            }
-        }
-    }
-}
-
-/// Which leases a heartbeat extends: those expiring within the lease duration less half a
-/// heartbeat interval. A lease just taken is left alone until about one interval has passed;
-/// one skipped at a heartbeat (its row was locked) still has more than an interval left.
-fn renew_within(lease: Duration, heartbeat: Duration) -> Duration {
-    let within = lease.saturating_sub(heartbeat / 2);
-    if within < heartbeat { lease } else { within }
-}
-
-/// Returns expired leases to the queue and refreshes the queue gauges.
-async fn reaper_loop(s: Arc<Shared>, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(s.config.reap_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.cancelled() => return,
-        }
-        match s.store.reap_expired().await {
-            Ok(n) => {
-                s.metrics.reclaimed.inc_by(n);
-            }
-            Err(e) => tracing::warn!(error = %e, "reaping expired leases failed"),
-        }
-        if let Ok(depth) = s.store.queue_depth().await {
-            s.metrics.queue_depth.set(depth);
-        }
-        if let Ok(backlog) = s.store.outbox_backlog().await {
-            s.metrics.outbox_backlog.set(backlog);
         }
     }
 }

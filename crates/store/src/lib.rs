@@ -30,6 +30,7 @@
 //!   Work is therefore at-least-once on a crash and exactly-once otherwise, and a late
 //!   result of an older attempt can never overwrite a newer one.
 
+mod budgets;
 mod definitions;
 mod dev_objects;
 mod error;
@@ -48,6 +49,7 @@ mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use budgets::{Admitted, BudgetWait, CONCURRENCY_RECHECK};
 pub use definitions::{AgentRow, McpServerRow};
 pub use dev_objects::{DevIdentity, DevSnooze};
 pub use error::StoreError;
