@@ -412,3 +412,63 @@ fn matches_python_dateutil_with_zoneinfo_fold_0() {
         failures.join("\n")
     );
 }
+
+/// Runs a short Python program and returns its stdout lines.
+fn python_lines(program: &str) -> Vec<String> {
+    let out = Command::new(python())
+        .args(["-c", program])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} ({e})", python()));
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Where dateutil does not follow RFC 5545 we check the RFC's answer instead. BYWEEKNO uses
+/// ISO 8601 week numbering (week 1 is the first week with at least four days in the year);
+/// python-dateutil sizes the previous year's weeks by the current year's length, so it puts
+/// 1-2 January 2022 (ISO week 52 of 2021) into a week 53 that 2021 does not have. The
+/// reference here is Python's own `date.isocalendar()` (ISO 8601, weeks start on Monday).
+#[test]
+fn byweekno_follows_iso_8601_weeks_where_dateutil_does_not() {
+    let dateutil = python_lines(
+        "from dateutil.rrule import rrulestr\nfrom datetime import datetime\n\
+         r = rrulestr('FREQ=YEARLY;BYWEEKNO=53', dtstart=datetime(2021, 6, 1))\n\
+         print(r.after(datetime(2021, 12, 31)).date())",
+    );
+    assert_eq!(
+        dateutil,
+        ["2022-01-01"],
+        "dateutil's BYWEEKNO error at year boundaries (the reason this test exists) is gone; \
+         the cases above can then compare with dateutil directly"
+    );
+    for week in [1, 2, 52, 53, -1, -2] {
+        let iso = python_lines(&format!(
+            "from datetime import date, timedelta\n\
+             d = date(1995, 1, 1)\n\
+             while d < date(2041, 1, 1):\n\
+             \x20   y, w, _ = d.isocalendar()\n\
+             \x20   weeks = date(y, 12, 28).isocalendar()[1]\n\
+             \x20   if w == {week} or w - weeks - 1 == {week}: print(d.isoformat())\n\
+             \x20   d += timedelta(1)"
+        ));
+        let s = rrule(
+            &format!("FREQ=YEARLY;BYWEEKNO={week}"),
+            "UTC",
+            "1994-06-01T00:00:00",
+        );
+        let ours: Vec<String> = s
+            .iter_after(utc("1994-12-31T23:59:59Z"))
+            .map(|r| r.unwrap().format("%Y-%m-%d").to_string())
+            .take_while(|d| d.as_str() < "2041-01-01")
+            .collect();
+        assert_eq!(ours, iso, "BYWEEKNO={week}");
+    }
+}

@@ -213,3 +213,43 @@ fn schedule_is_send_sync_and_clone() {
     );
     assert_eq!(t.timezone(), chrono_tz::Tz::UTC);
 }
+
+#[test]
+fn byweekno_at_year_boundaries_follows_rfc_5545() {
+    // ISO week 52 of 2021 runs 27 Dec 2021 - 2 Jan 2022; week 52 of 2022, 26 Dec - 1 Jan.
+    let s = rrule(
+        "FREQ=YEARLY;BYWEEKNO=52;BYDAY=SA,SU",
+        "UTC",
+        "2021-01-01T09:00:00",
+    );
+    assert_eq!(
+        take(&s, "2021-12-20T00:00:00Z", 4),
+        [
+            "2022-01-01T09:00:00+00:00",
+            "2022-01-02T09:00:00+00:00",
+            "2022-12-31T09:00:00+00:00",
+            "2023-01-01T09:00:00+00:00",
+        ]
+    );
+    // 2020 has 53 weeks (its week 53 ends on Sunday 3 January 2021); 2021-2025 have 52.
+    let s = rrule(
+        "FREQ=YEARLY;BYWEEKNO=53;BYDAY=SU",
+        "UTC",
+        "2020-01-01T09:00:00",
+    );
+    assert_eq!(
+        take(&s, "2020-12-01T00:00:00Z", 2),
+        ["2021-01-03T09:00:00+00:00", "2027-01-03T09:00:00+00:00"]
+    );
+    // With weeks starting on Sunday, week 1 of 2023 starts on Sunday 1 January 2023, and
+    // Saturday 31 December 2022 is in week 53 of 2022 (which starts on 25 December).
+    let s = rrule(
+        "FREQ=YEARLY;BYWEEKNO=-1;WKST=SU;BYDAY=SA",
+        "UTC",
+        "2022-01-01T09:00:00",
+    );
+    assert_eq!(
+        take(&s, "2022-06-01T00:00:00Z", 1),
+        ["2022-12-31T09:00:00+00:00"]
+    );
+}

@@ -5,7 +5,8 @@
 //! 1.8 billion before 2027). Here:
 //! * DAILY and coarser frequencies count each period's matching days times the times of day,
 //!   one step per period (at most a few hundred thousand periods in the calendar's range);
-//! * sub-daily frequencies count whole days at once: how many periods of a day match depends
+//! * sub-daily frequencies (unless their INTERVAL spans a day or more, when they are counted
+//!   period by period too) count whole days at once: how many periods of a day match depends
 //!   only on where the first period falls within the day (its phase), so each phase is
 //!   counted once and cached, and the rest is one step per day.
 //!
@@ -43,7 +44,9 @@ impl Compiled {
             return Ok(None);
         }
         let mut work = 0u64;
-        let skip = if self.freq <= Freq::Daily {
+        // Periods a day or longer apart are fewer than days: count those one by one.
+        let sparse = self.unit_secs() * self.interval >= DAY_SECS;
+        let skip = if self.freq <= Freq::Daily || sparse {
             self.skip_periods(self.period_of(target), &mut work)
         } else {
             self.skip_days(target.date(), &mut work)
@@ -94,9 +97,10 @@ impl Compiled {
 
     /// Instances in period `k` at or after DTSTART, and the next period that can match.
     fn count_period(&self, k: i64, buf: &mut Vec<NaiveDateTime>) -> Option<(u64, Next)> {
-        if k == 0 {
-            // Only the first period can hold candidates before DTSTART: list it.
-            let next = self.fill(0, buf);
+        if k == 0 || self.freq > Freq::Daily {
+            // Only the first period can hold candidates before DTSTART: list it (and list
+            // sub-daily periods, which hold a handful of candidates each).
+            let next = self.fill(k, buf);
             let n = buf.iter().filter(|c| **c >= self.dtstart).count();
             return Some((n as u64, next));
         }
@@ -110,7 +114,8 @@ impl Compiled {
         Some((self.picked(days * self.timeset.len()), next))
     }
 
-    /// DAILY and coarser: count period by period up to the period containing the target.
+    /// DAILY and coarser, and sub-daily rules whose periods are a day or more apart: count
+    /// period by period up to the period containing the target.
     fn skip_periods(&self, end: i64, work: &mut u64) -> Option<Skip> {
         let mut buf = Vec::new();
         let (mut k, mut used) = (0i64, 0u64);
