@@ -172,6 +172,7 @@ async fn run_now(store: &Store, a: RunNowArgs, format: Format) -> Result<(), Cli
     };
     let request = ManualRequest {
         actor: actor(),
+        correlation_id: None,
         action: "task.run-now".into(),
         detail: json!({"scheduledFor": at}),
     };
@@ -306,6 +307,7 @@ async fn backfill(store: &Store, a: BackfillArgs, format: Format) -> Result<(), 
     } else {
         let request = ManualRequest {
             actor: actor(),
+            correlation_id: None,
             action: "task.backfill".into(),
             detail: json!({"from": from, "to": to}),
         };

@@ -62,6 +62,63 @@ pub struct AgentSpec {
     /// Secret key holding the agent's gateway token (the gateway stores only its hash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_secret_ref: Option<SecretKeyRef>,
+
+    /// What the agent may do through the gateway (MCP and REST): `tasks:read`, `tasks:write`,
+    /// `runs:read`, `runs:write` (run now, backfill), `tools:read`, `events:publish`,
+    /// `audit:read`, and `tasks:all` (also the other Tasks of its namespace, not only those it
+    /// owns). When absent: `tasks:read`, `tasks:write`, `runs:read`, `runs:write`,
+    /// `tools:read`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 32),
+        inner(regex(
+            pattern = r"^(tasks:read|tasks:write|tasks:all|runs:read|runs:write|tools:read|events:publish|audit:read)$"
+        ))
+    )]
+    pub api_scopes: Option<Vec<String>>,
+}
+
+/// Gateway API scopes an Agent may hold (`spec.apiScopes`).
+pub mod api_scope {
+    /// See its own Tasks (list, get, next runs, preview).
+    pub const TASKS_READ: &str = "tasks:read";
+    /// Create, change, pause, resume, snooze and delete its own Tasks.
+    pub const TASKS_WRITE: &str = "tasks:write";
+    /// Also the Tasks of its namespace that other agents (or people) own.
+    pub const TASKS_ALL: &str = "tasks:all";
+    /// Read the runs of its Tasks.
+    pub const RUNS_READ: &str = "runs:read";
+    /// Queue runs by hand: run now, backfill.
+    pub const RUNS_WRITE: &str = "runs:write";
+    /// List the tools its Tasks may call.
+    pub const TOOLS_READ: &str = "tools:read";
+    /// Publish events (for `on: {topic}` triggers).
+    pub const EVENTS_PUBLISH: &str = "events:publish";
+    /// Read the audit log of its namespace.
+    pub const AUDIT_READ: &str = "audit:read";
+    /// Every scope, in the order documented.
+    pub const ALL: [&str; 8] = [
+        TASKS_READ,
+        TASKS_WRITE,
+        TASKS_ALL,
+        RUNS_READ,
+        RUNS_WRITE,
+        TOOLS_READ,
+        EVENTS_PUBLISH,
+        AUDIT_READ,
+    ];
+    /// The scopes of an Agent without `apiScopes`.
+    pub const DEFAULT: [&str; 5] = [TASKS_READ, TASKS_WRITE, RUNS_READ, RUNS_WRITE, TOOLS_READ];
+}
+
+impl AgentSpec {
+    /// The gateway scopes this agent holds: `apiScopes`, else [`api_scope::DEFAULT`].
+    pub fn effective_api_scopes(&self) -> Vec<String> {
+        match &self.api_scopes {
+            Some(s) => s.clone(),
+            None => api_scope::DEFAULT.iter().map(|s| s.to_string()).collect(),
+        }
+    }
 }
 
 /// Budgets of an agent, across all its Tasks.

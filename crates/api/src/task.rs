@@ -48,6 +48,12 @@ use crate::pipeline::{PipelineSpec, RetryPolicy};
         json_path = r#".status.conditions[?(@.type=="Ready")].status"#
     ),
     printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#,
+        description = "Why the Task is (not) Ready: Valid, Suspended, InvalidSchedule, PipelineNotFound, ToolNotFound, ScopeDenied, …"
+    ),
+    printcolumn(
         name = "Suspended",
         type_ = "boolean",
         json_path = ".spec.suspend",
@@ -314,6 +320,11 @@ pub struct TaskStatus {
     /// When the latest successful run finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_successful_time: Option<DateTime<Utc>>,
+
+    /// The scheduled time of the latest occurrence the catch-up policy dropped (missed).
+    /// When it is later than `lastRunTime`, `lastRunStatus` is `Missed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_missed_time: Option<DateTime<Utc>>,
 
     /// Run counts since the Task was created.
     #[serde(default)]

@@ -72,6 +72,8 @@ pub struct ManualRequest {
     pub action: String,
     /// What was asked, e.g. the backfill range.
     pub detail: Value,
+    /// The request's correlation id, when it came through the gateway.
+    pub correlation_id: Option<String>,
 }
 
 const RUN_COLUMNS: &str = "r.id, r.task_uid, t.namespace, t.name, r.trigger, r.attempt, r.status, \
@@ -189,13 +191,15 @@ impl Store {
             m.insert("queued".into(), Value::from(inserted));
         }
         sqlx::query(
-            "INSERT INTO audit_log (actor, action, allowed, namespace, task_uid, subject, detail) \
-             SELECT $1, $2, true, t.namespace, t.uid, t.name, $4 FROM tasks t WHERE t.uid = $3",
+            "INSERT INTO audit_log \
+                 (actor, action, allowed, namespace, task_uid, subject, detail, correlation_id) \
+             SELECT $1, $2, true, t.namespace, t.uid, t.name, $4, $5 FROM tasks t WHERE t.uid = $3",
         )
         .bind(&request.actor)
         .bind(&request.action)
         .bind(task_uid)
         .bind(&detail)
+        .bind(request.correlation_id.as_deref())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

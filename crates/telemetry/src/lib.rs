@@ -3,7 +3,7 @@
 
 pub mod serve;
 
-pub use serve::{ReadyCheck, serve};
+pub use serve::{ReadyCheck, router, serve};
 
 /// Installs the global `tracing` subscriber writing to stderr: `format` is `json` (one object
 /// per line, with the current span's fields) or anything else for text; `filter` is an

@@ -29,11 +29,7 @@ pub async fn serve(
     ready: ReadyCheck,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let app = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .with_state(AppState { registry, ready });
+    let app = router(registry, ready);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let handle = tokio::spawn(async move {
@@ -45,6 +41,19 @@ pub async fn serve(
         }
     });
     Ok((bound, handle))
+}
+
+/// The three endpoints as a router, to merge into a binary's own (the gateway serves them on
+/// its API port).
+pub fn router<S: Clone + Send + Sync + 'static>(
+    registry: Arc<Registry>,
+    ready: ReadyCheck,
+) -> Router<S> {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(AppState { registry, ready })
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
