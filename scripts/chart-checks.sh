@@ -13,7 +13,8 @@
 #   4. custom resources (the examples, a deliberate typo) validate against the CRDs'
 #      openAPIV3Schema (check-jsonschema); Prometheus Operator kinds are skipped (no schema)
 #   5. promtool check rules on the PrometheusRule (skipped if promtool cannot be had)
-#   6. the Argo CD health Lua in docs/gitops.md against sample Task statuses (lua5.4)
+#   6. the Argo CD health Lua in docs/gitops.md and kstatus' rules, on the statuses the
+#      operator's own test wrote (operator/tests/fixtures/statuses.json; lua5.4)
 #   7. every env var, flag and port the chart gives a binary exists in its --help, and the
 #      binary accepts the rendered values (operator skipped while its binary is not built)
 #   8. the Dockerfile: parses, builds every binary the chart runs at the path it runs it,
@@ -297,13 +298,31 @@ else
 fi
 
 # --- 6. Argo CD health Lua ----------------------------------------------------------------------
-say "6. Argo CD health check (docs/gitops.md) against sample statuses"
+say "6. Argo CD health check (docs/gitops.md) and kstatus on the operator-written statuses"
 "$PY" - "$ROOT/docs/gitops.md" "$WORK/health.lua" <<'EOF'
 import re, sys
 text = open(sys.argv[1]).read()
 marker = text.index("<!-- argocd-health:ordinaut.dev_Task")
 block = re.search(r"```lua\n(.*?)```", text[marker:], re.S)
 open(sys.argv[2], "w").write(block.group(1))
+EOF
+# The cases are the statuses the operator's own test wrote (operator/tests/kstatus.rs), each
+# with the health it must have: turned into a Lua table here.
+FIXTURE=$ROOT/operator/tests/fixtures/statuses.json
+"$PY" - "$FIXTURE" "$WORK/cases.lua" <<'EOF'
+import json, sys
+def lua(v):
+    if v is None: return "nil"
+    if isinstance(v, bool): return "true" if v else "false"
+    if isinstance(v, (int, float)): return repr(v)
+    if isinstance(v, str): return json.dumps(v)  # a JSON string is a valid Lua string literal here
+    if isinstance(v, list): return "{" + ", ".join(lua(x) for x in v) + "}"
+    return "{" + ", ".join(f"[{json.dumps(k)}] = {lua(x)}" for k, x in v.items()) + "}"
+with open(sys.argv[2], "w") as f:
+    f.write("return {\n")
+    for c in json.load(open(sys.argv[1])):
+        f.write(f"  {{{json.dumps(c['name'])}, {json.dumps(c['expect']['argocd'])}, {lua(c['object'])}}},\n")
+    f.write("}\n")
 EOF
 cat >"$WORK/health_test.lua" <<'EOF'
 -- Runs the snippet as Argo CD does: a chunk with the object in the global `obj`.
@@ -312,39 +331,54 @@ local function health(o)
   local env = setmetatable({obj = o}, {__index = _G})
   return assert(load(snippet, "health.lua", "t", env))()
 end
-local function cond(status, reason, gen) return {type = "Ready", status = status, reason = reason, observedGeneration = gen, message = "m"} end
-local cases = {
-  {"Ready True", "Healthy", {metadata = {generation = 2}, spec = {}, status = {conditions = {cond("True", "Valid", 2)}, nextRunTime = "2026-01-01T08:30:00Z", lastRunStatus = "Succeeded"}}},
-  {"Ready False, InvalidSchedule", "Degraded", {metadata = {generation = 1}, spec = {}, status = {conditions = {cond("False", "InvalidSchedule", 1)}}}},
-  {"Ready False, PipelineNotFound", "Degraded", {metadata = {generation = 1}, spec = {}, status = {conditions = {cond("False", "PipelineNotFound", 1)}}}},
-  {"Ready False, ReconcileError (transient)", "Progressing", {metadata = {generation = 1}, spec = {}, status = {conditions = {cond("False", "ReconcileError", 1)}}}},
-  {"Stalled True", "Degraded", {metadata = {generation = 1}, spec = {}, status = {conditions = {cond("True", "ScheduleExhausted", 1), {type = "Stalled", status = "True", reason = "ScheduleExhausted", observedGeneration = 1}}}}},
-  {"no status", "Progressing", {metadata = {generation = 1}, spec = {}}},
-  {"status without conditions", "Progressing", {metadata = {generation = 1}, spec = {}, status = {}}},
-  {"old observedGeneration", "Progressing", {metadata = {generation = 3}, spec = {}, status = {conditions = {cond("True", "Valid", 2)}}}},
-  {"suspended (reason Suspended)", "Suspended", {metadata = {generation = 2}, spec = {suspend = true}, status = {conditions = {cond("True", "Suspended", 2)}}}},
-  {"Ready Unknown", "Progressing", {metadata = {generation = 1}, spec = {}, status = {conditions = {cond("Unknown", "Reconciling", 1)}}}},
-}
+local cases = dofile(arg[2])
 local failures = 0
 for _, c in ipairs(cases) do
   local hs = health(c[3])
   if hs.status == c[2] then
-    print(string.format("  ok    health: %s -> %s (%s)", c[1], hs.status, hs.message or ""))
+    print(string.format("  ok    health: %s -> %s (%s)", c[1], hs.status, string.sub(hs.message or "", 1, 80)))
   else
     print(string.format("  FAIL  health: %s -> %s, expected %s", c[1], tostring(hs.status), c[2]))
     failures = failures + 1
   end
 end
-print(string.format("lua: %d cases, %d failed", #cases, failures))
+print(string.format("lua: %d operator-written statuses, %d failed", #cases, failures))
 os.exit(failures == 0)
 EOF
 if [ -z "$LUA" ]; then
   skip "no Lua interpreter (apt-get install lua5.4 failed): the Argo CD health snippet is untested"
-elif out=$("$LUA" "$WORK/health_test.lua" "$WORK/health.lua" 2>&1); then
+elif out=$("$LUA" "$WORK/health_test.lua" "$WORK/health.lua" "$WORK/cases.lua" 2>&1); then
   echo "$out" | grep -v '^lua:'
   ok "Argo CD health Lua: $(tail -1 <<<"$out")"
 else
   echo "$out"; bad "Argo CD health Lua"
+fi
+
+# kstatus' generic rules for custom resources (sigs.k8s.io/cli-utils pkg/kstatus/status,
+# checkGenericProperties), as Flux's `wait`/`healthChecks` apply them, on the same statuses.
+if out=$("$PY" - "$FIXTURE" 2>&1 <<'EOF'
+import json, sys
+def kstatus(obj):
+    if obj["metadata"].get("deletionTimestamp"): return "InProgress"
+    status = obj.get("status") or {}
+    gen, observed = obj["metadata"].get("generation"), status.get("observedGeneration")
+    if gen is not None and observed is not None and observed != gen: return "InProgress"
+    for c in status.get("conditions") or []:
+        if c["type"] == "Reconciling" and c["status"] == "True": return "InProgress"
+        if c["type"] == "Stalled" and c["status"] == "True": return "Failed"
+    return "Current"
+bad = 0
+for c in json.load(open(sys.argv[1])):
+    got = kstatus(c["object"])
+    ok = got == c["expect"]["kstatus"]
+    bad += not ok
+    print(f"  {'ok  ' if ok else 'FAIL'}  kstatus: {c['name']} -> {got}" + ("" if ok else f", expected {c['expect']['kstatus']}"))
+sys.exit(1 if bad else 0)
+EOF
+); then
+  echo "$out"; ok "kstatus rules: $(grep -c '^  ok' <<<"$out") operator-written statuses"
+else
+  echo "$out"; bad "kstatus rules on the operator-written statuses"
 fi
 
 # --- 7. the chart against the binaries' --help ----------------------------------------------------

@@ -4,7 +4,7 @@
 
 use crate::reconcile::{Context, ReconcileError, key};
 use crate::seam::{Kind, Notice, NoticeType};
-use crate::status::{ConditionUpdate, is_news, merge_condition, ready_of};
+use crate::status::{ConditionUpdate, Progress, is_news, kstatus_conditions, ready_of};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use ordinaut_api::McpServer;
 use ordinaut_api::constants::{condition, reason};
@@ -68,7 +68,14 @@ pub async fn discover_and_project(
         };
         ctx.sink.notice(&k, &notice).await?;
     }
-    let conditions = merge_condition(old, &update, m.metadata.generation, now);
+    // A server that does not answer (or whose Secret is missing) is retried with backoff:
+    // the operator is still working on it, so kstatus reads it as in progress.
+    let progress = if ready {
+        Progress::Done
+    } else {
+        Progress::Reconciling
+    };
+    let conditions = kstatus_conditions(old, &update, progress, m.metadata.generation, now);
     let mut status =
         json!({ "conditions": conditions, "tools": tools, "observedGeneration": generation });
     if ready {

@@ -11,6 +11,8 @@
 //! directory watcher with [`seam::MemoryObjects`] and its own sink.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod agent_token;
+pub mod audit;
 pub mod coalesce;
 pub mod discovery;
 pub mod feed;
@@ -19,6 +21,7 @@ pub mod leader;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
+pub mod references;
 pub mod seam;
 pub mod serve;
 pub mod status;

@@ -18,12 +18,13 @@ use crate::coalesce::TaskBatches;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::plan::{MaterializeConfig, Plan, PlanError, PlanInput, plan};
+use crate::references;
 use crate::seam::{
     Kind, LookupError, Notice, NoticeType, ObjectKey, Objects, SinkError, StatusSink,
 };
 use crate::status::{
-    ConditionUpdate, chrono_time, compose_task_status, invalid, is_news, merge_condition, missing,
-    ready_of, task_ready,
+    ConditionUpdate, Progress, chrono_time, compose_task_status, invalid, is_news,
+    kstatus_conditions, missing, ready_of, task_ready,
 };
 use crate::validate::{self, Problem};
 
@@ -229,62 +230,9 @@ impl TaskReconciler {
         let old_status = task.status.clone().unwrap_or_default();
         let spec = &task.spec;
 
-        // Fetch and validate.
-        let mut problems: Vec<Problem> = Vec::new();
-        let mut missing_ref: Option<ConditionUpdate> = None;
-        let referenced: Option<Arc<Pipeline>> = match &spec.pipeline_ref {
-            Some(p) if spec.pipeline.is_none() => {
-                let found = self.ctx.objects.pipeline(&ns, p).await?;
-                if found.is_none() {
-                    missing_ref = Some(missing(
-                        reason::PIPELINE_NOT_FOUND,
-                        "spec.pipelineRef",
-                        "Pipeline",
-                        p,
-                    ));
-                }
-                found
-            }
-            _ => None,
-        };
-        if let Some(p) = &referenced {
-            for issue in validate::pipeline_spec_problems(&p.spec, "spec") {
-                problems.push(Problem {
-                    path: "spec.pipelineRef".into(),
-                    message: format!(
-                        "Pipeline `{}` is invalid: {issue}; fix the Pipeline",
-                        p.metadata.name.as_deref().unwrap_or_default()
-                    ),
-                    reason: reason::INVALID_PIPELINE,
-                });
-            }
-        }
-        if missing_ref.is_none()
-            && let Some(agent) = &spec.agent_ref
-            && self.ctx.objects.agent(&ns, agent).await?.is_none()
-        {
-            missing_ref = Some(missing(
-                reason::AGENT_NOT_FOUND,
-                "spec.agentRef",
-                "Agent",
-                agent,
-            ));
-        }
         let created = created(&task.metadata, now);
-        problems.extend(validate::task_problems(
-            spec,
-            created,
-            referenced.as_deref().map(|p| &p.spec),
-        ));
-        let schedule = match validate::compile_schedule(&spec.schedule, created) {
-            Ok(s) => s,
-            Err(p) => {
-                if !problems.contains(&p) {
-                    problems.push(p);
-                }
-                None
-            }
-        };
+        let checked = self.check(task, &ns, created).await?;
+        let referenced = checked.referenced.clone();
 
         let mut owned = TaskStatus {
             conditions: old_status.conditions.clone(),
@@ -292,16 +240,18 @@ impl TaskReconciler {
             schedule_summary: spec.schedule.summary(),
             handled_run_now: old_status.handled_run_now.clone(),
             last_schedule_time: old_status.last_schedule_time,
+            last_missed_time: old_status.last_missed_time,
             ..TaskStatus::default()
         };
 
-        if !problems.is_empty() || missing_ref.is_some() {
-            let update = if problems.is_empty() {
-                missing_ref.unwrap_or_else(|| invalid(&problems))
-            } else {
-                invalid(&problems)
-            };
-            owned.conditions = merge_condition(&owned.conditions, &update, Some(generation), now);
+        if let Some(update) = checked.stalled {
+            owned.conditions = kstatus_conditions(
+                &owned.conditions,
+                &update,
+                Progress::Stalled,
+                Some(generation),
+                now,
+            );
             let withdrawn = self
                 .ctx
                 .store
@@ -348,7 +298,7 @@ impl TaskReconciler {
             name: &name,
             generation,
             spec: &normalized,
-            schedule: schedule.as_ref(),
+            schedule: checked.schedule.as_ref(),
             prior: prior.as_ref(),
             run_now: run_now.map(String::as_str),
             handled_run_now: handled.as_deref(),
@@ -362,9 +312,16 @@ impl TaskReconciler {
         })?;
 
         // Apply.
-        let update = task_ready(plan.state, plan.next_run_time);
-        owned.conditions = merge_condition(&owned.conditions, &update, Some(generation), now);
+        let (update, progress) = match checked.pending {
+            Some(pending) => (pending, Progress::Reconciling),
+            None => (task_ready(plan.state, plan.next_run_time), Progress::Done),
+        };
+        owned.conditions =
+            kstatus_conditions(&owned.conditions, &update, progress, Some(generation), now);
         owned.next_run_time = plan.next_run_time;
+        if let Some(latest) = plan.missed.iter().max() {
+            owned.last_missed_time = Some(*latest);
+        }
         owned.last_schedule_time = plan.last_schedule_time;
         owned.handled_run_now = plan.handled_run_now.clone().or(handled);
         let status_json = to_json(&owned);
@@ -395,6 +352,9 @@ impl TaskReconciler {
             };
             self.ctx.batches.apply(write).await.map_err(store_err)?
         };
+        if let Some(value) = &plan.handled_run_now {
+            crate::audit::run_now(&self.ctx, &ns, &name, value).await;
+        }
         let m = &self.ctx.metrics;
         m.materialized.inc_by(applied.inserted);
         m.withdrawn.inc_by(applied.withdrawn);
@@ -408,7 +368,7 @@ impl TaskReconciler {
 
         // Status and Events.
         let old_ready = ready_of(&old_status.conditions);
-        if old_ready.is_some_and(|c| c.status == "False") && is_news(old_ready, &update) {
+        if update.status && old_ready.is_some_and(|c| c.status == "False") {
             self.notice(
                 &key,
                 NoticeType::Normal,
@@ -443,6 +403,114 @@ impl TaskReconciler {
             withdrawn: applied.withdrawn,
             missed: plan.missed.len(),
             caught_up: plan.caught_up.len(),
+        })
+    }
+
+    /// Fetch and validate: the referenced Pipeline and Agent, the spec, the schedule and the
+    /// tools the pipeline uses.
+    async fn check(
+        &self,
+        task: &Task,
+        ns: &str,
+        created: DateTime<Utc>,
+    ) -> Result<Checked, ReconcileError> {
+        let spec = &task.spec;
+        let mut problems: Vec<Problem> = Vec::new();
+        let mut missing_ref: Option<ConditionUpdate> = None;
+        let referenced: Option<Arc<Pipeline>> = match &spec.pipeline_ref {
+            Some(p) if spec.pipeline.is_none() => {
+                let found = self.ctx.objects.pipeline(ns, p).await?;
+                if found.is_none() {
+                    missing_ref = Some(missing(
+                        reason::PIPELINE_NOT_FOUND,
+                        "spec.pipelineRef",
+                        "Pipeline",
+                        p,
+                    ));
+                }
+                found
+            }
+            _ => None,
+        };
+        if let Some(p) = &referenced {
+            for issue in validate::pipeline_spec_problems(&p.spec, "spec") {
+                problems.push(Problem {
+                    path: "spec.pipelineRef".into(),
+                    message: format!(
+                        "Pipeline `{}` is invalid: {issue}; fix the Pipeline",
+                        p.metadata.name.as_deref().unwrap_or_default()
+                    ),
+                    reason: reason::INVALID_PIPELINE,
+                });
+            }
+        }
+        let agent = match &spec.agent_ref {
+            Some(name) => {
+                let found = self.ctx.objects.agent(ns, name).await?;
+                if found.is_none() && missing_ref.is_none() {
+                    missing_ref = Some(missing(
+                        reason::AGENT_NOT_FOUND,
+                        "spec.agentRef",
+                        "Agent",
+                        name,
+                    ));
+                }
+                found
+            }
+            None => None,
+        };
+        problems.extend(validate::task_problems(
+            spec,
+            created,
+            referenced.as_deref().map(|p| &p.spec),
+        ));
+        let schedule = match validate::compile_schedule(&spec.schedule, created) {
+            Ok(s) => s,
+            Err(p) => {
+                if !problems.contains(&p) {
+                    problems.push(p);
+                }
+                None
+            }
+        };
+        let mut pending = None;
+        let pipeline = spec
+            .pipeline
+            .as_ref()
+            .or(referenced.as_deref().map(|p| &p.spec));
+        if let Some(pipeline) = pipeline
+            && problems.is_empty()
+            && missing_ref.is_none()
+        {
+            let at = |i: usize| match &spec.pipeline {
+                Some(_) => format!("spec.pipeline.steps[{i}].uses"),
+                None => format!("spec.pipelineRef (step {i})"),
+            };
+            let tools = references::check_tools(
+                self.ctx.objects.as_ref(),
+                ns,
+                pipeline,
+                &at,
+                agent.as_deref(),
+            )
+            .await?;
+            problems.extend(tools.problems);
+            if !tools.pending.is_empty() {
+                let mut update = invalid(&tools.pending);
+                update.message.push_str("; it is scheduled meanwhile");
+                pending = Some(update);
+            }
+        }
+        let stalled = if problems.is_empty() {
+            missing_ref
+        } else {
+            Some(invalid(&problems))
+        };
+        Ok(Checked {
+            referenced,
+            schedule,
+            stalled,
+            pending,
         })
     }
 
@@ -548,6 +616,18 @@ impl TaskReconciler {
     }
 }
 
+/// What fetch-and-validate concluded about a Task.
+struct Checked {
+    /// The Pipeline `pipelineRef` names, when it exists.
+    referenced: Option<Arc<Pipeline>>,
+    schedule: Option<ordinaut_schedule::Schedule>,
+    /// Ready=False and Stalled=True: a person must change something (the Task is held).
+    stalled: Option<ConditionUpdate>,
+    /// Ready=False and Reconciling=True: a check waits for another object (an McpServer's
+    /// first discovery); the Task is scheduled meanwhile.
+    pending: Option<ConditionUpdate>,
+}
+
 /// The part of a Task's status a reconcile writes (the rest comes from runs).
 fn reconcile_owned(status: &TaskStatus) -> TaskStatus {
     TaskStatus {
@@ -557,6 +637,7 @@ fn reconcile_owned(status: &TaskStatus) -> TaskStatus {
         next_run_time: status.next_run_time,
         last_schedule_time: status.last_schedule_time,
         handled_run_now: status.handled_run_now.clone(),
+        last_missed_time: status.last_missed_time,
         ..TaskStatus::default()
     }
 }
@@ -596,9 +677,15 @@ impl DefinitionReconciler {
             .as_ref()
             .map(|s| s.conditions.clone())
             .unwrap_or_default();
-        let valid = self
-            .finish(Kind::Agent, &a.metadata, &old, &problems)
-            .await?;
+        // A missing token Secret makes the Agent not Ready, but its Tasks still run: it stays
+        // projected (scopes, budgets) as long as its spec is valid.
+        let mut shown = problems.clone();
+        if problems.is_empty() {
+            let k = key(Kind::Agent, &a.metadata);
+            shown.extend(crate::agent_token::token_problem(&self.ctx, &k.namespace, &a.spec).await);
+        }
+        self.finish(Kind::Agent, &a.metadata, &old, &shown).await?;
+        let valid = problems.is_empty();
         if self.ctx.leader.is_leader() {
             let k = key(Kind::Agent, &a.metadata);
             let result = if valid {
@@ -711,7 +798,12 @@ impl DefinitionReconciler {
             };
             self.ctx.sink.notice(&key, &notice).await?;
         }
-        let conditions = merge_condition(old, &update, meta.generation, now);
+        let progress = if problems.is_empty() {
+            Progress::Done
+        } else {
+            Progress::Stalled
+        };
+        let conditions = kstatus_conditions(old, &update, progress, meta.generation, now);
         let mut status = json!({ "conditions": conditions });
         if let Some(generation) = meta.generation {
             status["observedGeneration"] = json!(generation);

@@ -71,6 +71,50 @@ pub fn merge_condition(
     out
 }
 
+/// Where an object stands in kstatus terms, beside its `Ready` condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Reconciled: neither `Stalled` nor `Reconciling` (both removed).
+    Done,
+    /// Only a change by a person helps: `Stalled=True` with Ready's reason and message.
+    Stalled,
+    /// The operator is still working on it: `Reconciling=True` with Ready's reason and
+    /// message.
+    Reconciling,
+}
+
+/// `existing` with `ready` merged and `Stalled`/`Reconciling` set or removed per `progress`
+/// (kstatus "abnormal-true" conditions: present only while true). Every condition carries
+/// `generation` as its `observedGeneration`.
+pub fn kstatus_conditions(
+    existing: &[Condition],
+    ready: &ConditionUpdate,
+    progress: Progress,
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> Vec<Condition> {
+    let mut out = merge_condition(existing, ready, generation, now);
+    let extra = match progress {
+        Progress::Done => None,
+        Progress::Stalled => Some(condition::STALLED),
+        Progress::Reconciling => Some(condition::RECONCILING),
+    };
+    out.retain(|c| {
+        (c.type_ != condition::STALLED && c.type_ != condition::RECONCILING)
+            || Some(c.type_.as_str()) == extra
+    });
+    if let Some(type_) = extra {
+        let update = ConditionUpdate {
+            type_,
+            status: true,
+            reason: ready.reason.clone(),
+            message: ready.message.clone(),
+        };
+        out = merge_condition(&out, &update, generation, now);
+    }
+    out
+}
+
 /// The Ready condition of an object that failed validation: the first problem's reason,
 /// every problem in the message (field path and fix).
 pub fn invalid(problems: &[Problem]) -> ConditionUpdate {
@@ -151,7 +195,8 @@ pub fn run_status_of(db: &str) -> &'static str {
     }
 }
 
-/// The full status: the reconcile-owned part, the run summary and the missed count.
+/// The full status: the reconcile-owned part, the run summary and the missed count. An
+/// occurrence missed after the latest run started makes `lastRunStatus` `Missed`.
 pub fn compose_task_status(owned: &TaskStatus, runs: &RunSummary, missed_total: i64) -> TaskStatus {
     let mut status = owned.clone();
     status.last_run_time = runs.last_run_time;
@@ -161,6 +206,11 @@ pub fn compose_task_status(owned: &TaskStatus, runs: &RunSummary, missed_total: 
         .map(|s| run_status_of(s).to_string());
     status.last_run_id = runs.last_run_id.map(|id| id.to_string());
     status.last_successful_time = runs.last_successful_time;
+    if let Some(missed) = owned.last_missed_time
+        && runs.last_run_time.is_none_or(|run| missed > run)
+    {
+        status.last_run_status = Some(run_status::MISSED.to_string());
+    }
     status.counters.succeeded = runs.succeeded;
     status.counters.failed = runs.failed;
     status.counters.skipped_overlap = runs.skipped;
@@ -217,6 +267,49 @@ mod tests {
         assert_eq!(c3[0].reason, "InvalidSchedule");
         assert_eq!(c3[0].message, "spec.schedule.rrule: bad");
         assert_eq!(c3.len(), 1);
+    }
+
+    #[test]
+    fn stalled_and_reconciling_are_present_only_while_true() {
+        let now = t("2025-01-01T00:00:00Z");
+        let bad = invalid(&[Problem {
+            path: "spec.x".into(),
+            message: "m".into(),
+            reason: reason::INVALID_SPEC,
+        }]);
+        let c = kstatus_conditions(&[], &bad, Progress::Stalled, Some(4), now);
+        let types: Vec<_> = c
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str()))
+            .collect();
+        assert_eq!(types, vec![("Ready", "False"), ("Stalled", "True")]);
+        assert!(c.iter().all(|c| c.observed_generation == Some(4)));
+        assert_eq!(c[1].reason, "InvalidSpec");
+        let c = kstatus_conditions(&c, &bad, Progress::Reconciling, Some(5), now);
+        let types: Vec<_> = c.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, vec!["Ready", "Reconciling"]);
+        let ok = task_ready(ScheduleState::Active, None);
+        let c = kstatus_conditions(&c, &ok, Progress::Done, Some(6), now);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].status, "True");
+    }
+
+    #[test]
+    fn a_miss_after_the_latest_run_reads_missed() {
+        let owned = TaskStatus {
+            last_missed_time: Some(t("2025-01-01T10:15:00Z")),
+            ..TaskStatus::default()
+        };
+        let mut runs = RunSummary {
+            last_run_time: Some(t("2025-01-01T10:00:01Z")),
+            last_run_status: Some("succeeded".into()),
+            ..RunSummary::default()
+        };
+        let s = compose_task_status(&owned, &runs, 1);
+        assert_eq!(s.last_run_status.as_deref(), Some("Missed"));
+        runs.last_run_time = Some(t("2025-01-01T10:30:01Z"));
+        let s = compose_task_status(&owned, &runs, 1);
+        assert_eq!(s.last_run_status.as_deref(), Some("Succeeded"));
     }
 
     #[test]

@@ -556,9 +556,17 @@ impl Source {
                 self.defs.pipeline(p).await
             }
             Loaded::McpServer(m) => {
-                self.objects.put_mcp_server((**m).clone());
                 m.status = status.and_then(|s| serde_json::from_value(s).ok());
-                self.defs.mcp_server(m).await
+                self.objects.put_mcp_server((**m).clone());
+                let result = self.defs.mcp_server(m).await;
+                // Tasks check their tools against the catalog the discovery just wrote.
+                let mut discovered = (**m).clone();
+                discovered.status = self
+                    .sink
+                    .status_of(key.0, &key.1, &key.2)
+                    .and_then(|s| serde_json::from_value(s).ok());
+                self.objects.put_mcp_server(discovered);
+                result
             }
             Loaded::Agent(a) => {
                 self.objects.put_agent((**a).clone());

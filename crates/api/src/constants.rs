@@ -23,9 +23,13 @@ pub const FIELD_MANAGER: &str = "ordinaut-operator";
 pub mod condition {
     /// True when the object is valid and everything it refers to exists.
     pub const READY: &str = "Ready";
-    /// True when the object cannot make progress without a change from a person (a schedule
-    /// that will never fire again, a missing reference that has not appeared).
+    /// True when the object cannot make progress without a change from a person (an invalid
+    /// spec, a reference to an object or tool that does not exist or is not allowed). Absent
+    /// otherwise (kstatus: an "abnormal-true" condition).
     pub const STALLED: &str = "Stalled";
+    /// True while the operator is still working towards the spec (waiting for an McpServer's
+    /// first tool discovery, retrying an unreachable server). Absent otherwise.
+    pub const RECONCILING: &str = "Reconciling";
 }
 
 /// `reason` of conditions and Events (PascalCase, as Kubernetes expects).
@@ -50,6 +54,9 @@ pub mod reason {
     pub const TOOL_NOT_FOUND: &str = "ToolNotFound";
     /// A step `uses` a tool outside the Agent's scopes.
     pub const SCOPE_DENIED: &str = "ScopeDenied";
+    /// A step `uses` an McpServer that has not listed its tools yet: the tool check waits
+    /// for its discovery (`Reconciling=True`).
+    pub const MCP_SERVER_NOT_READY: &str = "McpServerNotReady";
     /// The schedule has no occurrence left (`at` in the past, `UNTIL`/`COUNT` reached, `endAt`).
     pub const SCHEDULE_EXHAUSTED: &str = "ScheduleExhausted";
     /// The Task is suspended (`spec.suspend`).
@@ -62,6 +69,9 @@ pub mod reason {
     pub const DISCOVERY_FAILED: &str = "DiscoveryFailed";
     /// A referenced Secret or key is missing.
     pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+    /// The Secret (or key) an Agent's `tokenSecretRef` names is missing or empty: the Agent is
+    /// not Ready and the gateway refuses it (its Tasks still run).
+    pub const TOKEN_SECRET_NOT_FOUND: &str = "TokenSecretNotFound";
     /// A transient error; the operator retries with backoff.
     pub const RECONCILE_ERROR: &str = "ReconcileError";
 }

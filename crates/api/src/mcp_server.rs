@@ -29,6 +29,11 @@ use serde::{Deserialize, Serialize};
         json_path = r#".status.conditions[?(@.type=="Ready")].status"#
     ),
     printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
+    ),
+    printcolumn(
         name = "URL",
         type_ = "string",
         json_path = ".spec.transport.http.url",

@@ -1,5 +1,5 @@
 //! The `kube::runtime::Controller`s: Task (with its finalizer; re-triggered by changes of
-//! the Pipelines and Agents it refers to), Pipeline, McpServer and Agent. Each reconcile
+//! the Pipelines, Agents and McpServers it refers to), Pipeline, McpServer and Agent. Each reconcile
 //! calls the core; errors requeue with per-object exponential backoff; valid Tasks requeue
 //! when their next run is due (between one and ten ticks), which extends their horizon and
 //! applies catch-up.
@@ -127,6 +127,7 @@ pub async fn run(
     let tasks = task_ctl.store();
     let by_pipeline = tasks.clone();
     let by_agent = tasks.clone();
+    let by_server = tasks.clone();
     let stop = shutdown.clone();
     let task_ctl = task_ctl
         .watches(
@@ -138,6 +139,11 @@ pub async fn run(
             Api::<Agent>::all(client.clone()),
             wc.clone(),
             move |a: Agent| referencing(&by_agent, &a, |t| t.spec.agent_ref.as_deref()),
+        )
+        .watches(
+            Api::<McpServer>::all(client.clone()),
+            wc.clone(),
+            move |m: McpServer| using_server(&by_server, &m),
         )
         .reconcile_all_on(gained_on())
         .graceful_shutdown_on(async move { stop.cancelled().await })
@@ -157,18 +163,19 @@ pub async fn run(
         )
         .for_each(log_result("Pipeline"));
     let stop = shutdown.clone();
-    let agent_ctl =
-        Controller::new(Api::<Agent>::all(client.clone()), wc.clone())
-            .reconcile_all_on(gained_on())
-            .graceful_shutdown_on(async move { stop.cancelled().await })
-            .run(
-                |a: Arc<Agent>, s: Arc<Shared>| async move {
-                    definition(&s, &*a, s.defs.agent(&a).await)
-                },
-                error_policy,
-                shared.clone(),
-            )
-            .for_each(log_result("Agent"));
+    let agent_ctl = Controller::new(Api::<Agent>::all(client.clone()), wc.clone())
+        .reconcile_all_on(gained_on())
+        .graceful_shutdown_on(async move { stop.cancelled().await })
+        .run(
+            |a: Arc<Agent>, s: Arc<Shared>| async move {
+                // Secrets are not watched: an Agent waiting for its token Secret is
+                // checked again every tick.
+                definition(&s, &*a, s.defs.agent(&a).await).map(|_| Action::requeue(s.cfg.tick))
+            },
+            error_policy,
+            shared.clone(),
+        )
+        .for_each(log_result("Agent"));
     let stop = shutdown.clone();
     let mcp_ctl = Controller::new(Api::<McpServer>::all(client), wc)
         .reconcile_all_on(gained_on())
@@ -195,6 +202,27 @@ fn referencing<K: Resource>(
         .state()
         .iter()
         .filter(|t| t.namespace() == ns && field(t) == Some(name.as_str()))
+        .map(|t| ObjectRef::from_obj(&**t))
+        .collect()
+}
+
+/// The Tasks in `server`'s namespace that may call its tools: those whose inline pipeline
+/// has a step `uses: <server>.…`, and every Task with a `pipelineRef` (the Pipeline is not in
+/// this cache; a reconcile of such a Task is a few GETs and, when nothing changed, no write).
+fn using_server(
+    tasks: &kube::runtime::reflector::Store<Task>,
+    server: &McpServer,
+) -> Vec<ObjectRef<Task>> {
+    let (ns, name) = (server.namespace(), server.name_any());
+    let prefix = format!("{name}.");
+    tasks
+        .state()
+        .iter()
+        .filter(|t| t.namespace() == ns)
+        .filter(|t| match &t.spec.pipeline {
+            Some(p) => p.steps.iter().any(|s| s.uses.starts_with(&prefix)),
+            None => t.spec.pipeline_ref.is_some(),
+        })
         .map(|t| ObjectRef::from_obj(&**t))
         .collect()
 }
