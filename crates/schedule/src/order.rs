@@ -35,7 +35,14 @@ impl InOrder {
     }
 
     /// Adds the next wall time, resolved. Wall times must come in ascending wall-clock order.
+    /// The common case (nothing held back, a wall time that exists) passes straight through
+    /// and is ready at once.
     pub(crate) fn push(&mut self, r: Resolved) {
+        if self.pending.is_empty() && r.floor == r.at.to_utc() {
+            self.floor = Some(r.floor);
+            self.pending.push(r.at);
+            return;
+        }
         self.floor = Some(self.floor.map_or(r.floor, |f| f.max(r.floor)));
         let at = r.at;
         let pos = self.pending.partition_point(|p| *p > at);
