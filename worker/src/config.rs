@@ -25,6 +25,11 @@ pub struct WorkerConfig {
     pub default_step_timeout: Duration,
     /// The Redis stream run events are written to (through the outbox).
     pub events_stream: String,
+    /// Self-fencing: a run whose lease was not renewed by this long before it expires is
+    /// stopped and handed back. `None`: a sixth of the lease (5 s of the default 30 s).
+    pub lease_safety_margin: Option<Duration>,
+    /// Largest JSON value stored for a step's input or output or a run's output.
+    pub max_output_bytes: usize,
 }
 
 impl Default for WorkerConfig {
@@ -40,7 +45,16 @@ impl Default for WorkerConfig {
             drain_timeout: Duration::from_secs(30),
             default_step_timeout: Duration::from_secs(300),
             events_stream: ordinaut_store::DEFAULT_STREAM.to_string(),
+            lease_safety_margin: None,
+            max_output_bytes: ordinaut_store::storable::DEFAULT_MAX_OUTPUT_BYTES,
         }
+    }
+}
+
+impl WorkerConfig {
+    /// The self-fencing margin: `lease_safety_margin`, else a sixth of the lease.
+    pub fn fence_margin(&self) -> Duration {
+        self.lease_safety_margin.unwrap_or(self.lease_duration / 6)
     }
 }
 

@@ -61,6 +61,18 @@ struct Args {
     #[arg(long, env = "ORDINAUT_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = duration)]
     heartbeat_interval: Duration,
 
+    /// Self-fencing: a run whose lease was not renewed by this long before it expires is
+    /// stopped and handed back, never recorded as succeeded, so two attempts never overlap
+    /// [default: a sixth of --lease-duration]. Keep --heartbeat-interval plus this margin
+    /// under --lease-duration.
+    #[arg(long, env = "ORDINAUT_LEASE_SAFETY_MARGIN", value_parser = duration)]
+    lease_safety_margin: Option<Duration>,
+
+    /// Largest JSON value stored for a step's input or output or a run's output, in bytes; a
+    /// larger one fails the run with the reason (it is never retried).
+    #[arg(long, env = "ORDINAUT_MAX_OUTPUT_BYTES", default_value_t = ordinaut_store::storable::DEFAULT_MAX_OUTPUT_BYTES)]
+    max_output_bytes: usize,
+
     /// Longest wait before looking for work again when no notification arrives.
     #[arg(long, env = "ORDINAUT_POLL_INTERVAL", default_value = "1s", value_parser = duration)]
     poll_interval: Duration,
@@ -164,7 +176,19 @@ async fn main() -> anyhow::Result<()> {
         drain_timeout: args.drain_timeout,
         default_step_timeout: args.step_timeout,
         events_stream: args.events_stream.clone(),
+        lease_safety_margin: args.lease_safety_margin,
+        max_output_bytes: args.max_output_bytes,
     };
+    if config.heartbeat_interval + config.fence_margin() >= config.lease_duration {
+        anyhow::bail!(
+            "--heartbeat-interval ({:?}) plus the lease safety margin ({:?}) must be shorter than \
+             --lease-duration ({:?}), or every run would stop itself; lengthen the lease or \
+             shorten the others",
+            config.heartbeat_interval,
+            config.fence_margin(),
+            config.lease_duration
+        );
+    }
 
     let shutdown = CancellationToken::new();
     let draining = CancellationToken::new();
@@ -192,11 +216,9 @@ async fn main() -> anyhow::Result<()> {
     let ready: ReadyCheck = {
         let store = store.clone();
         let draining = draining.clone();
-        let redis_url = args.redis_url.clone();
         Arc::new(move || {
             let store = store.clone();
             let draining = draining.clone();
-            let redis_url = redis_url.clone();
             Box::pin(async move {
                 if draining.is_cancelled() {
                     return Err("draining".to_string());
@@ -204,11 +226,9 @@ async fn main() -> anyhow::Result<()> {
                 if !store.ping().await {
                     return Err("database unreachable".to_string());
                 }
-                if let Some(url) = redis_url
-                    && !ordinaut_events::ping_redis(&url, Duration::from_secs(2)).await
-                {
-                    return Err("redis unreachable".to_string());
-                }
+                // Redis is not asked: down, it leaves the worker degraded, not unready (runs go
+                // on; their events wait in the outbox: ordinaut_outbox_backlog and
+                // ordinaut_outbox_relay_failures show it).
                 Ok(())
             })
         })

@@ -405,6 +405,8 @@ fn help_documents_every_flag() {
         "--events-maxlen",
         "--secrets-dir",
         "--mcp-sync-interval",
+        "--lease-safety-margin",
+        "--max-output-bytes",
     ] {
         assert!(
             help.contains(flag),
@@ -412,5 +414,5 @@ fn help_documents_every_flag() {
         );
     }
     // Every flag has an environment variable.
-    assert!(help.matches("[env: ").count() >= 21, "{help}");
+    assert!(help.matches("[env: ").count() >= 23, "{help}");
 }

@@ -124,7 +124,18 @@ pub struct TaskSpec {
     /// Skip occurrences until this instant (RFC 3339), then resume on schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snooze_until: Option<DateTime<Utc>>,
+
+    /// How many times one occurrence may be started in all (default 5). An attempt that never
+    /// finishes (its worker crashed, was stopped, or lost its lease) is started again; past
+    /// this many, the occurrence is recorded as failed with the reason instead of looping.
+    /// Step retries within one attempt (`retry`) do not count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_attempts: Option<u32>,
 }
+
+/// The default of `spec.maxAttempts`.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
 /// When a Task runs: exactly one of `rrule`, `cron`, `at`, `every` or `on`, read in
 /// `timezone`, and bounded by `startAt`/`endAt`.
