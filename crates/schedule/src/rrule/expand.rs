@@ -4,7 +4,7 @@
 //! BYSETPOS within the period, and yields candidates in ascending wall-clock order.
 //! Zone resolution, COUNT/UNTIL and de-duplication happen in the iterator (`iter.rs`).
 
-use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Weekday};
 
 use super::calendar::{
     CYCLE_DAYS, CYCLE_MONTHS, CYCLE_WEEKS, CYCLE_YEARS, day_num, from_day_num, gcd, month_len,
@@ -57,6 +57,93 @@ pub(crate) enum Next {
     End,
 }
 
+/// BYMONTH, BYMONTHDAY and BYDAY with the defaults RFC 5545 and python-dateutil take from
+/// DTSTART when a rule gives no day-level part.
+fn day_defaults(rule: &RRule, dtstart: NaiveDateTime) -> (Vec<u32>, Vec<i32>, Vec<(i32, Weekday)>) {
+    let mut bymonth = rule.bymonth.clone();
+    let mut bymonthday = rule.bymonthday.clone();
+    let mut byday = rule.byday.clone();
+    if rule.byweekno.is_empty()
+        && rule.byyearday.is_empty()
+        && rule.bymonthday.is_empty()
+        && rule.byday.is_empty()
+    {
+        match rule.freq {
+            Freq::Yearly => {
+                if bymonth.is_empty() {
+                    bymonth = vec![dtstart.month()];
+                }
+                bymonthday = vec![dtstart.day() as i32];
+            }
+            Freq::Monthly => bymonthday = vec![dtstart.day() as i32],
+            Freq::Weekly => byday = vec![(0, dtstart.weekday())],
+            _ => {}
+        }
+    }
+    (bymonth, bymonthday, byday)
+}
+
+/// Every combination of the hours, minutes and seconds, sorted.
+fn times_of_day(hours: &[u32], minutes: &[u32], seconds: &[u32]) -> Vec<NaiveTime> {
+    let mut timeset = Vec::new();
+    for &h in hours {
+        for &m in minutes {
+            for &s in seconds {
+                if let Some(t) = NaiveTime::from_hms_opt(h, m, s) {
+                    timeset.push(t);
+                }
+            }
+        }
+    }
+    timeset
+}
+
+/// The day-level BY-parts as masks: month days and year days counted from either end, plain
+/// weekdays, and ordinal weekdays (`2MO`, `-1FR`).
+struct DayMasks {
+    mday_pos: u32,
+    mday_neg: u32,
+    yday_pos: Vec<bool>,
+    yday_neg: Vec<bool>,
+    wday_plain: u8,
+    nth: Vec<(i32, i32)>,
+}
+
+impl DayMasks {
+    fn new(bymonthday: &[i32], byyearday: &[i32], byday: &[(i32, Weekday)]) -> Self {
+        let mut m = DayMasks {
+            mday_pos: 0,
+            mday_neg: 0,
+            yday_pos: vec![false; 367],
+            yday_neg: vec![false; 367],
+            wday_plain: 0,
+            nth: Vec::new(),
+        };
+        for &d in bymonthday {
+            if d > 0 {
+                m.mday_pos |= 1 << d;
+            } else {
+                m.mday_neg |= 1 << (-d);
+            }
+        }
+        for &d in byyearday {
+            if d > 0 {
+                m.yday_pos[d as usize] = true;
+            } else {
+                m.yday_neg[(-d) as usize] = true;
+            }
+        }
+        for &(n, wd) in byday {
+            if n == 0 {
+                m.wday_plain |= 1 << wd_index(wd);
+            } else {
+                m.nth.push((n, wd_index(wd)));
+            }
+        }
+        m
+    }
+}
+
 fn mask_of(values: &[u32]) -> u64 {
     values.iter().fold(0u64, |m, v| m | (1u64 << v))
 }
@@ -70,27 +157,7 @@ fn sorted(mut v: Vec<u32>) -> Vec<u32> {
 impl Compiled {
     pub(crate) fn new(rule: &RRule, dtstart: NaiveDateTime) -> Compiled {
         let f = rule.freq;
-        let mut bymonth = rule.bymonth.clone();
-        let mut bymonthday = rule.bymonthday.clone();
-        let mut byday = rule.byday.clone();
-        // Defaults from DTSTART, as RFC 5545 and python-dateutil fill them.
-        if rule.byweekno.is_empty()
-            && rule.byyearday.is_empty()
-            && rule.bymonthday.is_empty()
-            && rule.byday.is_empty()
-        {
-            match f {
-                Freq::Yearly => {
-                    if bymonth.is_empty() {
-                        bymonth = vec![dtstart.month()];
-                    }
-                    bymonthday = vec![dtstart.day() as i32];
-                }
-                Freq::Monthly => bymonthday = vec![dtstart.day() as i32],
-                Freq::Weekly => byday = vec![(0, dtstart.weekday())],
-                _ => {}
-            }
-        }
+        let (bymonth, bymonthday, byday) = day_defaults(rule, dtstart);
         let pick = |given: &Vec<u32>, coarser: bool, from: u32, all: u32| -> Vec<u32> {
             if !given.is_empty() {
                 sorted(given.clone())
@@ -103,45 +170,12 @@ impl Compiled {
         let hours = pick(&rule.byhour, f < Freq::Hourly, dtstart.hour(), 24);
         let minutes = pick(&rule.byminute, f < Freq::Minutely, dtstart.minute(), 60);
         let seconds = pick(&rule.bysecond, f < Freq::Secondly, dtstart.second(), 60);
-        let mut timeset = Vec::new();
-        if f <= Freq::Daily {
-            for &h in &hours {
-                for &m in &minutes {
-                    for &s in &seconds {
-                        if let Some(t) = NaiveTime::from_hms_opt(h, m, s) {
-                            timeset.push(t);
-                        }
-                    }
-                }
-            }
-        }
-        let mut mday_pos = 0u32;
-        let mut mday_neg = 0u32;
-        for &d in &bymonthday {
-            if d > 0 {
-                mday_pos |= 1 << d;
-            } else {
-                mday_neg |= 1 << (-d);
-            }
-        }
-        let mut yday_pos = vec![false; 367];
-        let mut yday_neg = vec![false; 367];
-        for &d in &rule.byyearday {
-            if d > 0 {
-                yday_pos[d as usize] = true;
-            } else {
-                yday_neg[(-d) as usize] = true;
-            }
-        }
-        let mut wday_plain = 0u8;
-        let mut nth = Vec::new();
-        for &(n, wd) in &byday {
-            if n == 0 {
-                wday_plain |= 1 << wd_index(wd);
-            } else {
-                nth.push((n, wd_index(wd)));
-            }
-        }
+        let timeset = if f <= Freq::Daily {
+            times_of_day(&hours, &minutes, &seconds)
+        } else {
+            Vec::new()
+        };
+        let days = DayMasks::new(&bymonthday, &rule.byyearday, &byday);
         let wkst = wd_index(rule.wkst);
         let d0 = day_num(dtstart.date());
         let week0 = d0 - (wd_of_num(d0) - wkst).rem_euclid(7);
@@ -173,14 +207,14 @@ impl Compiled {
             } else {
                 sorted(bymonth)
             },
-            mday_pos,
-            mday_neg,
+            mday_pos: days.mday_pos,
+            mday_neg: days.mday_neg,
             has_mday: !bymonthday.is_empty(),
             has_yday: !rule.byyearday.is_empty(),
-            yday_pos,
-            yday_neg,
-            wday_plain,
-            nth,
+            yday_pos: days.yday_pos,
+            yday_neg: days.yday_neg,
+            wday_plain: days.wday_plain,
+            nth: days.nth,
             has_byday: !byday.is_empty(),
             byweekno: rule.byweekno.clone(),
             wkst,

@@ -229,148 +229,11 @@ fn parse_rule(text: &str, _tz: Tz) -> Result<RRule, ScheduleError> {
     };
     let mut freq = None;
     for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let Some((name, value)) = part.split_once('=') else {
-            return Err(ScheduleError::invalid(
-                "rrule",
-                format!("`{part}` is not NAME=VALUE; write e.g. `FREQ=DAILY;BYHOUR=8`"),
-            ));
-        };
-        let name = name.trim().to_ascii_uppercase();
-        let value = value.trim();
-        if !PARTS.contains(&name.as_str()) {
-            return Err(ScheduleError::invalid(
-                field(&name),
-                format!("unknown rule part `{name}`; allowed: {}", PARTS.join(", ")),
-            ));
-        }
-        if !seen.insert(name.clone()) {
-            return Err(ScheduleError::invalid(
-                field(&name),
-                format!(
-                    "{name} appears twice; give it once (values may be a comma-separated list)"
-                ),
-            ));
-        }
-        if value.is_empty() {
-            return Err(ScheduleError::invalid(
-                field(&name),
-                format!("{name} has no value"),
-            ));
-        }
-        match name.as_str() {
-            "FREQ" => freq = Some(parse_freq(value)?),
-            "INTERVAL" => {
-                let n = parse_int(&name, value)?;
-                if n <= 0 {
-                    return Err(ScheduleError::invalid(
-                        field(&name),
-                        format!("INTERVAL={n} must be a positive integer (1 means every period)"),
-                    ));
-                }
-                rule.interval = u32::try_from(n)
-                    .map_err(|_| ScheduleError::invalid(field(&name), "INTERVAL is too large"))?;
-            }
-            "COUNT" => {
-                let n = parse_int(&name, value)?;
-                if n <= 0 {
-                    return Err(ScheduleError::invalid(
-                        field(&name),
-                        format!(
-                            "COUNT={n} must be a positive integer; remove COUNT for an unbounded rule"
-                        ),
-                    ));
-                }
-                rule.count = Some(
-                    u32::try_from(n)
-                        .map_err(|_| ScheduleError::invalid(field(&name), "COUNT is too large"))?,
-                );
-            }
-            "UNTIL" => {
-                let (t, utc) = parse_datetime(value).ok_or_else(|| {
-                    ScheduleError::invalid(
-                        field(&name),
-                        format!("`{value}` is not a date-time; write `YYYYMMDDTHHMMSSZ` (UTC) or `YYYYMMDDTHHMMSS` (local)"),
-                    )
-                })?;
-                rule.until = Some(if utc {
-                    Until::Utc(t.and_utc())
-                } else {
-                    Until::Local(t)
-                });
-            }
-            "BYSECOND" => {
-                rule.bysecond = parse_list(
-                    &name,
-                    value,
-                    |n| (0..=59).contains(&n),
-                    "0 to 59 (leap second 60 is not supported)",
-                )?
-                .into_iter()
-                .map(|n| n as u32)
-                .collect()
-            }
-            "BYMINUTE" => {
-                rule.byminute = parse_list(&name, value, |n| (0..=59).contains(&n), "0 to 59")?
-                    .into_iter()
-                    .map(|n| n as u32)
-                    .collect()
-            }
-            "BYHOUR" => {
-                rule.byhour = parse_list(&name, value, |n| (0..=23).contains(&n), "0 to 23")?
-                    .into_iter()
-                    .map(|n| n as u32)
-                    .collect()
-            }
-            "BYMONTH" => {
-                rule.bymonth = parse_list(&name, value, |n| (1..=12).contains(&n), "1 to 12")?
-                    .into_iter()
-                    .map(|n| n as u32)
-                    .collect()
-            }
-            "BYMONTHDAY" => {
-                rule.bymonthday = parse_list(
-                    &name,
-                    value,
-                    |n| n != 0 && (-31..=31).contains(&n),
-                    "1 to 31 or -31 to -1",
-                )?
-            }
-            "BYYEARDAY" => {
-                rule.byyearday = parse_list(
-                    &name,
-                    value,
-                    |n| n != 0 && (-366..=366).contains(&n),
-                    "1 to 366 or -366 to -1",
-                )?
-            }
-            "BYWEEKNO" => {
-                rule.byweekno = parse_list(
-                    &name,
-                    value,
-                    |n| n != 0 && (-53..=53).contains(&n),
-                    "1 to 53 or -53 to -1",
-                )?
-            }
-            "BYSETPOS" => {
-                rule.bysetpos = parse_list(
-                    &name,
-                    value,
-                    |n| n != 0 && (-366..=366).contains(&n),
-                    "1 to 366 or -366 to -1",
-                )?
-            }
-            "BYDAY" => rule.byday = parse_byday(value)?,
-            "WKST" => {
-                rule.wkst = parse_weekday(value).ok_or_else(|| {
-                    ScheduleError::invalid(
-                        field(&name),
-                        format!(
-                            "WKST=`{value}` is not a weekday; use MO, TU, WE, TH, FR, SA or SU"
-                        ),
-                    )
-                })?
-            }
-            _ => {}
+        let (name, value) = split_part(part, &mut seen)?;
+        if name == "FREQ" {
+            freq = Some(parse_freq(value)?);
+        } else {
+            apply_part(&mut rule, &name, value)?;
         }
     }
     let Some(freq) = freq else {
@@ -381,6 +244,140 @@ fn parse_rule(text: &str, _tz: Tz) -> Result<RRule, ScheduleError> {
     };
     rule.freq = freq;
     Ok(rule)
+}
+
+/// `NAME=VALUE` → the upper-cased name (a known part, not seen before) and its value.
+fn split_part<'a>(
+    part: &'a str,
+    seen: &mut HashSet<String>,
+) -> Result<(String, &'a str), ScheduleError> {
+    let Some((name, value)) = part.split_once('=') else {
+        return Err(ScheduleError::invalid(
+            "rrule",
+            format!("`{part}` is not NAME=VALUE; write e.g. `FREQ=DAILY;BYHOUR=8`"),
+        ));
+    };
+    let name = name.trim().to_ascii_uppercase();
+    let value = value.trim();
+    if !PARTS.contains(&name.as_str()) {
+        return Err(ScheduleError::invalid(
+            field(&name),
+            format!("unknown rule part `{name}`; allowed: {}", PARTS.join(", ")),
+        ));
+    }
+    if !seen.insert(name.clone()) {
+        return Err(ScheduleError::invalid(
+            field(&name),
+            format!("{name} appears twice; give it once (values may be a comma-separated list)"),
+        ));
+    }
+    if value.is_empty() {
+        return Err(ScheduleError::invalid(
+            field(&name),
+            format!("{name} has no value"),
+        ));
+    }
+    Ok((name, value))
+}
+
+/// The numeric BY-parts: name, the range of values (zero excluded where the range is
+/// signed: negative values count from the end), and how the error describes the range.
+const BY_LISTS: &[(&str, i32, i32, &str)] = &[
+    (
+        "BYSECOND",
+        0,
+        59,
+        "0 to 59 (leap second 60 is not supported)",
+    ),
+    ("BYMINUTE", 0, 59, "0 to 59"),
+    ("BYHOUR", 0, 23, "0 to 23"),
+    ("BYMONTH", 1, 12, "1 to 12"),
+    ("BYMONTHDAY", -31, 31, "1 to 31 or -31 to -1"),
+    ("BYYEARDAY", -366, 366, "1 to 366 or -366 to -1"),
+    ("BYWEEKNO", -53, 53, "1 to 53 or -53 to -1"),
+    ("BYSETPOS", -366, 366, "1 to 366 or -366 to -1"),
+];
+
+/// Sets one rule part other than FREQ on `rule`.
+fn apply_part(rule: &mut RRule, name: &str, value: &str) -> Result<(), ScheduleError> {
+    if let Some(&(_, lo, hi, hint)) = BY_LISTS.iter().find(|(n, ..)| *n == name) {
+        // Zero is never a valid position; it is a value only where the range starts at 0.
+        let list = parse_list(
+            name,
+            value,
+            |n| (lo..=hi).contains(&n) && (n != 0 || lo == 0),
+            hint,
+        )?;
+        let unsigned = || list.iter().map(|&n| n as u32).collect::<Vec<u32>>();
+        match name {
+            "BYSECOND" => rule.bysecond = unsigned(),
+            "BYMINUTE" => rule.byminute = unsigned(),
+            "BYHOUR" => rule.byhour = unsigned(),
+            "BYMONTH" => rule.bymonth = unsigned(),
+            "BYMONTHDAY" => rule.bymonthday = list,
+            "BYYEARDAY" => rule.byyearday = list,
+            "BYWEEKNO" => rule.byweekno = list,
+            _ => rule.bysetpos = list,
+        }
+        return Ok(());
+    }
+    match name {
+        "INTERVAL" => {
+            rule.interval = parse_positive(
+                name,
+                value,
+                "INTERVAL={n} must be a positive integer (1 means every period)",
+            )?
+        }
+        "COUNT" => {
+            rule.count = Some(parse_positive(
+                name,
+                value,
+                "COUNT={n} must be a positive integer; remove COUNT for an unbounded rule",
+            )?)
+        }
+        "UNTIL" => rule.until = Some(parse_until(value)?),
+        "BYDAY" => rule.byday = parse_byday(value)?,
+        "WKST" => {
+            rule.wkst = parse_weekday(value).ok_or_else(|| {
+                ScheduleError::invalid(
+                    field(name),
+                    format!("WKST=`{value}` is not a weekday; use MO, TU, WE, TH, FR, SA or SU"),
+                )
+            })?
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A positive integer that fits in a u32; `why` explains a value below 1 (`{n}` is the value).
+fn parse_positive(name: &str, value: &str, why: &str) -> Result<u32, ScheduleError> {
+    let n = parse_int(name, value)?;
+    if n <= 0 {
+        return Err(ScheduleError::invalid(
+            field(name),
+            why.replace("{n}", &n.to_string()),
+        ));
+    }
+    u32::try_from(n)
+        .map_err(|_| ScheduleError::invalid(field(name), format!("{name} is too large")))
+}
+
+fn parse_until(value: &str) -> Result<Until, ScheduleError> {
+    let (t, utc) = parse_datetime(value).ok_or_else(|| {
+        ScheduleError::invalid(
+            "rrule.UNTIL",
+            format!(
+                "`{value}` is not a date-time; write `YYYYMMDDTHHMMSSZ` (UTC) or `YYYYMMDDTHHMMSS` (local)"
+            ),
+        )
+    })?;
+    Ok(if utc {
+        Until::Utc(t.and_utc())
+    } else {
+        Until::Local(t)
+    })
 }
 
 fn parse_freq(value: &str) -> Result<Freq, ScheduleError> {
