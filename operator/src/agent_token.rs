@@ -1,8 +1,8 @@
-//! An Agent is Ready only when the Secret holding its gateway token exists (read through the
-//! context's secret source: the Kubernetes API in a cluster, the secrets folder in
-//! `ordinaut dev`). An Agent without `tokenSecretRef` stays Ready: its Tasks run, it just
-//! cannot call the gateway.
-
+//! An Agent's Ready condition beyond its spec. It is Ready only when the Secret holding its
+//! gateway token exists (read through the context's secret source: the Kubernetes API in a
+//! cluster, the secrets folder in `ordinaut dev`); an Agent without `tokenSecretRef` stays
+//! Ready (its Tasks run, it just cannot call the gateway). A Ready Agent with budgets says
+//! in its message how much of them is in use and how many occurrences have waited.
 use crate::reconcile::Context;
 use crate::validate::Problem;
 use ordinaut_api::AgentSpec;
@@ -33,4 +33,39 @@ pub async fn token_problem(ctx: &Context, namespace: &str, spec: &AgentSpec) -> 
         message,
         reason: reason::TOKEN_SECRET_NOT_FOUND,
     })
+}
+
+/// The Ready message of a valid Agent with budgets: its budget use now and how many
+/// occurrences have waited for it (from the workers' records in PostgreSQL). `None` without
+/// budgets, or when the counts cannot be read (the plain message is used then).
+pub async fn budget_summary(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    spec: &AgentSpec,
+) -> Option<String> {
+    let budgets = spec.budgets?;
+    if budgets.concurrent_runs.is_none() && budgets.runs_per_hour.is_none() {
+        return None;
+    }
+    let (active, in_hour, waits) = match ctx.store.agent_budget_usage(namespace, name).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(namespace, agent = name, error = %e, "reading the Agent's budget use failed");
+            return None;
+        }
+    };
+    let mut parts = Vec::new();
+    if let Some(c) = budgets.concurrent_runs {
+        parts.push(format!("{active} of {c} concurrentRuns going"));
+    }
+    if let Some(h) = budgets.runs_per_hour {
+        parts.push(format!(
+            "{in_hour} of {h} runsPerHour started in the last hour"
+        ));
+    }
+    Some(format!(
+        "the Agent is valid; budgets: {}; {waits} occurrence(s) have waited for a budget (they wait, they are not skipped)",
+        parts.join(", ")
+    ))
 }

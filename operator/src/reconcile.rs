@@ -679,15 +679,18 @@ impl DefinitionReconciler {
             .unwrap_or_default();
         // A missing token Secret makes the Agent not Ready, but its Tasks still run: it stays
         // projected (scopes, budgets) as long as its spec is valid.
+        let k = key(Kind::Agent, &a.metadata);
         let mut shown = problems.clone();
         if problems.is_empty() {
-            let k = key(Kind::Agent, &a.metadata);
-            shown.extend(crate::agent_token::token_problem(&self.ctx, &k.namespace, &a.spec).await);
+            let token = crate::agent_token::token_problem(&self.ctx, &k.namespace, &a.spec);
+            shown.extend(token.await);
         }
-        self.finish(Kind::Agent, &a.metadata, &old, &shown).await?;
+        let summary =
+            crate::agent_token::budget_summary(&self.ctx, &k.namespace, &k.name, &a.spec).await;
+        self.finish_with(Kind::Agent, &a.metadata, &old, &shown, summary)
+            .await?;
         let valid = problems.is_empty();
         if self.ctx.leader.is_leader() {
-            let k = key(Kind::Agent, &a.metadata);
             let result = if valid {
                 let spec = serde_json::to_value(&a.spec).unwrap_or_default();
                 let generation = a.metadata.generation.unwrap_or(1);
@@ -768,6 +771,18 @@ impl DefinitionReconciler {
         old: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
         problems: &[Problem],
     ) -> Result<bool, ReconcileError> {
+        self.finish_with(kind, meta, old, problems, None).await
+    }
+
+    /// [`Self::finish`], with `ready_message` (when given) as the Ready=True message.
+    async fn finish_with(
+        &self,
+        kind: Kind,
+        meta: &kube::api::ObjectMeta,
+        old: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        problems: &[Problem],
+        ready_message: Option<String>,
+    ) -> Result<bool, ReconcileError> {
         let started = Instant::now();
         if !self.ctx.leader.is_leader() {
             return Ok(problems.is_empty());
@@ -779,7 +794,7 @@ impl DefinitionReconciler {
                 type_: condition::READY,
                 status: true,
                 reason: reason::VALID.into(),
-                message: format!("the {} is valid", kind.as_str()),
+                message: ready_message.unwrap_or_else(|| format!("the {} is valid", kind.as_str())),
             }
         } else {
             invalid(problems)

@@ -165,6 +165,12 @@ async fn an_agent_is_ready_only_when_its_token_secret_exists() {
         .unwrap();
     let message = ready(&obj).unwrap().2;
     assert!(!message.contains("s3cret"), "the token leaked: {message}");
+    // Its Ready message counts its budget use and the occurrences that waited.
+    assert!(
+        message.contains("0 of 1 concurrentRuns going")
+            && message.contains("0 occurrence(s) have waited"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
