@@ -31,6 +31,7 @@
 //!   result of an older attempt can never overwrite a newer one.
 
 mod budgets;
+mod chains;
 mod definitions;
 mod dev_objects;
 mod error;
@@ -45,17 +46,21 @@ mod operator;
 mod operator_batch;
 mod runs;
 mod runs_query;
+pub mod state;
+mod state_write;
 pub mod storable;
 mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod triggers;
 
 pub use budgets::{Admitted, BudgetWait, CONCURRENCY_RECHECK};
+pub use chains::DEFAULT_OUTCOMES;
 pub use definitions::{AgentRow, McpServerRow};
 pub use dev_objects::{DevIdentity, DevSnooze};
 pub use error::StoreError;
-pub use gateway::{AuditEntry, AuditQuery, AuditRecord, RunQuery, TaskQuery, TaskRow};
 pub use events::{DEFAULT_STREAM, OUTBOX_CHANNEL, OutboxBatch, OutboxEvent, OutboxRow};
+pub use gateway::{AuditEntry, AuditQuery, AuditRecord, RunQuery, TaskQuery, TaskRow};
 pub use lease::{Held, LEASE_SQL, Lease, RunDecision};
 pub use notify::{DUE_WORK_CHANNEL, Listener, Wakeup};
 pub use occurrences::{NewOccurrence, Trigger};
@@ -66,7 +71,15 @@ pub use operator::{
 pub use operator_batch::StatusSources;
 pub use runs::{Disposition, FinishOutcome, RunRecord, RunStatus, StepRecord, StepStatus};
 pub use runs_query::{ManualRequest, RunCount, RunFilter, RunView, StepView};
+pub use state::{
+    StateEntry, StateError, StateOwner, StatePruned, StatePut, StateQuery, StateRef, StateVersion,
+};
 pub use tasks::TaskProjection;
+pub use triggers::{
+    Decision, Delivery, DeliveryCounts, EventCounts, MAX_CHAIN_DEPTH, MAX_EVENT_BYTES,
+    PUBLISHED_EVENT_TYPE, PublishError, PublishRequest, PublishedEvent, TOPIC_STREAM_PREFIX,
+    TopicSubscriber, check_topic, topic_stream,
+};
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::time::Duration;

@@ -161,6 +161,9 @@ impl Store {
             .collect();
         insert_runs(&mut tx, &kept, &accepted).await?;
         insert_steps(&mut tx, &kept).await?;
+        // Tasks chained after these (`on.taskFinished`) start in this same transaction.
+        let run_ids: Vec<Uuid> = kept.iter().map(|r| r.run_id).collect();
+        crate::chains::start_followers_on(&mut tx, &run_ids).await?;
         // One statement for every event of the batch: `before` first, then each kept record's
         // events in record order (ids follow this order).
         let events: Vec<(Option<Uuid>, &OutboxEvent)> = before
