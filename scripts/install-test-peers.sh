@@ -3,6 +3,8 @@
 # missing (safe to run again):
 #   * @modelcontextprotocol/server-everything from npm: `npm ci` of
 #     crates/tools/tests/fixtures/package.json + package-lock.json (node_modules there);
+#   * Debian's Chromium and npm's playwright-core (gateway/tests/browser), for the
+#     dashboard's browser test;
 #   * the official `mcp` Python package (2.x) into the venv at
 #     ${ORDINAUT_TOOLS_DIR:-/var/cache/ordinaut}/venv, which runs
 #     crates/tools/tests/fixtures/weather_server.py.
@@ -36,6 +38,20 @@ want=$(sha256sum "$FIXTURES/package-lock.json" | cut -d' ' -f1)
 if [ ! -x "$bin" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "npm ci in $FIXTURES (MCP server-everything)"
   (cd "$FIXTURES" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" >"$stamp"
+fi
+
+# --- the dashboard's browser test: Debian's Chromium, driven by npm's playwright-core -------
+if [ ! -x /usr/bin/chromium ] && [ -z "${ORDINAUT_CHROMIUM:-}" ]; then
+  say "installing Chromium (apt-get install -y chromium)"
+  apt_install chromium
+fi
+BROWSER=gateway/tests/browser
+stamp=$BROWSER/node_modules/.ordinaut-lock.sha256
+want=$(sha256sum "$BROWSER/package-lock.json" | cut -d' ' -f1)
+if [ ! -d "$BROWSER/node_modules/playwright-core" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "npm ci in $BROWSER (playwright-core, without its browser downloads)"
+  (cd "$BROWSER" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
   echo "$want" >"$stamp"
 fi
 
