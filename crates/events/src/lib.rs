@@ -7,6 +7,9 @@
 //!   redelivering what it had read but not acknowledged before a crash, then reclaiming
 //!   entries other consumers left idle (`XAUTOCLAIM`), then new entries.
 //!
+//! * [`EventTriggers`] reads the topic streams (`ordinaut:topic:<t>`) of Tasks `on: {topic}`
+//!   through the consumer group [`TRIGGER_GROUP`] and starts one run per event and Task.
+//!
 //! Every entry the relay writes has the fields `type`, `outbox_id`, `task_uid` (when the
 //! event belongs to a task), `payload` (compact JSON) and `created_at` (RFC 3339).
 
@@ -14,10 +17,14 @@ mod conn;
 pub use conn::ping_redis;
 mod consumer;
 mod relay;
+mod triggers;
 
 pub use consumer::{ConsumerError, Delivery, GroupConsumer, StartFrom, StreamEntry};
 pub use ordinaut_store::DEFAULT_STREAM;
 pub use relay::{OutboxRelay, RelayError, RelayStats};
+pub use triggers::{
+    EventTriggers, TRIGGER_GROUP, TopicEvent, TriggerConfig, TriggerStats, deliveries, stream_topic,
+};
 
 /// Field names of a relayed stream entry.
 pub mod fields {
