@@ -59,6 +59,9 @@ pub enum ControllerError {
     Finalizer(#[source] Box<finalizer::Error<ReconcileError>>),
 }
 
+/// The longest wait before retrying a reconcile that failed on a transient database error.
+const TRANSIENT_RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// Consecutive failures per object, for exponential backoff.
 #[derive(Default)]
 struct Failures(Mutex<HashMap<String, u32>>);
@@ -317,7 +320,14 @@ fn recheck_after(
 }
 
 fn error_policy<K: Resource>(obj: Arc<K>, error: &ControllerError, shared: Arc<Shared>) -> Action {
-    let wait = shared.failures.next(&*obj, &shared.cfg);
+    let mut wait = shared.failures.next(&*obj, &shared.cfg);
+    if let ControllerError::Reconcile(ReconcileError::Store { source, .. }) = error
+        && source.is_transient()
+    {
+        // PostgreSQL restarting or unreachable: retry every few seconds, so every object is
+        // reconciled soon after it is back (not after minutes of per-object backoff).
+        wait = wait.min(TRANSIENT_RETRY_MAX);
+    }
     tracing::warn!(
         namespace = obj.namespace().unwrap_or_default(),
         name = %obj.name_any(),
