@@ -10,7 +10,9 @@ use chrono::{DateTime, SecondsFormat, SubsecRound, TimeDelta, Utc};
 use clap::{Args, Subcommand};
 use ordinaut_api::TaskSpec;
 use ordinaut_operator::validate::compile_schedule;
-use ordinaut_store::{ManualRequest, NewOccurrence, RunFilter, Store, TaskProjection, Trigger};
+use ordinaut_store::{
+    AuditEntry, ManualRequest, NewOccurrence, RunFilter, Store, TaskProjection, Trigger,
+};
 use serde_json::{Value, json};
 
 use crate::CliError;
@@ -109,6 +111,12 @@ fn actor() -> String {
     )
 }
 
+/// A new correlation id for one command's audit entry; the command prints it too (text
+/// and JSON), so its output and the audit log can be matched.
+fn correlation_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 fn emit(format: Format, text: &str, fields: Value) {
     match format {
         Format::Text => println!("{text}"),
@@ -170,9 +178,10 @@ async fn run_now(store: &Store, a: RunNowArgs, format: Format) -> Result<(), Cli
         trigger: Trigger::Manual,
         payload: json!({}),
     };
+    let cid = correlation_id();
     let request = ManualRequest {
         actor: actor(),
-        correlation_id: None,
+        correlation_id: Some(cid.clone()),
         action: "task.run-now".into(),
         detail: json!({"scheduledFor": at}),
     };
@@ -186,9 +195,9 @@ async fn run_now(store: &Store, a: RunNowArgs, format: Format) -> Result<(), Cli
         emit(
             format,
             &format!(
-                "queued a manual run of {name} ({stamp}); see `ordinaut runs list --task {name}`"
+                "queued a manual run of {name} ({stamp}); see `ordinaut runs list --task {name}` [audit {cid}]"
             ),
-            json!({"task": name, "queued": 1, "scheduledFor": at}),
+            json!({"task": name, "queued": 1, "scheduledFor": at, "correlationId": cid}),
         );
         return Ok(());
     }
@@ -217,10 +226,11 @@ async fn run_now(store: &Store, a: RunNowArgs, format: Format) -> Result<(), Cli
             if let Some(e) = &r.error {
                 text.push_str(&format!(": {e}"));
             }
+            text.push_str(&format!(" [audit {cid}]"));
             emit(
                 format,
                 &text,
-                json!({"task": name, "runId": r.id, "status": r.status, "durationMs": ms, "error": r.error}),
+                json!({"task": name, "runId": r.id, "status": r.status, "durationMs": ms, "error": r.error, "correlationId": cid}),
             );
             return if r.status == "succeeded" {
                 Ok(())
@@ -302,12 +312,13 @@ async fn backfill(store: &Store, a: BackfillArgs, format: Format) -> Result<(), 
             payload: json!({}),
         })
         .collect();
+    let cid = correlation_id();
     let queued = if todo.is_empty() {
         0
     } else {
         let request = ManualRequest {
             actor: actor(),
-            correlation_id: None,
+            correlation_id: Some(cid.clone()),
             action: "task.backfill".into(),
             detail: json!({"from": from, "to": to}),
         };
@@ -321,12 +332,18 @@ async fn backfill(store: &Store, a: BackfillArgs, format: Format) -> Result<(), 
     emit(
         format,
         &format!(
-            "queued {queued} backfill run(s) of {name}: {} occurrence(s) from {} to {}, {skipped} already run or queued",
+            "queued {queued} backfill run(s) of {name}: {} occurrence(s) from {} to {}, {skipped} already run or queued{}",
             instants.len(),
             from.to_rfc3339_opts(SecondsFormat::Secs, true),
-            to.to_rfc3339_opts(SecondsFormat::Secs, true)
+            to.to_rfc3339_opts(SecondsFormat::Secs, true),
+            if queued > 0 {
+                format!(" [audit {cid}]")
+            } else {
+                String::new()
+            }
         ),
-        json!({"task": name, "inRange": instants.len(), "skipped": skipped, "queued": queued}),
+        json!({"task": name, "inRange": instants.len(), "skipped": skipped, "queued": queued,
+               "correlationId": (queued > 0).then_some(&cid)}),
     );
     Ok(())
 }
@@ -354,19 +371,35 @@ async fn snooze(store: &Store, a: SnoozeArgs, format: Format) -> Result<(), CliE
             "the dev instance has never loaded a Task {ns}/{name}"
         )));
     }
+    let cid = correlation_id();
+    store
+        .audit_entry(&AuditEntry {
+            actor: actor(),
+            action: "task.snooze".into(),
+            allowed: true,
+            namespace: Some(ns.clone()),
+            subject: Some(name.clone()),
+            detail: json!({
+                "snoozeUntil": until,
+                "outcome": if until.is_some() { "snoozed" } else { "cleared" },
+            }),
+            correlation_id: Some(cid.clone()),
+        })
+        .await
+        .map_err(CliError::failed)?;
     match until {
         Some(t) => emit(
             format,
             &format!(
-                "snoozed {ns}/{name} until {}: its occurrences before then are skipped (manual runs still run)",
+                "snoozed {ns}/{name} until {}: its occurrences before then are skipped (manual runs still run) [audit {cid}]",
                 t.to_rfc3339_opts(SecondsFormat::Secs, true)
             ),
-            json!({"task": format!("{ns}/{name}"), "snoozeUntil": t}),
+            json!({"task": format!("{ns}/{name}"), "snoozeUntil": t, "correlationId": cid}),
         ),
         None => emit(
             format,
-            &format!("{ns}/{name}: snooze cleared"),
-            json!({"task": format!("{ns}/{name}"), "snoozeUntil": null}),
+            &format!("{ns}/{name}: snooze cleared [audit {cid}]"),
+            json!({"task": format!("{ns}/{name}"), "snoozeUntil": null, "correlationId": cid}),
         ),
     }
     Ok(())

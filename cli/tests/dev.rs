@@ -515,6 +515,7 @@ fn run_now_backfill_snooze_and_runs_work_against_a_dev_instance() {
     let mark = i.dev.lines().len();
     let out = cli(&data, &["task", "snooze", "default/tick", "--clear"]);
     assert!(out.status.success(), "{}", common::text(&out));
+    let cleared = common::text(&out);
     i.dev.wait_line(
         mark,
         "task default/tick: ready, every 2s, next run",
@@ -522,6 +523,30 @@ fn run_now_backfill_snooze_and_runs_work_against_a_dev_instance() {
     );
     let before = runs_of(&rt, &i.store, "tick");
     wait_runs(&rt, &i, "tick", before + 1, Duration::from_secs(8));
+
+    // Each door above (run-now, backfill, snooze) wrote an audit entry, and the command
+    // printed its correlation id.
+    let audit: Vec<(String, Option<String>, Option<String>)> = rt
+        .block_on(
+            sqlx::query_as(
+                "SELECT action, detail->>'outcome', correlation_id FROM audit_log \
+                 WHERE actor LIKE 'cli:%' ORDER BY id",
+            )
+            .fetch_all(i.store.pool()),
+        )
+        .unwrap();
+    for action in ["task.run-now", "task.backfill", "task.snooze"] {
+        assert!(
+            audit.iter().any(|(a, _, c)| a == action && c.is_some()),
+            "no audit entry with a correlation id for {action}: {audit:?}"
+        );
+    }
+    let (_, outcome, id) = audit.last().unwrap();
+    assert_eq!(outcome.as_deref(), Some("cleared"));
+    assert!(
+        cleared.contains(&format!("[audit {}]", id.as_deref().unwrap())),
+        "{cleared}"
+    );
 
     // Unknown task, and no dev instance.
     let out = cli(&data, &["task", "run-now", "default/nope"]);
