@@ -543,9 +543,12 @@ async fn run_one(
                 return;
             }
             for (tool, why) in &result.denied {
-                let detail = serde_json::json!({"runId": run_id, "reason": why});
+                // The run id correlates the audit entry with this run's log lines.
+                let detail = serde_json::json!({"runId": run_id, "reason": why, "outcome": "refused"});
                 let actor = prepared.spec.agent_ref.as_deref().unwrap_or("(no agent)");
-                if let Err(e) = s.store.audit(actor, "tool.call", false, Some(lease.task_uid), Some(tool), &detail).await {
+                let correlation = run_id.to_string();
+                tracing::warn!(tool = %tool, reason = %why, correlation_id = %correlation, "tool call refused by the Agent's scopes");
+                if let Err(e) = s.store.audit_correlated(actor, "tool.call", false, Some(lease.task_uid), Some(tool), &detail, &correlation).await {
                     tracing::warn!(error = %e, "writing the audit log failed");
                 }
             }

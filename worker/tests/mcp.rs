@@ -183,4 +183,13 @@ pipeline:
             ),
         ]
     );
+    // Each refusal carries its run's id as correlation id (the run's log lines carry it too).
+    let (correlated,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM audit_log a JOIN task_runs r ON r.id::text = a.correlation_id \
+         WHERE a.action = 'tool.call' AND NOT a.allowed",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(correlated, 2);
 }

@@ -195,4 +195,34 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// [`Store::audit`] with a correlation id (migration 0007) that the caller's log lines
+    /// for the same action carry too (e.g. the run id of a refused tool call).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn audit_correlated(
+        &self,
+        actor: &str,
+        action: &str,
+        allowed: bool,
+        task_uid: Option<Uuid>,
+        subject: Option<&str>,
+        detail: &Value,
+        correlation_id: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_log \
+                 (actor, action, allowed, namespace, task_uid, subject, detail, correlation_id) \
+             VALUES ($1, $2, $3, (SELECT namespace FROM tasks WHERE uid = $4), $4, $5, $6, $7)",
+        )
+        .bind(actor)
+        .bind(action)
+        .bind(allowed)
+        .bind(task_uid)
+        .bind(subject)
+        .bind(detail)
+        .bind(correlation_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }
