@@ -10,8 +10,7 @@ use chrono::Utc;
 use ordinaut_api::{ConcurrencyPolicy, TaskSpec};
 use ordinaut_pipeline::{CompiledPipeline, Context, RunInfo, TaskInfo, compile_pipeline};
 use ordinaut_store::{
-    Disposition, Lease, OutboxEvent, RunDecision, RunRecord, RunStatus, Store,
-    StoreError, Trigger,
+    Disposition, Lease, OutboxEvent, RunDecision, RunRecord, RunStatus, Store, StoreError, Trigger,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -168,7 +167,11 @@ impl Worker {
                 Err(e) => {
                     // Capped exponential backoff: the poll interval doubling to 5 s.
                     lease_failures = lease_failures.saturating_add(1);
-                    let wait = s.config.poll_interval.saturating_mul(1 << lease_failures.min(6)).min(Duration::from_secs(5));
+                    let wait = s
+                        .config
+                        .poll_interval
+                        .saturating_mul(1 << lease_failures.min(6))
+                        .min(Duration::from_secs(5));
                     tracing::warn!(error = %e, retry_in = ?wait, "leasing failed; retrying");
                     drop(permits);
                     tokio::select! {
@@ -189,7 +192,9 @@ impl Worker {
                 let cancel = CancellationToken::new();
                 let reason = Arc::new(AtomicU8::new(REASON_NONE));
                 let finishing = Arc::new(AtomicBool::new(false));
-                let deadline = Arc::new(AtomicU64::new(sent.saturating_add(fence::ms(s.config.lease_duration))));
+                let deadline = Arc::new(AtomicU64::new(
+                    sent.saturating_add(fence::ms(s.config.lease_duration)),
+                ));
                 let lease_key = (lease.id, lease.attempt);
                 lock(&s.held).insert(
                     lease.id,
@@ -324,8 +329,16 @@ impl Shared {
         if let Some(p) = lock(&self.prepared).get(&key) {
             return Ok(p.clone());
         }
-        let spec: TaskSpec = serde_json::from_value(lease.spec.clone())
+        // Tolerant: a spec written by a newer operator may carry fields this worker does not
+        // know yet; they are ignored (and logged) instead of failing every run.
+        let (spec, ignored) = ordinaut_api::tolerant::task_spec_from_value(&lease.spec)
             .map_err(|e| format!("task spec in the database cannot be read: {e}"))?;
+        if !ignored.is_empty() {
+            tracing::warn!(
+                ?ignored,
+                "the task spec has fields this worker does not know (a newer operator wrote it); ignoring them"
+            );
+        }
         let pipeline_spec = spec.pipeline.as_ref().ok_or_else(|| match &spec.pipeline_ref {
             Some(name) => format!("Pipeline `{name}` has not been resolved into the task yet (the operator does this)"),
             None => "the task has no pipeline".to_string(),
@@ -600,7 +613,9 @@ async fn run_one(
 /// before it was leased and never finished (its worker crashed, was stopped or lost the
 /// lease), so running it again would loop forever on a poison pill.
 fn exhausted(spec: &TaskSpec, attempt: i32) -> Option<String> {
-    let max = spec.max_attempts.unwrap_or(ordinaut_api::task::DEFAULT_MAX_ATTEMPTS);
+    let max = spec
+        .max_attempts
+        .unwrap_or(ordinaut_api::task::DEFAULT_MAX_ATTEMPTS);
     (i64::from(attempt) > i64::from(max)).then(|| {
         format!(
             "gave up after {} attempts (spec.maxAttempts: {max}): every attempt was started and \

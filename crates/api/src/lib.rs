@@ -11,6 +11,7 @@ pub mod mcp_server;
 pub mod pipeline;
 pub mod schema;
 pub mod task;
+pub mod tolerant;
 
 pub use agent::{Agent, AgentSpec, AgentStatus, Budgets};
 pub use crd::{crds, render, render_all};
