@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod redact;
 pub mod runner;
 pub mod serve;
+pub mod spec_cache;
 
 pub use config::WorkerConfig;
 pub use executor::Executor;

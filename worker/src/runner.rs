@@ -52,7 +52,7 @@ struct HeldRun {
     deadline: Arc<AtomicU64>,
 }
 
-/// A Task's spec, parsed and compiled once per generation.
+/// A Task's spec, parsed and compiled once per content (see [`crate::spec_cache`]).
 struct Prepared {
     spec: TaskSpec,
     pipeline: CompiledPipeline,
@@ -68,7 +68,7 @@ struct Shared {
     config: WorkerConfig,
     metrics: Arc<Metrics>,
     held: Mutex<HashMap<i64, HeldRun>>,
-    prepared: Mutex<HashMap<(Uuid, i64), Arc<Prepared>>>,
+    prepared: crate::spec_cache::SpecCache<Prepared>,
 }
 
 /// Errors that stop the worker.
@@ -99,7 +99,7 @@ impl Worker {
                 config,
                 metrics,
                 held: Mutex::default(),
-                prepared: Mutex::default(),
+                prepared: crate::spec_cache::SpecCache::new(10_000),
             }),
         }
     }
@@ -325,52 +325,53 @@ async fn idle_wait(s: &Shared, got: usize) -> Duration {
 
 impl Shared {
     fn prepare(&self, lease: &Lease) -> Result<Arc<Prepared>, String> {
-        let key = (lease.task_uid, lease.generation);
-        if let Some(p) = lock(&self.prepared).get(&key) {
-            return Ok(p.clone());
-        }
-        // Tolerant: a spec written by a newer operator may carry fields this worker does not
-        // know yet; they are ignored (and logged) instead of failing every run.
-        let (spec, ignored) = ordinaut_api::tolerant::task_spec_from_value(&lease.spec)
-            .map_err(|e| format!("task spec in the database cannot be read: {e}"))?;
-        if !ignored.is_empty() {
-            tracing::warn!(
-                ?ignored,
-                "the task spec has fields this worker does not know (a newer operator wrote it); ignoring them"
-            );
-        }
-        let pipeline_spec = spec.pipeline.as_ref().ok_or_else(|| match &spec.pipeline_ref {
-            Some(name) => format!("Pipeline `{name}` has not been resolved into the task yet (the operator does this)"),
+        self.prepared
+            .get_or_compile(lease.task_uid, &lease.spec, compile_spec)
+    }
+}
+
+/// Parses and compiles the spec the operator projected for a Task.
+fn compile_spec(raw: &serde_json::Value) -> Result<Prepared, String> {
+    // Tolerant: a spec written by a newer operator may carry fields this worker does not
+    // know yet; they are ignored (and logged) instead of failing every run.
+    let (spec, ignored) = ordinaut_api::tolerant::task_spec_from_value(raw)
+        .map_err(|e| format!("task spec in the database cannot be read: {e}"))?;
+    if !ignored.is_empty() {
+        tracing::warn!(
+            ?ignored,
+            "the task spec has fields this worker does not know (a newer operator wrote it); ignoring them"
+        );
+    }
+    let pipeline_spec = spec
+        .pipeline
+        .as_ref()
+        .ok_or_else(|| match &spec.pipeline_ref {
+            Some(name) => format!(
+                "Pipeline `{name}` has not been resolved into the task yet (the operator does this)"
+            ),
             None => "the task has no pipeline".to_string(),
         })?;
-        let pipeline = compile_pipeline(pipeline_spec).map_err(|issues| {
-            let list: Vec<String> = issues
-                .iter()
-                .map(|i| format!("{}: {}", i.path, i.message))
-                .collect();
-            format!("invalid pipeline: {}", list.join("; "))
-        })?;
-        let timezone = ordinaut_schedule::zone::parse_timezone(&spec.schedule.timezone)
-            .map_err(|e| e.to_string())?;
-        let timeout = spec
-            .timeout
-            .as_deref()
-            .map(ordinaut_schedule::duration::parse_duration)
-            .transpose()
-            .map_err(|e| format!("timeout: {e}"))?;
-        let prepared = Arc::new(Prepared {
-            spec,
-            pipeline,
-            timezone,
-            timeout,
-        });
-        let mut cache = lock(&self.prepared);
-        if cache.len() > 10_000 {
-            cache.clear();
-        }
-        cache.insert(key, prepared.clone());
-        Ok(prepared)
-    }
+    let pipeline = compile_pipeline(pipeline_spec).map_err(|issues| {
+        let list: Vec<String> = issues
+            .iter()
+            .map(|i| format!("{}: {}", i.path, i.message))
+            .collect();
+        format!("invalid pipeline: {}", list.join("; "))
+    })?;
+    let timezone = ordinaut_schedule::zone::parse_timezone(&spec.schedule.timezone)
+        .map_err(|e| e.to_string())?;
+    let timeout = spec
+        .timeout
+        .as_deref()
+        .map(ordinaut_schedule::duration::parse_duration)
+        .transpose()
+        .map_err(|e| format!("timeout: {e}"))?;
+    Ok(Prepared {
+        spec,
+        pipeline,
+        timezone,
+        timeout,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -13,6 +13,12 @@ pub const CATEGORY: &str = "ordinaut";
 /// Finalizer the operator puts on Tasks so that their rows in PostgreSQL (projection and
 /// pending occurrences) are removed before the object goes away.
 pub const FINALIZER: &str = "tasks.ordinaut.dev/cleanup";
+/// Finalizer the operator puts on McpServers so that, before one goes away, its projection is
+/// removed from PostgreSQL and the workers stop starting and calling it.
+pub const MCP_SERVER_FINALIZER: &str = "mcpservers.ordinaut.dev/cleanup";
+/// Finalizer the operator puts on Agents so that, before one goes away, its projection (the
+/// scopes workers check) is removed from PostgreSQL.
+pub const AGENT_FINALIZER: &str = "agents.ordinaut.dev/cleanup";
 /// Annotation that asks for one manual run: set it to any new value. The operator records the
 /// value it handled in `status.handledRunNow` and never writes spec.
 pub const RUN_NOW_ANNOTATION: &str = "ordinaut.dev/run-now";

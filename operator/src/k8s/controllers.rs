@@ -1,5 +1,7 @@
 //! The `kube::runtime::Controller`s: Task (with its finalizer; re-triggered by changes of
-//! the Pipelines, Agents and McpServers it refers to), Pipeline, McpServer and Agent. Each reconcile
+//! the Pipelines, Agents and McpServers it refers to), Pipeline, McpServer and Agent (each
+//! of the last two with a finalizer that removes its projection, so that a deletion reaches
+//! the workers). Each reconcile
 //! calls the core; errors requeue with per-object exponential backoff; valid Tasks requeue
 //! when their next run is due (between one and ten ticks), which extends their horizon and
 //! applies catch-up.
@@ -16,7 +18,7 @@ use kube::runtime::finalizer::{self, Event as Finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
-use ordinaut_api::constants::FINALIZER;
+use ordinaut_api::constants::{AGENT_FINALIZER, FINALIZER, MCP_SERVER_FINALIZER};
 use ordinaut_api::{Agent, McpServer, Pipeline, Task};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -55,7 +57,7 @@ impl Default for ControllerConfig {
 pub enum ControllerError {
     #[error(transparent)]
     Reconcile(#[from] ReconcileError),
-    #[error("finalizer {FINALIZER}: {0}")]
+    #[error("finalizer: {0}")]
     Finalizer(#[source] Box<finalizer::Error<ReconcileError>>),
 }
 
@@ -169,27 +171,13 @@ pub async fn run(
     let agent_ctl = Controller::new(Api::<Agent>::all(client.clone()), wc.clone())
         .reconcile_all_on(gained_on())
         .graceful_shutdown_on(async move { stop.cancelled().await })
-        .run(
-            |a: Arc<Agent>, s: Arc<Shared>| async move {
-                // Secrets are not watched: an Agent waiting for its token Secret is
-                // checked again every tick.
-                definition(&s, &*a, s.defs.agent(&a).await).map(|_| Action::requeue(s.cfg.tick))
-            },
-            error_policy,
-            shared.clone(),
-        )
+        .run(reconcile_agent, error_policy, shared.clone())
         .for_each(log_result("Agent"));
     let stop = shutdown.clone();
     let mcp_ctl = Controller::new(Api::<McpServer>::all(client), wc)
         .reconcile_all_on(gained_on())
         .graceful_shutdown_on(async move { stop.cancelled().await })
-        .run(
-            |m: Arc<McpServer>, s: Arc<Shared>| async move {
-                definition(&s, &*m, s.defs.mcp_server(&m).await)
-            },
-            error_policy,
-            shared.clone(),
-        )
+        .run(reconcile_mcp_server, error_policy, shared.clone())
         .for_each(log_result("McpServer"));
     futures::join!(task_ctl, pipe_ctl, agent_ctl, mcp_ctl);
 }
@@ -249,6 +237,76 @@ fn definition<K: Resource>(
     result?;
     shared.failures.reset(obj);
     Ok(Action::await_change())
+}
+
+/// An McpServer: discovery and projection; on deletion (its finalizer) the projection is
+/// removed, so workers stop starting and calling it at their next sync.
+async fn reconcile_mcp_server(
+    m: Arc<McpServer>,
+    s: Arc<Shared>,
+) -> Result<Action, ControllerError> {
+    if !s.tasks.context().leader.is_leader() {
+        return Ok(Action::requeue(s.cfg.tick));
+    }
+    let (ns, name) = (m.namespace().unwrap_or_default(), m.name_any());
+    let api: Api<McpServer> = Api::namespaced(s.client.clone(), &ns);
+    let result = finalizer::finalizer(&api, MCP_SERVER_FINALIZER, m.clone(), |event| async {
+        match event {
+            Finalizer::Apply(m) => s.defs.mcp_server(&m).await.map(|_| Action::await_change()),
+            Finalizer::Cleanup(_) => {
+                s.defs.mcp_server_deleted(&ns, &name).await?;
+                tracing::info!(namespace = %ns, mcpserver = %name, "McpServer deleted; workers drop it");
+                Ok(Action::await_change())
+            }
+        }
+    })
+    .await;
+    finalized(&s, &*m, result)
+}
+
+/// An Agent: validation and projection; on deletion (its finalizer) the projection is removed.
+async fn reconcile_agent(a: Arc<Agent>, s: Arc<Shared>) -> Result<Action, ControllerError> {
+    if !s.tasks.context().leader.is_leader() {
+        return Ok(Action::requeue(s.cfg.tick));
+    }
+    let (ns, name) = (a.namespace().unwrap_or_default(), a.name_any());
+    let api: Api<Agent> = Api::namespaced(s.client.clone(), &ns);
+    let result = finalizer::finalizer(&api, AGENT_FINALIZER, a.clone(), |event| async {
+        match event {
+            // Secrets are not watched: an Agent waiting for its token Secret is checked
+            // again every tick.
+            Finalizer::Apply(a) => s.defs.agent(&a).await.map(|_| Action::requeue(s.cfg.tick)),
+            Finalizer::Cleanup(_) => {
+                s.defs.agent_deleted(&ns, &name).await?;
+                tracing::info!(namespace = %ns, agent = %name, "Agent deleted");
+                Ok(Action::await_change())
+            }
+        }
+    })
+    .await;
+    finalized(&s, &*a, result)
+}
+
+/// The outcome of a reconcile run through a finalizer.
+fn finalized<K: Resource>(
+    shared: &Shared,
+    obj: &K,
+    result: Result<Action, finalizer::Error<ReconcileError>>,
+) -> Result<Action, ControllerError> {
+    match result {
+        Ok(action) => {
+            shared.failures.reset(obj);
+            Ok(action)
+        }
+        // Deleted while we worked, or gone while the finalizer was removed: nothing left.
+        Err(finalizer::Error::ApplyFailed(ReconcileError::Sink(e))) if e.gone => {
+            Ok(Action::await_change())
+        }
+        Err(finalizer::Error::RemoveFinalizer(kube::Error::Api(s))) if s.code == 404 => {
+            Ok(Action::await_change())
+        }
+        Err(e) => Err(ControllerError::Finalizer(Box::new(e))),
+    }
 }
 
 async fn reconcile_task(task: Arc<Task>, shared: Arc<Shared>) -> Result<Action, ControllerError> {

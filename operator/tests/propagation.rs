@@ -1,0 +1,271 @@
+//! Changes and deletions of the objects a Task refers to, through the controllers against the
+//! in-process fake API server, a real MCP server (server-everything over stdio) and real
+//! PostgreSQL: a Task re-checked when its McpServer appears or goes, an McpServer's or Agent's
+//! deletion reaching PostgreSQL (the projection the workers sync from) through its finalizer.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::t;
+use kube::api::{Api, DeleteParams, PostParams};
+use ordinaut_api::constants::{AGENT_FINALIZER, MCP_SERVER_FINALIZER};
+use ordinaut_api::{Agent, McpServer, Task};
+use ordinaut_kube_fake::FakeApiServer;
+use ordinaut_operator::k8s::controllers::{self, ControllerConfig};
+use ordinaut_operator::k8s::{KubeObjects, KubeSink};
+use ordinaut_operator::{AlwaysLeader, Context, MaterializeConfig};
+use ordinaut_schedule::clock::ManualClock;
+use ordinaut_store::Store;
+use ordinaut_store::testing::TestDb;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Running {
+    fake: FakeApiServer,
+    store: Store,
+    _db: TestDb,
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.handle.abort();
+    }
+}
+
+async fn start() -> Running {
+    let (db, store) = TestDb::migrated().await.unwrap();
+    let fake = FakeApiServer::new();
+    for crd in ordinaut_api::crds() {
+        fake.register_crd(&crd);
+    }
+    let client = fake.client();
+    let ctx = Context::new(
+        store.clone(),
+        Arc::new(ManualClock::new(t("2024-03-10T10:05:00Z"))),
+        MaterializeConfig::default(),
+        Arc::new(KubeObjects::new(client.clone())),
+        Arc::new(KubeSink::new(client.clone(), Some("test".into()))),
+        Arc::new(AlwaysLeader),
+    );
+    let stop = CancellationToken::new();
+    let cfg = ControllerConfig {
+        tick: Duration::from_secs(3600),
+        backoff_base: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(500),
+    };
+    let handle = tokio::spawn(controllers::run(client, ctx, cfg, None, stop.clone()));
+    Running {
+        fake,
+        store,
+        _db: db,
+        stop,
+        handle,
+    }
+}
+
+fn everything_js() -> String {
+    let js = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
+        "../crates/tools/tests/fixtures/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+    );
+    assert!(
+        js.exists(),
+        "server-everything is not installed ({}): run `bash scripts/install-test-peers.sh`",
+        js.display()
+    );
+    js.canonicalize().unwrap().to_string_lossy().into_owned()
+}
+
+fn object<K: serde::de::DeserializeOwned>(kind: &str, name: &str, spec: &str) -> K {
+    serde_yaml::from_str(&format!(
+        "apiVersion: ordinaut.dev/v1alpha1\nkind: {kind}\nmetadata: {{name: {name}, namespace: default}}\nspec:\n{spec}"
+    ))
+    .unwrap()
+}
+
+fn condition(obj: &Value, type_: &str) -> Option<(String, String)> {
+    let c = obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)?;
+    Some((
+        c["status"].as_str()?.to_string(),
+        c["reason"].as_str()?.to_string(),
+    ))
+}
+
+fn is(obj: &Value, type_: &str, status: &str, reason: &str) -> bool {
+    condition(obj, type_) == Some((status.into(), reason.into()))
+}
+
+async fn mcp_rows(store: &Store) -> Vec<String> {
+    store
+        .mcp_servers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| format!("{}/{}", r.namespace, r.name))
+        .collect()
+}
+
+/// A Task refers to an McpServer that does not exist yet (Stalled, McpServerNotFound); the
+/// McpServer is created and discovered, which re-checks the Task (Ready); deleting the
+/// McpServer runs its finalizer (projection gone from PostgreSQL, so workers drop it) and
+/// stalls the Task again.
+#[tokio::test]
+async fn a_task_follows_its_mcp_server_appearing_and_being_deleted() {
+    let r = start().await;
+    let client = r.fake.client();
+    Api::<Agent>::namespaced(client.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &object("Agent", "bot", "  scopes: ['everything.*']\n"),
+        )
+        .await
+        .unwrap();
+    let tasks: Api<Task> = Api::namespaced(client.clone(), "default");
+    let spec = |tool: &str| {
+        format!(
+            "  schedule: {{every: 15m}}\n  agentRef: bot\n  pipeline:\n    steps: [{{id: call, uses: everything.{tool}, with: {{message: hi}}}}]\n"
+        )
+    };
+    tasks
+        .create(&PostParams::default(), &object("Task", "t", &spec("echo")))
+        .await
+        .unwrap();
+    tasks
+        .create(
+            &PostParams::default(),
+            &object("Task", "typo", &spec("ehco")),
+        )
+        .await
+        .unwrap();
+    r.fake
+        .wait_for_object::<Task>("default", "t", WAIT, |o| {
+            is(o, "Stalled", "True", "McpServerNotFound")
+        })
+        .await
+        .unwrap();
+
+    let servers: Api<McpServer> = Api::namespaced(client.clone(), "default");
+    let server: McpServer = object(
+        "McpServer",
+        "everything",
+        &format!(
+            "  transport:\n    stdio:\n      command: node\n      args: [\"{}\", stdio]\n",
+            everything_js()
+        ),
+    );
+    servers
+        .create(&PostParams::default(), &server)
+        .await
+        .unwrap();
+    let m = r
+        .fake
+        .wait_for_object::<McpServer>("default", "everything", WAIT, |o| {
+            is(o, "Ready", "True", "Discovered")
+        })
+        .await
+        .unwrap();
+    assert_eq!(m["metadata"]["finalizers"][0], MCP_SERVER_FINALIZER);
+    // The McpServer's change re-checked the Tasks: the right tool is Ready, the typo is not.
+    r.fake
+        .wait_for_object::<Task>("default", "t", WAIT, |o| {
+            is(o, "Ready", "True", "Valid") && condition(o, "Stalled").is_none()
+        })
+        .await
+        .unwrap();
+    r.fake
+        .wait_for_object::<Task>("default", "typo", WAIT, |o| {
+            is(o, "Stalled", "True", "ToolNotFound")
+        })
+        .await
+        .unwrap();
+    assert_eq!(mcp_rows(&r.store).await, vec!["default/everything"]);
+
+    servers
+        .delete("everything", &DeleteParams::default())
+        .await
+        .unwrap();
+    r.fake
+        .wait_for_deletion::<McpServer>("default", "everything", WAIT)
+        .await
+        .unwrap();
+    assert!(
+        mcp_rows(&r.store).await.is_empty(),
+        "the workers' projection is gone"
+    );
+    r.fake
+        .wait_for_object::<Task>("default", "t", WAIT, |o| {
+            is(o, "Stalled", "True", "McpServerNotFound")
+        })
+        .await
+        .unwrap();
+}
+
+/// Deleting an Agent runs its finalizer: its projection (the scopes workers check) leaves
+/// PostgreSQL, and the Tasks that name it stall with AgentNotFound.
+#[tokio::test]
+async fn deleting_an_agent_removes_its_projection_and_stalls_its_tasks() {
+    let r = start().await;
+    let client = r.fake.client();
+    let agents: Api<Agent> = Api::namespaced(client.clone(), "default");
+    agents
+        .create(
+            &PostParams::default(),
+            &object("Agent", "bot", "  scopes: ['x.*']\n"),
+        )
+        .await
+        .unwrap();
+    let a = r
+        .fake
+        .wait_for_object::<Agent>("default", "bot", WAIT, |o| {
+            o["metadata"]["finalizers"][0] == AGENT_FINALIZER && condition(o, "Ready").is_some()
+        })
+        .await
+        .unwrap();
+    assert_eq!(condition(&a, "Ready").unwrap().0, "True", "{a}");
+    Api::<Task>::namespaced(client.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &object(
+                "Task",
+                "t",
+                &format!(
+                    "  schedule: {{every: 15m}}\n  agentRef: bot\n{}",
+                    common::ECHO
+                ),
+            ),
+        )
+        .await
+        .unwrap();
+    r.fake
+        .wait_for_object::<Task>("default", "t", WAIT, |o| is(o, "Ready", "True", "Valid"))
+        .await
+        .unwrap();
+    assert!(r.store.agent("default", "bot").await.unwrap().is_some());
+
+    agents
+        .delete("bot", &DeleteParams::default())
+        .await
+        .unwrap();
+    r.fake
+        .wait_for_deletion::<Agent>("default", "bot", WAIT)
+        .await
+        .unwrap();
+    assert!(r.store.agent("default", "bot").await.unwrap().is_none());
+    r.fake
+        .wait_for_object::<Task>("default", "t", WAIT, |o| {
+            is(o, "Stalled", "True", "AgentNotFound")
+        })
+        .await
+        .unwrap();
+}
