@@ -4,6 +4,7 @@
 //! and the status feed run as in a cluster; PostgreSQL and Redis are found or started by
 //! [`services`]. Runs are printed from the events stream ([`runs_feed`]).
 
+mod gateway;
 pub mod output;
 mod runs_feed;
 mod services;
@@ -67,9 +68,14 @@ pub struct DevArgs {
     /// Runs executing at once.
     #[arg(long, env = "ORDINAUT_CONCURRENCY", default_value_t = 16)]
     pub concurrency: usize,
-    /// Hosts `http.request` steps may reach (comma-separated globs). Empty: none.
-    #[arg(long, env = "ORDINAUT_HTTP_ALLOW_HOSTS", value_delimiter = ',')]
-    pub http_allow_hosts: Vec<String>,
+    /// Where `http.request` and MCP servers over HTTP may connect. Unlike the worker,
+    /// `ordinaut dev` also lets `http.request` reach loopback (127.0.0.0/8, ::1): it runs on
+    /// your own machine, next to the servers you are developing (see --http-refuse-loopback).
+    #[command(flatten)]
+    pub egress: ordinaut_worker::egress::EgressFlags,
+    /// Refuse loopback to `http.request` as the worker does.
+    #[arg(long, env = "ORDINAUT_HTTP_REFUSE_LOOPBACK", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub http_refuse_loopback: bool,
     /// How often every Task is reconciled again (extends horizons, applies catch-up).
     #[arg(long, env = "ORDINAUT_TICK_INTERVAL", default_value = "10s", value_parser = crate::when::duration)]
     pub tick: Duration,
@@ -80,6 +86,26 @@ pub struct DevArgs {
     /// Diagnostics on stderr (tracing filter, e.g. `info`, `ordinaut_worker=debug`).
     #[arg(long, env = "ORDINAUT_LOG", default_value = "warn")]
     pub log: String,
+    /// Address of the gateway (MCP at `/mcp`, REST at `/v1`, `/metrics`). Default:
+    /// 127.0.0.1:7474, else any free port; the address is printed and written to `dev.json`.
+    #[arg(long, env = "ORDINAUT_GATEWAY_ADDR")]
+    pub gateway_addr: Option<std::net::SocketAddr>,
+    /// File holding the gateway's admin token. Default: a new token each start, written to
+    /// `<data-dir>/dev.json` (readable only by you).
+    #[arg(long, env = "ORDINAUT_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// `Host` headers the gateway's `/mcp` accepts (comma-separated), against DNS rebinding;
+    /// `*` accepts any.
+    #[arg(
+        long = "allowed-host",
+        env = "ORDINAUT_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        default_value = "localhost,127.0.0.1,::1"
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// Gateway requests per second per caller (0: no limit).
+    #[arg(long, env = "ORDINAUT_RATE_LIMIT", default_value_t = 20.0)]
+    pub rate_limit: f64,
 }
 
 pub fn run(args: DevArgs) -> Result<(), CliError> {
@@ -137,6 +163,7 @@ async fn run_with(
         .map_err(CliError::failed)?;
     store.migrate().await.map_err(CliError::failed)?;
     store.ensure_dev_tables().await.map_err(CliError::failed)?;
+    let bound = gateway::bind(args.gateway_addr, args.admin_token_file.as_deref()).await?;
     state::write(
         &args.data_dir,
         &state::DevState {
@@ -146,6 +173,8 @@ async fn run_with(
             events_stream: args.events_stream.clone(),
             dir: args.dir.display().to_string(),
             started_at,
+            gateway_url: Some(bound.url.clone()),
+            admin_token: Some(bound.admin_token.clone()),
             private: services
                 .private
                 .iter()
@@ -189,13 +218,18 @@ async fn run_with(
     let identity = format!("ordinaut-dev-{}", std::process::id());
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
-    let mut tools = ordinaut_tools::builtin::registry(ordinaut_tools::http::HttpConfig {
-        allow_hosts: args.http_allow_hosts.clone(),
-        ..Default::default()
-    });
+    let loopback = if args.http_refuse_loopback {
+        Vec::new()
+    } else {
+        ordinaut_tools::egress::EgressPolicy::loopback()
+    };
+    let mut tools = ordinaut_tools::builtin::registry(args.egress.http_config(&loopback));
     // MCP servers: the same path as the worker binary (pool synced from the projections the
     // operator core writes, Agent scopes checked on every call).
-    let pool = ordinaut_tools::mcp::McpPool::new(ordinaut_tools::mcp::PoolConfig::default());
+    let pool = ordinaut_tools::mcp::McpPool::new(ordinaut_tools::mcp::PoolConfig {
+        egress: args.egress.mcp_egress(),
+        ..Default::default()
+    });
     tools.set_provider(Arc::new(pool.clone()));
     let agents = Arc::new(ordinaut_worker::mcp::Agents::default());
     let sync_stop = CancellationToken::new();
@@ -250,6 +284,31 @@ async fn run_with(
         Duration::from_secs(3),
     ));
 
+    // The gateway: agents' Tasks become files in the folder.
+    let gateway_stop = CancellationToken::new();
+    let gateway_url = bound.url.clone();
+    let serve = gateway::Serve {
+        dir: args.dir.clone(),
+        store: store.clone(),
+        secrets: secrets.clone(),
+        allowed_hosts: if args.allowed_hosts.iter().any(|h| h == "*") {
+            Vec::new()
+        } else {
+            args.allowed_hosts.clone()
+        },
+        rate_limit: args.rate_limit,
+        registry,
+    };
+    let gateway = gateway::serve(bound, serve, gateway_stop.clone());
+    printer.emit(
+        "gateway",
+        &format!(
+            "gateway on {gateway_url}: MCP {gateway_url}/mcp, REST {gateway_url}/v1; admin token in {}",
+            state::path(&args.data_dir).display()
+        ),
+        json!({"url": gateway_url, "mcp": format!("{gateway_url}/mcp")}),
+    );
+
     // The directory, until a signal.
     let core = source::Core {
         objects,
@@ -290,6 +349,8 @@ async fn run_with(
         _ = worker => {}
         () = signals.recv() => printer.note("stopping at once"),
     }
+    gateway_stop.cancel();
+    let _ = gateway.await;
     sync_stop.cancel();
     let _ = sync.await;
     pool.shutdown().await;

@@ -2,7 +2,9 @@
 //! one module per command.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod audit_cmd;
 mod dev;
+mod mcp_cmd;
 mod runs_cmd;
 mod schedule_cmd;
 mod target;
@@ -37,6 +39,11 @@ enum Command {
     Runs(runs_cmd::RunsArgs),
     /// Act on a Task: run it now, backfill a past range, snooze it.
     Task(task_cmd::TaskArgs),
+    /// The audit log: who did what (gateway calls, run-now, backfill, scope refusals).
+    Audit(audit_cmd::AuditArgs),
+    /// A stdio MCP server for desktop agents, bridged to a gateway (`ordinaut dev`'s, or
+    /// --url) with the token in ORDINAUT_TOKEN.
+    Mcp(mcp_cmd::McpArgs),
 }
 
 /// Installed (linked or copied) as `kubectl-ordinaut`, the binary is a kubectl plugin and
@@ -64,6 +71,8 @@ fn main() -> ExitCode {
         Command::Dev(args) => dev::run(args),
         Command::Runs(args) => runs_cmd::run(args),
         Command::Task(args) => task_cmd::run(args),
+        Command::Audit(args) => audit_cmd::run(args),
+        Command::Mcp(args) => mcp_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,6 +23,12 @@ pub struct DevState {
     pub events_stream: String,
     pub dir: String,
     pub started_at: DateTime<Utc>,
+    /// Where the gateway listens (`http://127.0.0.1:7474`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_url: Option<String>,
+    /// The gateway's admin token (this file is readable only by its owner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
     pub private: Vec<PrivateState>,
 }
 
@@ -70,9 +76,22 @@ pub fn write(data_dir: &Path, state: &DevState) -> Result<(), CliError> {
     std::fs::create_dir_all(data_dir).map_err(CliError::failed)?;
     let text = serde_json::to_string_pretty(state).map_err(CliError::failed)?;
     let tmp = data_dir.join("dev.json.tmp");
-    std::fs::write(&tmp, text)
+    // It holds the admin token: readable by its owner only.
+    write_private(&tmp, &text)
         .and_then(|()| std::fs::rename(&tmp, path(data_dir)))
         .map_err(|e| CliError::failed(anyhow!("cannot write {}: {e}", path(data_dir).display())))
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
 }
 
 /// Removes the file if it is ours.

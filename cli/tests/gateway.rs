@@ -1,0 +1,127 @@
+//! The gateway of `ordinaut dev`, driven by the official `mcp` Python client acting as an
+//! agent, over streamable HTTP and over `ordinaut mcp` (stdio): it schedules an `every` Task
+//! (written as a manifest into the watched folder), reads its next runs and a succeeded run;
+//! a wrong token is refused and another agent's Task is invisible.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use nix::sys::signal::Signal;
+use ordinaut_store::testing::TestDb;
+
+const BOT: &str = "bot-secret-token-1";
+const OTHER: &str = "other-secret-token-2";
+
+const AGENTS: &str = "\
+apiVersion: ordinaut.dev/v1alpha1
+kind: Agent
+metadata: {name: bot, namespace: default}
+spec:
+  scopes: [\"core.*\"]
+  tokenSecretRef: {name: bot-token, key: token}
+---
+apiVersion: ordinaut.dev/v1alpha1
+kind: Agent
+metadata: {name: other, namespace: default}
+spec:
+  tokenSecretRef: {name: other-token, key: token}
+";
+
+/// The venv's Python with the official `mcp` package (scripts/install-test-peers.sh).
+fn python() -> PathBuf {
+    let python = std::env::var("ORDINAUT_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            let dir = std::env::var("ORDINAUT_TOOLS_DIR")
+                .unwrap_or_else(|_| "/var/cache/ordinaut".into());
+            PathBuf::from(dir).join("venv/bin/python")
+        });
+    let ok = Command::new(&python)
+        .args(["-c", "import mcp.client.streamable_http"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "the Python `mcp` package is not in {}: run scripts/install-test-peers.sh",
+        python.display()
+    );
+    python
+}
+
+fn secret(dir: &Path, name: &str, value: &str) {
+    let d = dir.join("default").join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("token"), value).unwrap();
+}
+
+fn agent_script(args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mcp_agent.py");
+    let out = Command::new(python())
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = text(&out);
+    assert!(out.status.success(), "the agent failed:\n{text}");
+    text
+}
+
+#[test]
+fn a_python_mcp_agent_schedules_and_reads_its_task_over_http_and_stdio() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = rt.block_on(TestDb::empty()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    write(dir.path(), "agents.yaml", AGENTS);
+    secret(secrets.path(), "bot-token", BOT);
+    secret(secrets.path(), "other-token", OTHER);
+    let port = unused_port();
+    let mut cmd = ordinaut(&["dev", &dir.path().display().to_string()]);
+    cmd.args(["--database-url", &db.url, "--redis-url", &redis_url()])
+        .args([
+            "--events-stream",
+            &format!("test:gw:{}", uuid::Uuid::new_v4().simple()),
+        ])
+        .args(["--data-dir", &data.path().display().to_string()])
+        .args(["--secrets-dir", &secrets.path().display().to_string()])
+        .args(["--gateway-addr", &format!("127.0.0.1:{port}")]);
+    let mut dev = Dev::start(cmd);
+    dev.wait_line(0, "gateway on ", Duration::from_secs(60));
+    dev.wait_line(0, "watching ", Duration::from_secs(60));
+    let url = format!("http://127.0.0.1:{port}");
+
+    // dev.json names the gateway and holds the admin token: readable by its owner only.
+    let state = data.path().join("dev.json");
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "dev.json mode {mode:o}");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(state["gatewayUrl"], url.as_str());
+    assert!(state["adminToken"].as_str().is_some_and(|t| t.len() > 32));
+
+    agent_script(&["http", &url, BOT, OTHER, "beat-http"]);
+    // The folder stays the source of truth: the Task is a manifest in it.
+    let file = dir.path().join("agents/default/bot/beat-http.yaml");
+    let manifest = std::fs::read_to_string(&file).unwrap();
+    assert!(manifest.contains("agentRef: bot"), "{manifest}");
+
+    agent_script(&["stdio", &url, BOT, OTHER, "beat-stdio", BIN]);
+    assert!(
+        dir.path()
+            .join("agents/default/bot/beat-stdio.yaml")
+            .exists()
+    );
+
+    let status = dev.stop(Signal::SIGTERM, Duration::from_secs(30));
+    assert!(status.success(), "{status}\n{}", dev.output());
+}
