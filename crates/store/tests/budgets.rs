@@ -222,3 +222,47 @@ async fn an_agent_without_budgets_or_a_task_without_agent_is_not_limited() {
     assert_eq!(a.leases.len(), 10);
     assert!(a.waits.is_empty());
 }
+
+/// A scheduled occurrence still waiting at its start deadline is not started late: it stays
+/// at attempt 0 past its deadline, which is what the operator counts as missed (its catch-up
+/// policy then decides).
+#[tokio::test]
+async fn an_occurrence_waiting_past_its_start_deadline_is_left_to_the_catch_up_policy() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    store
+        .upsert_agent(
+            "default",
+            "bot",
+            1,
+            &json!({"budgets": {"concurrentRuns": 1}}),
+        )
+        .await
+        .unwrap();
+    agent_task(&store, "late", "bot", 2).await;
+    let first = store.lease_within_budgets("w", 10, LEASE).await.unwrap();
+    assert_eq!((first.leases.len(), first.waits.len()), (1, 1));
+    let running = &first.leases[0];
+    store
+        .finish(&success(running.id, running.attempt, "w"))
+        .await
+        .unwrap();
+    // The waiting one's deadline passes before its next try.
+    sqlx::query(
+        "UPDATE due_work SET start_deadline = now() - interval '1 second', \
+             run_at = now() - interval '1 second' WHERE waiting_reason IS NOT NULL",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let later = store.lease_within_budgets("w", 10, LEASE).await.unwrap();
+    assert!(later.leases.is_empty() && later.waits.is_empty());
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM due_work WHERE attempt = 0 AND done_at IS NULL \
+             AND locked_until IS NULL AND start_deadline < now()"
+        )
+        .await,
+        1
+    );
+}
