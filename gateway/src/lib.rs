@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod auth;
+pub mod dashboard;
 pub mod mcp;
 pub mod openapi;
 pub mod ops;
@@ -113,9 +114,11 @@ impl AppState {
     }
 }
 
-/// The gateway's routes: `/v1/…`, `/mcp` (both behind the bearer token) and `/openapi.json`.
+/// The gateway's routes: `/v1/…`, `/mcp` (both behind the bearer token), `/openapi.json`
+/// and the web dashboard at `/ui` ([`dashboard`], behind a session cookie).
 /// Merge it with the telemetry router for `/metrics`, `/healthz` and `/readyz`.
 pub fn router(state: AppState, config: &GatewayConfig, shutdown: CancellationToken) -> Router {
+    let dashboard = dashboard::router(state.clone(), shutdown.clone());
     let protected = rest::routes()
         .nest_service("/mcp", mcp::service(state.ops.clone(), config, shutdown))
         .layer(axum::middleware::from_fn_with_state(
@@ -126,6 +129,7 @@ pub fn router(state: AppState, config: &GatewayConfig, shutdown: CancellationTok
         .route("/openapi.json", axum::routing::get(openapi::serve))
         .merge(protected)
         .with_state(state)
+        .merge(dashboard)
 }
 
 fn correlation_id(req: &Request) -> String {
