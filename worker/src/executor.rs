@@ -239,6 +239,8 @@ impl Executor {
                 // McpServer's `timeout`); the worker's default still bounds the call below.
                 timeout: step.timeout,
                 cancel: cancel.child_token(),
+                namespace: input.namespace.to_string(),
+                agent: input.agent.map(|(name, _)| name.to_string()),
             };
             let call = tokio::time::timeout(timeout, tool.call(rendered.clone(), &ctx));
             let outcome = tokio::select! {

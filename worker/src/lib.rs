@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod config;
+pub mod egress;
 pub mod events;
 pub mod executor;
 pub mod mcp;

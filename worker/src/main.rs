@@ -89,10 +89,9 @@ struct Args {
     #[arg(long, env = "ORDINAUT_STEP_TIMEOUT", default_value = "5m", value_parser = duration)]
     step_timeout: Duration,
 
-    /// Hosts `http.request` steps may reach (comma-separated globs such as `api.example.com`,
-    /// `*.example.com`, `10.0.0.5:8080`). Empty: `http.request` is refused.
-    #[arg(long, env = "ORDINAUT_HTTP_ALLOW_HOSTS", value_delimiter = ',')]
-    http_allow_hosts: Vec<String>,
+    /// Where `http.request` and MCP servers over HTTP may connect.
+    #[command(flatten)]
+    egress: ordinaut_worker::egress::EgressFlags,
 
     /// Folder with the Secret values McpServers reference, laid out like mounted Secrets:
     /// `<dir>/<namespace>/<secret>/<key>`. Without it, McpServers that reference Secrets
@@ -141,11 +140,11 @@ async fn main() -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(&mut registry));
     let registry = Arc::new(registry);
 
-    let mut tools = ordinaut_tools::builtin::registry(ordinaut_tools::http::HttpConfig {
-        allow_hosts: args.http_allow_hosts.clone(),
+    let mut tools = ordinaut_tools::builtin::registry(args.egress.http_config(&[]));
+    let pool = ordinaut_tools::mcp::McpPool::new(ordinaut_tools::mcp::PoolConfig {
+        egress: args.egress.mcp_egress(),
         ..Default::default()
     });
-    let pool = ordinaut_tools::mcp::McpPool::new(ordinaut_tools::mcp::PoolConfig::default());
     tools.set_provider(Arc::new(pool.clone()));
     let secrets: Arc<dyn ordinaut_tools::secrets::SecretSource> = match &args.secrets_dir {
         Some(dir) => Arc::new(ordinaut_tools::secrets::DirSecrets::new(dir)),

@@ -158,6 +158,10 @@ async fn a_worker_stopped_past_its_lease_never_overlaps_the_next_attempt() {
         "200ms",
         "--http-allow-hosts",
         &allow,
+        // The test server listens on loopback, and the Task has no Agent.
+        "--http-allow-networks",
+        "127.0.0.0/8",
+        "--http-allow-agentless=true",
     ];
     let a = WorkerProcess::start(&db.url, "A", &args);
     wait_for_count(

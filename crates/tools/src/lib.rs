@@ -3,6 +3,7 @@
 //! ([`mcp`]) and the scope check that decides whether a Task may call a tool.
 
 pub mod builtin;
+pub mod egress;
 mod error;
 pub mod http;
 pub mod mcp;
@@ -35,6 +36,10 @@ pub struct CallContext {
     pub timeout: Option<Duration>,
     /// Cancelled when the run is cancelled (Replace policy, run timeout, shutdown).
     pub cancel: CancellationToken,
+    /// The Task's namespace (per-namespace egress rules).
+    pub namespace: String,
+    /// The Task's Agent, when it names one (its scopes were checked before the call).
+    pub agent: Option<String>,
 }
 
 impl CallContext {
@@ -48,6 +53,8 @@ impl CallContext {
             idempotency_key: format!("test:{step_id}"),
             timeout: None,
             cancel: CancellationToken::new(),
+            namespace: "default".to_string(),
+            agent: Some("test-agent".to_string()),
         }
     }
 }

@@ -4,6 +4,16 @@
 /// Built-in tools live under these prefixes; a Task without an Agent may use only them.
 pub const BUILTIN_PREFIXES: &[&str] = &["core.", "http."];
 
+/// Built-ins that reach the network: an Agent needs a scope for them like for any tool
+/// (a Task without an Agent may call them only where the worker allows it:
+/// `--http-allow-agentless`, checked by the tool).
+pub const NETWORK_BUILTIN_PREFIXES: &[&str] = &["http."];
+
+/// `true` if `tool` is a built-in that reaches the network.
+pub fn reaches_network(tool: &str) -> bool {
+    NETWORK_BUILTIN_PREFIXES.iter().any(|p| tool.starts_with(p))
+}
+
 /// `true` if `tool` is a built-in.
 pub fn is_builtin(tool: &str) -> bool {
     BUILTIN_PREFIXES.iter().any(|p| tool.starts_with(p))
@@ -100,16 +110,20 @@ impl From<ScopeDenied> for crate::ToolError {
     }
 }
 
-/// Whether a Task may call `tool`. Built-ins are always allowed. A Task without an agent
-/// (`None`) may use only built-ins (secure default). With an agent (`(name, scopes)`), the
-/// tool must match one of its scope globs. Call it before the tool is contacted; the worker
-/// writes a refusal (its [`ScopeDenied::reason`]) to `audit_log`.
+/// Whether a Task may call `tool`. Built-ins that stay inside the worker (`core.*`) are
+/// always allowed. A Task without an agent (`None`) may use only built-ins (secure default;
+/// network built-ins then decide themselves, see [`NETWORK_BUILTIN_PREFIXES`]). With an agent
+/// (`(name, scopes)`), any other tool, network built-ins included, must match one of its scope
+/// globs. Call it before the tool is contacted; the worker writes a refusal (its
+/// [`ScopeDenied::reason`]) to `audit_log`.
 pub fn check(agent: Option<(&str, &[String])>, tool: &str) -> Result<(), ScopeDenied> {
-    if is_builtin(tool) {
+    let network = reaches_network(tool);
+    if is_builtin(tool) && !network {
         return Ok(());
     }
     match agent {
         Some((_, scopes)) if scopes.iter().any(|s| glob_match(s, tool)) => Ok(()),
+        None if network => Ok(()),
         _ => Err(ScopeDenied {
             agent: agent.map(|(name, _)| name.to_string()),
             tool: tool.to_string(),
@@ -156,6 +170,7 @@ mod tests {
         assert_eq!(check(None, "core.echo"), Ok(()));
         assert_eq!(check(None, "http.request"), Ok(()));
         assert_eq!(check(Some(("a", &[])), "core.sleep"), Ok(()));
+        assert!(!reaches_network("core.echo"));
         let denied = check(None, "everything.echo").unwrap_err();
         assert_eq!(denied.agent, None);
         assert!(
@@ -166,6 +181,28 @@ mod tests {
         );
         let err: crate::ToolError = denied.into();
         assert!(matches!(err, crate::ToolError::Denied(_)));
+    }
+
+    #[test]
+    fn network_builtins_need_a_scope_when_the_task_has_an_agent() {
+        let denied = check(Some(("briefer", &scopes(&["weather.*"]))), "http.request").unwrap_err();
+        assert!(
+            denied
+                .to_string()
+                .contains("add a scope such as `http.request` or `http.*`"),
+            "{denied}"
+        );
+        assert_eq!(
+            check(
+                Some(("briefer", &scopes(&["http.request"]))),
+                "http.request"
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(Some(("all", &scopes(&["*"]))), "http.request"),
+            Ok(())
+        );
     }
 
     #[test]

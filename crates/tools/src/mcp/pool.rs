@@ -8,6 +8,7 @@
 
 use super::session::{CallFailure, Limits, Session};
 use super::{McpError, McpTool, ResolvedServer};
+use crate::egress::{Cidr, EgressPolicy};
 use crate::{CallContext, Tool, ToolError, ToolProvider};
 use ordinaut_api::DiscoveredTool;
 use serde_json::Value;
@@ -33,6 +34,29 @@ pub struct PoolConfig {
     pub backoff_max: Duration,
     /// On close: time to exit after stdin closes, then after SIGTERM, before SIGKILL.
     pub shutdown_grace: Duration,
+    /// Where streamable-HTTP servers may be reached (checked on the resolved address at
+    /// connect time; redirects are not followed). Default: [`mcp_default_egress`].
+    pub egress: Arc<EgressPolicy>,
+}
+
+/// The default egress policy for MCP over HTTP: McpServers are written by administrators and
+/// in-cluster servers live at private Service addresses, so loopback, private and CGNAT
+/// ranges are allowed; link-local (cloud metadata at 169.254.169.254), unspecified,
+/// multicast and reserved addresses stay refused. `--mcp-allow-networks` replaces the list.
+pub fn mcp_default_egress() -> EgressPolicy {
+    let allow = [
+        "127.0.0.0/8",
+        "::1",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "fc00::/7",
+    ]
+    .iter()
+    .filter_map(|n| n.parse::<Cidr>().ok())
+    .collect();
+    EgressPolicy::allowing(allow)
 }
 
 impl Default for PoolConfig {
@@ -43,6 +67,7 @@ impl Default for PoolConfig {
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(3),
+            egress: Arc::new(mcp_default_egress()),
         }
     }
 }
@@ -338,7 +363,7 @@ impl Inner {
             return Err(Started::Failed(McpError::ShutDown));
         }
         let started = tokio::select! {
-            r = Session::connect(&entry.server, self.config.limits()) => r,
+            r = Session::connect(&entry.server, self.config.limits(), &self.config.egress) => r,
             () = self.shutdown.cancelled() => Err(McpError::ShutDown),
         };
         match started {

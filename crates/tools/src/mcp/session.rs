@@ -4,6 +4,7 @@
 
 use super::{INHERITED_ENV, McpError, ResolvedServer, ResolvedTransport};
 use crate::ToolError;
+use crate::egress::EgressPolicy;
 use ordinaut_api::DiscoveredTool;
 use process_wrap::tokio::{ChildWrapper, CommandWrap, KillOnDrop, ProcessGroup};
 use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
@@ -25,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 /// Lines of stderr kept for error messages, and the most characters kept of each.
 const STDERR_LINES: usize = 20;
 const STDERR_LINE_CHARS: usize = 400;
+/// Bytes of one stderr line read into memory (a line longer than this is cut).
+const STDERR_LINE_BYTES: usize = 4 * STDERR_LINE_CHARS;
 /// How long to wait for an exit status once the connection broke, to say why.
 const EXIT_REPORT_WAIT: Duration = Duration::from_secs(2);
 
@@ -109,9 +112,58 @@ fn describe(status: std::io::Result<ExitStatus>) -> String {
     }
 }
 
+/// Whether the egress policy lets us reach the server's URL, checked before connecting so
+/// the refusal reads clearly (rmcp's errors drop the resolver's reason). The connection
+/// itself goes through the filtering resolver, which enforces the policy again at connect
+/// time: this early check is for the message, not the guarantee.
+async fn check_egress(
+    server: &ResolvedServer,
+    url: &str,
+    egress: &EgressPolicy,
+) -> Result<(), McpError> {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return Ok(());
+    };
+    let reason = match (crate::egress::literal_ip(&parsed), parsed.host_str()) {
+        (Some(ip), _) => egress.check(ip).err().map(|d| d.to_string()),
+        (None, Some(host)) => match tokio::net::lookup_host((host, 0)).await {
+            Ok(addrs) => {
+                let verdicts: Vec<_> = addrs.map(|a| egress.check(a.ip())).collect();
+                let refused: Vec<String> = verdicts
+                    .iter()
+                    .filter_map(|v| v.as_ref().err().map(ToString::to_string))
+                    .collect();
+                (refused.len() == verdicts.len() && !refused.is_empty()).then(|| {
+                    format!(
+                        "`{host}` resolves only to refused addresses ({})",
+                        refused.join(", ")
+                    )
+                })
+            }
+            Err(_) => None,
+        },
+        (None, None) => None,
+    };
+    match reason {
+        Some(reason) => Err(McpError::Protocol {
+            target: server.target(),
+            what: "connecting".into(),
+            reason: format!(
+                "{reason}: refused by the egress policy (allow it with --mcp-allow-networks)"
+            ),
+            stderr: String::new(),
+        }),
+        None => Ok(()),
+    }
+}
+
 impl Session {
     /// Starts the process (stdio) or connects (HTTP) and runs `initialize`.
-    pub async fn connect(server: &ResolvedServer, limits: Limits) -> Result<Session, McpError> {
+    pub async fn connect(
+        server: &ResolvedServer,
+        limits: Limits,
+        egress: &Arc<EgressPolicy>,
+    ) -> Result<Session, McpError> {
         match &server.transport {
             ResolvedTransport::Stdio {
                 command,
@@ -236,7 +288,10 @@ impl Session {
                     value.set_sensitive(h.secret);
                     map.insert(name, value);
                 }
-                let client = reqwest::Client::builder()
+                check_egress(server, url, egress).await?;
+                // Redirects are not followed: an McpServer names its endpoint exactly.
+                let client = crate::egress::client_builder(egress.clone())
+                    .redirect(reqwest::redirect::Policy::none())
                     .connect_timeout(limits.connect_timeout)
                     .build()
                     .map_err(|e| McpError::Protocol {
@@ -497,24 +552,46 @@ async fn terminate(process: &mut dyn ChildWrapper, grace: Duration) -> std::io::
 
 async fn keep_tail(stderr: tokio::process::ChildStderr, tail: Arc<StdMutex<VecDeque<String>>>) {
     let mut reader = BufReader::new(stderr);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                let text: String = String::from_utf8_lossy(&line)
-                    .trim_end()
-                    .chars()
-                    .take(STDERR_LINE_CHARS)
-                    .collect();
-                if let Ok(mut t) = tail.lock() {
-                    if t.len() == STDERR_LINES {
-                        t.pop_front();
-                    }
-                    t.push_back(text);
-                }
+    while let Some(line) = read_bounded_line(&mut reader, STDERR_LINE_BYTES).await {
+        let text: String = String::from_utf8_lossy(&line)
+            .trim_end()
+            .chars()
+            .take(STDERR_LINE_CHARS)
+            .collect();
+        if let Ok(mut t) = tail.lock() {
+            if t.len() == STDERR_LINES {
+                t.pop_front();
             }
+            t.push_back(text);
+        }
+    }
+}
+
+/// The next line of `reader`, keeping at most `max` bytes of it (the rest is read and
+/// dropped, so a server writing megabytes without a newline costs no memory); `None` at the
+/// end of the stream or on an error.
+async fn read_bounded_line<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> Option<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut seen_any = false;
+    loop {
+        let buf = reader.fill_buf().await.ok()?;
+        if buf.is_empty() {
+            return seen_any.then_some(line);
+        }
+        seen_any = true;
+        let (part, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..=i], true),
+            None => (buf, false),
+        };
+        let room = max.saturating_sub(line.len());
+        line.extend_from_slice(&part[..part.len().min(room)]);
+        let used = part.len();
+        reader.consume(used);
+        if done {
+            return Some(line);
         }
     }
 }
@@ -523,4 +600,50 @@ fn tail_text(tail: &StdMutex<VecDeque<String>>) -> String {
     tail.lock()
         .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn stderr_lines_are_cut_at_the_limit_without_reading_them_whole_into_memory() {
+        let mut input = vec![b'x'; 100_000];
+        input.extend_from_slice(b"\nshort\nlast");
+        let mut reader = BufReader::with_capacity(64, &input[..]);
+        let first = read_bounded_line(&mut reader, 10).await.unwrap();
+        assert_eq!(first, b"xxxxxxxxxx");
+        assert_eq!(
+            read_bounded_line(&mut reader, 10).await.unwrap(),
+            b"short\n"
+        );
+        assert_eq!(read_bounded_line(&mut reader, 10).await.unwrap(), b"last");
+        assert_eq!(read_bounded_line(&mut reader, 10).await, None);
+    }
+
+    #[tokio::test]
+    async fn http_servers_at_refused_addresses_are_not_contacted() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let strict = Arc::new(EgressPolicy::default());
+        let limits = Limits {
+            connect_timeout: Duration::from_secs(10),
+            grace: Duration::from_secs(1),
+        };
+        for host in ["127.0.0.1", "localhost"] {
+            let server = ResolvedServer::http(format!("http://{host}:{port}/mcp?token=CANARY"));
+            let Err(err) = Session::connect(&server, limits, &strict).await else {
+                panic!("connected to a refused address")
+            };
+            let text = err.to_string();
+            assert!(text.contains("refused"), "{text}");
+            assert!(!text.contains("CANARY"), "{text}");
+        }
+        match listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("the refused server was connected to: {other:?}"),
+        }
+    }
 }
