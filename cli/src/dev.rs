@@ -303,10 +303,10 @@ async fn run_with(
     printer.emit(
         "gateway",
         &format!(
-            "gateway on {gateway_url}: MCP {gateway_url}/mcp, REST {gateway_url}/v1; admin token in {}",
+            "gateway on {gateway_url}: dashboard {gateway_url}/ui, MCP {gateway_url}/mcp, REST {gateway_url}/v1; admin token in {}",
             state::path(&args.data_dir).display()
         ),
-        json!({"url": gateway_url, "mcp": format!("{gateway_url}/mcp")}),
+        json!({"url": gateway_url, "dashboard": format!("{gateway_url}/ui"), "mcp": format!("{gateway_url}/mcp")}),
     );
 
     // The directory, until a signal.

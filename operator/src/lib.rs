@@ -13,6 +13,7 @@
 
 pub mod agent_token;
 pub mod audit;
+pub mod chains;
 pub mod coalesce;
 pub mod discovery;
 pub mod feed;

@@ -475,7 +475,11 @@ fn schedule_text(spec: &TaskSpec) -> String {
                 on.topic
                     .clone()
                     .map(|t| format!("topic {t}"))
-                    .or_else(|| on.task_finished.clone().map(|t| format!("task {t}")))
+                    .or_else(|| {
+                        on.task_finished
+                            .as_ref()
+                            .map(|t| format!("task {}", t.name))
+                    })
                     .unwrap_or_default()
             })
         })

@@ -464,6 +464,20 @@ impl TaskReconciler {
             created,
             referenced.as_deref().map(|p| &p.spec),
         ));
+        if crate::chains::follows(spec).is_some() {
+            let name = task.metadata.name.as_deref().unwrap_or_default();
+            let others =
+                self.ctx
+                    .store
+                    .chain_links(ns)
+                    .await
+                    .map_err(|source| ReconcileError::Store {
+                        namespace: ns.to_string(),
+                        name: name.to_string(),
+                        source,
+                    })?;
+            problems.extend(crate::chains::task_cycle(name, spec, others));
+        }
         let schedule = match validate::compile_schedule(&spec.schedule, created) {
             Ok(s) => s,
             Err(p) => {

@@ -117,6 +117,15 @@ pub fn task_problems(
     if let Err(p) = compile_schedule(&in_utc, created) {
         out.push(p);
     }
+    if let Some(filter) = s.on.as_ref().and_then(|on| on.filter.as_deref())
+        && let Err(e) = ordinaut_pipeline::condition::compile_condition(filter)
+    {
+        out.push(problem(
+            "spec.schedule.on.filter",
+            format!("is not a valid JMESPath expression: {e}"),
+            reason::INVALID_SCHEDULE,
+        ));
+    }
     duration(
         s.jitter.as_deref(),
         "spec.schedule.jitter",

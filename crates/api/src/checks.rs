@@ -61,6 +61,15 @@ pub fn task_problems(spec: &TaskSpec) -> Vec<FieldProblem> {
             "set exactly one of topic or taskFinished",
         ));
     }
+    if let Some(on) = &s.on
+        && on.filter.is_some()
+        && on.topic.is_none()
+    {
+        out.push(problem(
+            "spec.schedule.on.filter",
+            "filter applies to topic events only; remove it or use on.topic",
+        ));
+    }
     if let Some(max) = s.catchup.max_runs
         && !(1..=10_000).contains(&max)
     {

@@ -21,6 +21,6 @@ pub use mcp_server::{
 };
 pub use pipeline::{Pipeline, PipelineSpec, PipelineStatus, RetryPolicy, Step};
 pub use task::{
-    Catchup, CatchupPolicy, ConcurrencyPolicy, EventTrigger, Task, TaskCounters, TaskSchedule,
-    TaskSpec, TaskStatus,
+    Catchup, CatchupPolicy, ConcurrencyPolicy, EventTrigger, RunOutcome, Task, TaskCounters,
+    TaskFinished, TaskSchedule, TaskSpec, TaskStatus,
 };

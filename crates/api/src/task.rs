@@ -222,16 +222,46 @@ fn default_catchup_window() -> String {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(validation = Rule::new("has(self.topic) != has(self.taskFinished)").message("set exactly one of topic or taskFinished"))]
 pub struct EventTrigger {
-    /// Run for each event published on this topic (stream `ordinaut:topic:<topic>`); the event
-    /// is available to the pipeline as `${params.event}`.
+    /// Run once for each event published on this topic (stream `ordinaut:topic:<topic>`),
+    /// with the event (`id`, `topic`, `publishedAt`, `source`, `data`) as `${params.event}`.
+    /// Events published while the Task is suspended or snoozed, or before it exists, start
+    /// nothing (the first two are counted as dropped).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"))]
     pub topic: Option<String>,
 
-    /// Run each time a run of this other Task (same namespace) finishes, whatever its outcome.
+    /// With `topic`: a JMESPath expression over the event (`data.severity == 'high'`); an
+    /// event for which it is falsy starts no run (counted as filtered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub filter: Option<String>,
+
+    /// Run once each time a run of another Task (same namespace) finishes with one of the
+    /// listed outcomes, with the finished run as `${params.event}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_finished: Option<TaskFinished>,
+}
+
+/// `on.taskFinished`: the Task to follow and the outcomes that start a run.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskFinished {
+    /// The Task (same namespace) whose finished runs start this one.
     #[schemars(length(min = 1, max = 253))]
-    pub task_finished: Option<String>,
+    pub name: String,
+
+    /// The outcomes that start a run (default: `Succeeded` and `Failed`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outcome: Vec<RunOutcome>,
+}
+
+/// How a run finished, as `on.taskFinished.outcome` names it.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RunOutcome {
+    Succeeded,
+    Failed,
+    Cancelled,
+    Skipped,
 }
 
 /// The catch-up policy for missed occurrences.
@@ -384,9 +414,9 @@ impl TaskSchedule {
                     topic: Some(topic), ..
                 }) => Some(format!("on topic {topic}")),
                 Some(EventTrigger {
-                    task_finished: Some(task),
+                    task_finished: Some(after),
                     ..
-                }) => Some(format!("after task {task}")),
+                }) => Some(format!("after task {}", after.name)),
                 _ => None,
             }
         }

@@ -152,7 +152,7 @@ fn a_task_needs_exactly_one_of_pipeline_ref_or_inline_pipeline() {
 
 #[test]
 fn an_event_trigger_needs_exactly_one_source() {
-    let both = json!({"on": {"topic": "a", "taskFinished": "b"}});
+    let both = json!({"on": {"topic": "a", "taskFinished": {"name": "b"}}});
     assert_eq!(
         broken_rules("tasks", &task_with_schedule(both)),
         ["set exactly one of topic or taskFinished"]

@@ -2,7 +2,8 @@
 //! mistakes (a wrong enum value, a misspelled field) fail with a message naming the field.
 
 use ordinaut_api::{
-    CatchupPolicy, ConcurrencyPolicy, EventTrigger, McpServer, Pipeline, Task, TaskSchedule,
+    CatchupPolicy, ConcurrencyPolicy, EventTrigger, McpServer, Pipeline, Task, TaskFinished,
+    TaskSchedule,
 };
 
 fn task(yaml: &str) -> Task {
@@ -26,7 +27,7 @@ fn every_schedule_kind_round_trips_through_yaml() {
         "at: 2025-06-01T09:00:00+03:00",
         "every: 1m\nstartAt: 2025-01-01T00:00:00Z\nendAt: 2026-01-01T00:00:00Z\njitter: 5s",
         "on:\n  topic: alerts",
-        "on:\n  taskFinished: backup",
+        "on:\n  taskFinished:\n    name: backup",
         "cron: 0 * * * *\ncatchup:\n  policy: All\n  window: 6h\n  maxRuns: 3",
     ];
     for kind in kinds {
@@ -37,12 +38,18 @@ fn every_schedule_kind_round_trips_through_yaml() {
         assert_eq!(parsed, again, "{kind}");
         assert!(parsed.spec.schedule.summary().is_some(), "{kind}");
     }
-    let t = task(&task_with_schedule("on:\n  taskFinished: backup"));
+    let t = task(&task_with_schedule(
+        "on:\n  taskFinished:\n    name: backup",
+    ));
     assert_eq!(
         t.spec.schedule.on,
         Some(EventTrigger {
             topic: None,
-            task_finished: Some("backup".into())
+            filter: None,
+            task_finished: Some(TaskFinished {
+                name: "backup".into(),
+                outcome: Vec::new(),
+            })
         })
     );
     let t = task(&task_with_schedule(
@@ -81,7 +88,10 @@ fn schedule_summary_names_the_kind_and_the_rule_on_one_line() {
             "rrule DTSTART:20250101T090000 RRULE:FREQ=DAILY",
         ),
         ("on:\n  topic: alerts", "on topic alerts"),
-        ("on:\n  taskFinished: backup", "after task backup"),
+        (
+            "on:\n  taskFinished:\n    name: backup",
+            "after task backup",
+        ),
     ];
     for (schedule, summary) in cases {
         let t = task(&task_with_schedule(schedule));
