@@ -163,11 +163,14 @@ fn build_client(hosts: Vec<String>, policy: Arc<EgressPolicy>) -> Result<reqwest
         .map_err(|e| e.to_string())
 }
 
+/// A namespace's policy and the client that enforces it.
+type PolicyClient = (Arc<EgressPolicy>, reqwest::Client);
+
 /// The `http.request` tool.
 pub struct HttpRequest {
     config: HttpConfig,
     /// One client per namespace with rules of its own; `None`: the global one.
-    clients: Mutex<HashMap<Option<String>, (Arc<EgressPolicy>, reqwest::Client)>>,
+    clients: Mutex<HashMap<Option<String>, PolicyClient>>,
     schema: Value,
 }
 
