@@ -224,6 +224,7 @@ async fn run_with(
         ordinaut_tools::egress::EgressPolicy::loopback()
     };
     let mut tools = ordinaut_tools::builtin::registry(args.egress.http_config(&loopback));
+    tools.register(ordinaut_worker::publish::publish_tool(&store));
     // MCP servers: the same path as the worker binary (pool synced from the projections the
     // operator core writes, Agent scopes checked on every call).
     let pool = ordinaut_tools::mcp::McpPool::new(ordinaut_tools::mcp::PoolConfig {
@@ -261,6 +262,14 @@ async fn run_with(
     );
     let relay = OutboxRelay::new(store.clone(), &services.redis_url).map_err(CliError::failed)?;
     let relay = tokio::spawn(relay.run(relay_stop.clone()));
+    // Tasks `on: {topic}`: the same consumer group as the workers'.
+    let triggers = ordinaut_events::EventTriggers::new(
+        store.clone(),
+        &services.redis_url,
+        ordinaut_events::TriggerConfig::new(identity.clone()),
+    )
+    .map_err(CliError::failed)?;
+    let triggers = tokio::spawn(triggers.run(relay_stop.clone()));
     let feed_consumer = GroupConsumer::open(
         &services.redis_url,
         args.events_stream.clone(),
@@ -356,6 +365,7 @@ async fn run_with(
     pool.shutdown().await;
     relay_stop.cancel();
     let _ = relay.await;
+    let _ = triggers.await;
     follow_stop.cancel();
     let _ = follower.await;
     feed_stop.cancel();

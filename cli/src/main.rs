@@ -4,6 +4,7 @@
 
 mod audit_cmd;
 mod dev;
+mod events_cmd;
 mod mcp_cmd;
 mod runs_cmd;
 mod schedule_cmd;
@@ -39,6 +40,8 @@ enum Command {
     Runs(runs_cmd::RunsArgs),
     /// Act on a Task: run it now, backfill a past range, snooze it.
     Task(task_cmd::TaskArgs),
+    /// Events that start Tasks `on: {topic}`: publish one, or tail a topic.
+    Events(events_cmd::EventsArgs),
     /// The audit log: who did what (gateway calls, run-now, backfill, scope refusals).
     Audit(audit_cmd::AuditArgs),
     /// A stdio MCP server for desktop agents, bridged to a gateway (`ordinaut dev`'s, or
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Dev(args) => dev::run(args),
         Command::Runs(args) => runs_cmd::run(args),
         Command::Task(args) => task_cmd::run(args),
+        Command::Events(args) => events_cmd::run(args),
         Command::Audit(args) => audit_cmd::run(args),
         Command::Mcp(args) => mcp_cmd::run(args),
     };

@@ -9,6 +9,7 @@ pub mod events;
 pub mod executor;
 pub mod mcp;
 pub mod metrics;
+pub mod publish;
 pub mod redact;
 pub mod runner;
 pub mod serve;

@@ -41,6 +41,16 @@ struct Args {
     #[arg(long, env = "ORDINAUT_EVENTS_MAXLEN", default_value_t = 100_000)]
     events_maxlen: usize,
 
+    /// Start runs of Tasks `on: {topic}` from their topic streams (needs --redis-url). Every
+    /// worker with it shares the events through one consumer group.
+    #[arg(long, env = "ORDINAUT_EVENT_TRIGGERS", default_value_t = true, action = clap::ArgAction::Set)]
+    event_triggers: bool,
+
+    /// After this long unacknowledged (its reader died), a topic event is read again by
+    /// another worker (e.g. 30s).
+    #[arg(long, env = "ORDINAUT_EVENT_RECLAIM_IDLE", default_value = "30s", value_parser = duration)]
+    event_reclaim_idle: Duration,
+
     /// Name of this worker in leases and run records [default: $POD_NAME or $HOSTNAME, plus the pid].
     #[arg(long, env = "ORDINAUT_WORKER_ID")]
     worker_id: Option<String>,
@@ -141,6 +151,7 @@ async fn main() -> anyhow::Result<()> {
     let registry = Arc::new(registry);
 
     let mut tools = ordinaut_tools::builtin::registry(args.egress.http_config(&[]));
+    tools.register(ordinaut_worker::publish::publish_tool(&store));
     let pool = ordinaut_tools::mcp::McpPool::new(ordinaut_tools::mcp::PoolConfig {
         egress: args.egress.mcp_egress(),
         ..Default::default()
@@ -212,6 +223,16 @@ async fn main() -> anyhow::Result<()> {
             None
         }
     };
+    let triggers = match (&args.redis_url, args.event_triggers) {
+        (Some(url), true) => {
+            let mut config = ordinaut_events::TriggerConfig::new(config.worker_id.clone());
+            config.reclaim_idle = args.event_reclaim_idle;
+            let triggers = ordinaut_events::EventTriggers::new(store.clone(), url, config)
+                .context("configuring event triggers")?;
+            Some(tokio::spawn(triggers.run(relay_stop.clone())))
+        }
+        _ => None,
+    };
     let ready: ReadyCheck = {
         let store = store.clone();
         let draining = draining.clone();
@@ -261,6 +282,9 @@ async fn main() -> anyhow::Result<()> {
     relay_stop.cancel();
     if let Some(relay) = relay {
         let _ = relay.await;
+    }
+    if let Some(triggers) = triggers {
+        let _ = triggers.await;
     }
     http_stop.cancel();
     let _ = http.await;

@@ -324,34 +324,7 @@ impl GroupConsumer {
 
     /// The entries of an `XREADGROUP` reply for our one stream (`Nil` after a block).
     fn parse_read(&self, reply: Value) -> Result<Vec<RawEntry>, ConsumerError> {
-        let streams: Vec<(Value, Value)> = match reply {
-            Value::Nil => return Ok(Vec::new()),
-            Value::Map(pairs) => pairs,
-            Value::Array(items) => {
-                let mut pairs = Vec::with_capacity(items.len());
-                for item in items {
-                    match item {
-                        Value::Array(mut kv) if kv.len() == 2 => {
-                            let entries = kv.pop().unwrap_or_default();
-                            let key = kv.pop().unwrap_or_default();
-                            pairs.push((key, entries));
-                        }
-                        other => {
-                            return Err(self.reply_error("XREADGROUP", format!("{other:?}")));
-                        }
-                    }
-                }
-                pairs
-            }
-            other => return Err(self.reply_error("XREADGROUP", format!("{other:?}"))),
-        };
-        let mut out = Vec::new();
-        for (key, entries) in streams {
-            if text(&key).as_deref() == Some(self.stream.as_str()) {
-                out.extend(parse_entries(entries).map_err(|d| self.reply_error("XREADGROUP", d))?);
-            }
-        }
-        Ok(out)
+        entries_of_read(&self.stream, reply).map_err(|d| self.reply_error("XREADGROUP", d))
     }
 
     async fn call<T: redis::FromRedisValue>(
@@ -391,9 +364,39 @@ impl GroupConsumer {
     }
 }
 
+/// The entries of an `XREAD`/`XREADGROUP` reply for `stream` (`Nil` after a block).
+pub(crate) fn entries_of_read(stream: &str, reply: Value) -> Result<Vec<RawEntry>, String> {
+    let streams: Vec<(Value, Value)> = match reply {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Map(pairs) => pairs,
+        Value::Array(items) => {
+            let mut pairs = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Value::Array(mut kv) if kv.len() == 2 => {
+                        let entries = kv.pop().unwrap_or_default();
+                        let key = kv.pop().unwrap_or_default();
+                        pairs.push((key, entries));
+                    }
+                    other => return Err(format!("{other:?}")),
+                }
+            }
+            pairs
+        }
+        other => return Err(format!("{other:?}")),
+    };
+    let mut out = Vec::new();
+    for (key, entries) in streams {
+        if text(&key).as_deref() == Some(stream) {
+            out.extend(parse_entries(entries)?);
+        }
+    }
+    Ok(out)
+}
+
 /// An entry id and its fields; `None` when the entry was trimmed from the stream but is
 /// still in a pending list.
-type RawEntry = (String, Option<HashMap<String, String>>);
+pub(crate) type RawEntry = (String, Option<HashMap<String, String>>);
 
 fn parse_entries(v: Value) -> Result<Vec<RawEntry>, String> {
     let Value::Array(items) = v else {
@@ -451,7 +454,11 @@ fn split_trimmed(raw: Vec<RawEntry>, delivery: Delivery) -> (Vec<StreamEntry>, V
 }
 
 impl StreamEntry {
-    fn from_fields(id: String, fields: HashMap<String, String>, delivery: Delivery) -> Self {
+    pub(crate) fn from_fields(
+        id: String,
+        fields: HashMap<String, String>,
+        delivery: Delivery,
+    ) -> Self {
         let payload = match fields.get(fields::PAYLOAD) {
             None => Json::Null,
             Some(raw) => serde_json::from_str(raw).unwrap_or_else(|_| Json::String(raw.clone())),

@@ -17,11 +17,13 @@ mod conn;
 pub use conn::ping_redis;
 mod consumer;
 mod relay;
+mod tail;
 mod triggers;
 
 pub use consumer::{ConsumerError, Delivery, GroupConsumer, StartFrom, StreamEntry};
 pub use ordinaut_store::DEFAULT_STREAM;
 pub use relay::{OutboxRelay, RelayError, RelayStats};
+pub use tail::StreamTail;
 pub use triggers::{
     EventTriggers, TRIGGER_GROUP, TopicEvent, TriggerConfig, TriggerStats, deliveries, stream_topic,
 };

@@ -7,6 +7,7 @@ pub mod egress;
 mod error;
 pub mod http;
 pub mod mcp;
+pub mod publish;
 mod registry;
 pub mod scope;
 pub mod secrets;

@@ -1,0 +1,77 @@
+//! `core.publish`: publishes an event on a topic; every Task `on: {topic}` starts one run for
+//! it. Where events go is the caller's [`EventSink`] (the worker's writes them to the outbox,
+//! see `ordinaut_store::Store::publish_event`). Like any tool it is checked against the
+//! Agent's scopes (`core.publish` or `core.*`).
+
+use crate::{CallContext, Tool, ToolError};
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Where `core.publish` sends events.
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    /// Publishes `data` on `topic` with event id `id`; returns what to show as the step's
+    /// output (at least the event id). A wrong topic or oversized data is
+    /// [`ToolError::InvalidInput`].
+    async fn publish(
+        &self,
+        topic: &str,
+        data: &Value,
+        id: &str,
+        source: &str,
+    ) -> Result<Value, ToolError>;
+}
+
+/// `core.publish`: input `{topic, data}` (and optionally `id`); output the published event
+/// (`id`, `topic`, `stream`, `publishedAt`). Without `id`, the event id is the step's
+/// idempotency key, so a retried step publishes the same event and starts nothing twice.
+pub struct Publish {
+    sink: Arc<dyn EventSink>,
+    schema: Value,
+}
+
+impl Publish {
+    pub fn new(sink: Arc<dyn EventSink>) -> Self {
+        Self {
+            sink,
+            schema: json!({
+                "type": "object",
+                "required": ["topic"],
+                "properties": {
+                    "topic": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"},
+                    "data": {},
+                    "id": {"type": "string", "minLength": 1, "maxLength": 256},
+                },
+                "additionalProperties": false,
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl Tool for Publish {
+    fn name(&self) -> &str {
+        "core.publish"
+    }
+    fn description(&self) -> &str {
+        "Publishes `data` on `topic`: each Task on that topic starts one run with it as ${params.event}."
+    }
+    fn input_schema(&self) -> Option<&Value> {
+        Some(&self.schema)
+    }
+    async fn call(&self, input: Value, ctx: &CallContext) -> Result<Value, ToolError> {
+        let topic = input
+            .get("topic")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ToolError::InvalidInput("`topic` must be a string".into()))?;
+        let data = input.get("data").cloned().unwrap_or(Value::Null);
+        let id = input
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| ctx.idempotency_key.clone());
+        let source = format!("run {}", ctx.run_id);
+        self.sink.publish(topic, &data, &id, &source).await
+    }
+}
