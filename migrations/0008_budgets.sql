@@ -8,16 +8,19 @@
 -- to the queue (its attempt restored) with `run_at` moved to when it may be tried again.
 
 -- One row per admitted run (an attempt: a retry is admitted, and counted, again).
--- * Active runs: rows whose due_work row is still at this attempt, not done and leased.
---   An expired lease (a crashed worker) stops counting without anyone cleaning up.
+-- * Going runs: rows whose due_work row is still at this attempt, not done and leased.
+--   An expired lease (a crashed worker) stops counting without anyone cleaning up. A run
+--   seen not going is marked `ended` (a later lease is a later attempt, so it never goes
+--   again), so each admission looks up only the runs not yet seen to end.
 -- * Runs started in the sliding hour: rows with started_at > now() - 1 hour.
--- Rows that are neither are pruned at the agent's next admission.
+-- Ended rows outside the hour are pruned at the agent's next admission.
 CREATE TABLE agent_runs (
     namespace   text        NOT NULL,
     agent       text        NOT NULL,
     due_work_id bigint      NOT NULL,
     attempt     integer     NOT NULL,
     started_at  timestamptz NOT NULL DEFAULT now(),
+    ended       boolean     NOT NULL DEFAULT false,
     PRIMARY KEY (namespace, agent, due_work_id, attempt)
 );
 CREATE INDEX agent_runs_window ON agent_runs (namespace, agent, started_at);

@@ -86,8 +86,12 @@ fn agent_of(lease: &Lease) -> Option<&str> {
 struct Usage {
     now: DateTime<Utc>,
     active: i64,
-    /// Starts within the last hour, oldest first.
-    window: Vec<DateTime<Utc>>,
+    /// Starts within the last hour.
+    in_hour: i64,
+    /// With runsPerHour N: the start whose leaving the hour frees the next slot (the oldest
+    /// in the window, or the (count - N + 1)-th oldest when the budget was lowered); `None`
+    /// when no start is in the window.
+    slot: Option<DateTime<Utc>>,
 }
 
 /// How many of `wanted` leases of an agent may start, and why the rest wait and until when.
@@ -99,30 +103,24 @@ fn decide(
 ) -> (usize, String, DateTime<Utc>) {
     let wanted = wanted as i64;
     let free_conc = limits.concurrent.map(|c| (c - usage.active).max(0));
-    let free_hour = limits
-        .per_hour
-        .map(|h| (h - usage.window.len() as i64).max(0));
+    let free_hour = limits.per_hour.map(|h| (h - usage.in_hour).max(0));
     let free = [free_conc, free_hour]
         .into_iter()
         .flatten()
         .min()
         .unwrap_or(wanted);
     let admit = free.min(wanted);
-    let hour_full = limits
-        .per_hour
-        .is_some_and(|h| usage.window.len() as i64 + admit >= h);
+    let hour_full = limits.per_hour.is_some_and(|h| usage.in_hour + admit >= h);
     let (reason, until) = match limits.per_hour {
         Some(h) if hour_full => {
-            // Starts in the window, this batch's included: the slot frees when the
-            // (count - limit + 1)-th oldest start leaves the hour.
-            let mut starts = usage.window.clone();
-            starts.extend(std::iter::repeat_n(usage.now, admit as usize));
-            let idx = (starts.len() as i64 - h).max(0) as usize;
-            let slot = starts.get(idx).copied().unwrap_or(usage.now);
+            // The window holds its old starts plus this batch's (at `now`); the next slot
+            // frees when `usage.slot` leaves the hour, or this batch's first start when the
+            // window was empty.
+            let slot = usage.slot.unwrap_or(usage.now);
             (
                 format!(
                     "Agent {agent} started {} runs in the last hour (runsPerHour: {h})",
-                    starts.len()
+                    usage.in_hour + admit
                 ),
                 slot + chrono::Duration::hours(1),
             )
@@ -186,7 +184,7 @@ impl Store {
                 admitted.extend(group);
                 continue;
             }
-            let usage = usage(&mut tx, &namespace, &agent, limits).await?;
+            let usage = usage(&mut tx, &namespace, &agent, limits, group.len() as i64).await?;
             let label = format!("{namespace}/{agent}");
             let (n, reason, until) = decide(limits, &usage, group.len(), &label);
             let mut group = group;
@@ -243,10 +241,11 @@ impl Store {
         agent: &str,
     ) -> Result<(i64, i64, i64), StoreError> {
         let (active, in_hour): (i64, i64) = sqlx::query_as(
-            "SELECT count(d.id), count(*) FILTER (WHERE r.started_at > now() - interval '1 hour') \
-             FROM agent_runs r LEFT JOIN due_work d ON d.id = r.due_work_id \
-               AND d.attempt = r.attempt AND d.done_at IS NULL AND d.locked_until > now() \
-             WHERE r.namespace = $1 AND r.agent = $2",
+            "SELECT count(*) FILTER (WHERE NOT r.ended AND EXISTS (SELECT 1 FROM due_work d \
+                 WHERE d.id = r.due_work_id AND d.attempt = r.attempt AND d.done_at IS NULL \
+                   AND d.locked_until > now())), \
+                 count(*) FILTER (WHERE r.started_at > now() - interval '1 hour') \
+             FROM agent_runs r WHERE r.namespace = $1 AND r.agent = $2",
         )
         .bind(namespace)
         .bind(agent)
@@ -263,52 +262,68 @@ impl Store {
 }
 
 /// Prunes the agent's records that no longer count, then reads what does (under its lock).
+/// Reads at most the runs started in the last hour plus the runs not yet seen to have ended,
+/// whatever the agent's history.
 async fn usage(
     tx: &mut sqlx::PgConnection,
     namespace: &str,
     agent: &str,
     limits: Limits,
+    wanted: i64,
 ) -> Result<Usage, StoreError> {
-    // A run counts while it is going (its row at that attempt, leased, not done) and, with
-    // runsPerHour, for an hour after it started. Without runsPerHour only going runs count.
+    // A run is going while its due_work row is at that attempt, leased and not done. Once it
+    // is not, it never is again (a later lease is a later attempt): mark it ended, so the
+    // next count does not look it up again.
     sqlx::query(
-        "DELETE FROM agent_runs r WHERE r.namespace = $1 AND r.agent = $2 \
-           AND ($3 OR r.started_at <= now() - interval '1 hour') \
+        "UPDATE agent_runs r SET ended = true \
+         WHERE r.namespace = $1 AND r.agent = $2 AND NOT r.ended \
            AND NOT EXISTS (SELECT 1 FROM due_work d WHERE d.id = r.due_work_id \
                AND d.attempt = r.attempt AND d.done_at IS NULL AND d.locked_until > now())",
+    )
+    .bind(namespace)
+    .bind(agent)
+    .execute(&mut *tx)
+    .await?;
+    // Ended runs count only for runsPerHour, and only within the hour.
+    sqlx::query(
+        "DELETE FROM agent_runs WHERE namespace = $1 AND agent = $2 AND ended \
+           AND ($3 OR started_at <= now() - interval '1 hour')",
     )
     .bind(namespace)
     .bind(agent)
     .bind(limits.per_hour.is_none())
     .execute(&mut *tx)
     .await?;
-    let rows: Vec<(DateTime<Utc>, bool, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT r.started_at, d.id IS NOT NULL, now() FROM agent_runs r \
-         LEFT JOIN due_work d ON d.id = r.due_work_id AND d.attempt = r.attempt \
-           AND d.done_at IS NULL AND d.locked_until > now() \
-         WHERE r.namespace = $1 AND r.agent = $2 ORDER BY r.started_at",
+    let (now, active, in_hour): (DateTime<Utc>, i64, i64) = sqlx::query_as(
+        "SELECT now(), count(*) FILTER (WHERE NOT ended), \
+                count(*) FILTER (WHERE started_at > now() - interval '1 hour') \
+         FROM agent_runs WHERE namespace = $1 AND agent = $2",
     )
     .bind(namespace)
     .bind(agent)
-    .fetch_all(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
-    let now = match rows.first() {
-        Some((_, _, now)) => *now,
-        None => {
-            sqlx::query_scalar("SELECT now()")
-                .fetch_one(&mut *tx)
-                .await?
+    let slot = match limits.per_hour {
+        // Only needed when this batch could fill the hour.
+        Some(h) if in_hour > 0 && in_hour + wanted >= h => {
+            sqlx::query_scalar(
+                "SELECT started_at FROM agent_runs \
+                 WHERE namespace = $1 AND agent = $2 AND started_at > now() - interval '1 hour' \
+                 ORDER BY started_at OFFSET $3 LIMIT 1",
+            )
+            .bind(namespace)
+            .bind(agent)
+            .bind((in_hour - h).max(0))
+            .fetch_optional(&mut *tx)
+            .await?
         }
+        _ => None,
     };
-    let hour_ago = now - chrono::Duration::hours(1);
     Ok(Usage {
         now,
-        active: rows.iter().filter(|(_, active, _)| *active).count() as i64,
-        window: rows
-            .iter()
-            .filter(|(at, _, _)| *at > hour_ago)
-            .map(|(at, _, _)| *at)
-            .collect(),
+        active,
+        in_hour,
+        slot,
     })
 }
 
@@ -450,7 +465,8 @@ mod tests {
         let usage = Usage {
             now: t("2026-01-01T12:00:00Z"),
             active: 1,
-            window: vec![],
+            in_hour: 0,
+            slot: None,
         };
         let limits = Limits {
             concurrent: Some(2),
@@ -467,7 +483,8 @@ mod tests {
         let usage = Usage {
             now: t("2026-01-01T12:00:00Z"),
             active: 0,
-            window: vec![t("2026-01-01T11:10:00Z"), t("2026-01-01T11:20:00Z")],
+            in_hour: 2,
+            slot: Some(t("2026-01-01T11:10:00Z")),
         };
         let limits = Limits {
             concurrent: Some(10),
