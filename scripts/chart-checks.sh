@@ -6,9 +6,12 @@
 #   bash scripts/chart-checks.sh
 #
 # Checks, in order:
-#   1. helm lint --strict and helm template --include-crds: defaults, the opt-in databases,
-#      everything optional on (monitoring, queue-depth HPA, HA operator, worker Secret RBAC)
-#   2. values.schema.json rejects typos and the chart rejects contradictory values
+#   1. helm lint --strict and helm template: defaults, the opt-in databases,
+#      everything optional on (monitoring, queue-depth HPA, HA operator, Secrets in two namespaces)
+#   2. values.schema.json rejects typos and the chart rejects contradictory values; two renders
+#      are byte-identical (GitOps), gitops: true refuses to generate passwords, the CRDs are
+#      templates kept on uninstall, Secrets are never granted cluster-wide, the worker has no
+#      API token, and Chart.yaml's kubeVersion covers the CRDs' features
 #   3. rendered built-in kinds validate against Kubernetes' schemas (kubernetes-validate)
 #   4. custom resources (the examples, a deliberate typo) validate against the CRDs'
 #      openAPIV3Schema (check-jsonschema); Prometheus Operator kinds are skipped (no schema)
@@ -118,7 +121,7 @@ if [ -z "$PROMTOOL" ]; then
 fi
 
 # --- 1. lint and render ---------------------------------------------------------------------
-say "1. helm lint --strict and helm template --include-crds"
+say "1. helm lint --strict and helm template"
 declare -A SETS=(
   [defaults]=""
   [databases]="$CHART/ci/databases-values.yaml"
@@ -132,9 +135,9 @@ for name in defaults databases monitoring; do
   else
     bad "helm lint --strict ($name)"; echo "$out" | sed 's/^/        /'
   fi
-  if "$HELM" template ordinaut "$CHART" -n ordinaut --include-crds "${vf[@]}" \
+  if "$HELM" template ordinaut "$CHART" -n ordinaut "${vf[@]}" \
       >"$WORK/$name.yaml" 2>"$WORK/$name.err"; then
-    ok "helm template --include-crds ($name): $(grep -c '^kind:' "$WORK/$name.yaml") objects"
+    ok "helm template ($name): $(grep -c '^kind:' "$WORK/$name.yaml") objects"
   else
     bad "helm template ($name)"; sed 's/^/        /' "$WORK/$name.err"
   fi
@@ -152,7 +155,7 @@ for name in defaults databases; do
   notes=$("$HELM" template ordinaut "$WORK/notes-chart" -n ordinaut "${vf[@]}" \
     --show-only templates/zz-notes.yaml 2>&1 | "$PY" -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["data"]["notes"])' 2>&1) || true
   if grep -q 'kubectl apply -f examples/hello-every-minute.yaml' <<<"$notes" \
-     && grep -q 'kubectl get tasks -w' <<<"$notes" && grep -q 'kubectl describe task' <<<"$notes"; then
+     && grep -q 'kubectl get otasks -w' <<<"$notes" && grep -q 'kubectl describe otask' <<<"$notes"; then
     ok "NOTES.txt ($name) tells how to apply the first Task and watch it"
   else
     bad "NOTES.txt ($name):"; echo "$notes" | sed 's/^/        /' | head -20
@@ -179,6 +182,84 @@ refused "two operators without leader election" "needs operator.leaderElection" 
   --set operator.replicas=2 --set operator.leaderElection=false
 refused "gateway.enabled before the gateway exists" "not released yet" --set gateway.enabled=true
 refused "no database at all" "no database" --set connection.existingSecret=
+
+# --- 2b. GitOps renders, CRD lifecycle, Secret RBAC, Kubernetes floor --------------------------
+say "2b. GitOps: identical renders; CRDs installed, upgraded and kept; RBAC; minimum Kubernetes"
+twice() { # twice DESCRIPTION helm-args…: two `helm template` runs are byte-identical
+  local what=$1; shift
+  if "$HELM" template ordinaut "$CHART" -n ordinaut "$@" >"$WORK/once.yaml" 2>&1 \
+      && "$HELM" template ordinaut "$CHART" -n ordinaut "$@" >"$WORK/twice.yaml" 2>&1 \
+      && cmp -s "$WORK/once.yaml" "$WORK/twice.yaml"; then
+    ok "two renders are identical ($what)"
+  else
+    bad "two renders differ or fail ($what)"; diff "$WORK/once.yaml" "$WORK/twice.yaml" | head -5 | sed 's/^/        /'
+  fi
+}
+twice defaults
+twice monitoring -f "$CHART/ci/monitoring-values.yaml"
+twice "databases, gitops, passwords given" -f "$CHART/ci/databases-values.yaml" --set gitops=true \
+  --set postgresql.auth.password=pgpass --set redis.auth.password=redispass
+refused "gitops without postgresql.auth.password" "postgresql.auth.password is empty" \
+  -f "$CHART/ci/databases-values.yaml" --set gitops=true --set redis.auth.password=x
+refused "gitops without redis.auth.password" "redis.auth.password is empty" \
+  -f "$CHART/ci/databases-values.yaml" --set gitops=true --set postgresql.auth.password=x
+if [ -e "$CHART/crds" ]; then
+  bad "charts/ordinaut/crds/ exists: Helm would install it once and never upgrade it; the CRDs live in files/crds/"
+else
+  ok "no crds/ folder (Helm would never upgrade it); the CRDs are templates"
+fi
+"$PY" - "$HELM" "$CHART" "$ROOT" <<'EOF' > "$WORK/lifecycle.out" || true
+import re, subprocess, sys, yaml
+helm, chart, root = sys.argv[1:4]
+def render(*args):
+    out = subprocess.run([helm, "template", "ordinaut", chart, "-n", "ordinaut", *args],
+                         capture_output=True, text=True, check=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+def crds(docs): return [d for d in docs if d["kind"] == "CustomResourceDefinition"]
+res = []
+default = render()
+names = sorted(d["metadata"]["name"] for d in crds(default))
+want = ["agents.ordinaut.dev", "mcpservers.ordinaut.dev", "pipelines.ordinaut.dev", "tasks.ordinaut.dev"]
+res.append((names == want, f"defaults render the 4 CRDs as templates (helm upgrade upgrades them): {names}"))
+kept = all((d["metadata"].get("annotations") or {}).get("helm.sh/resource-policy") == "keep" for d in crds(default))
+res.append((kept, "defaults: every CRD is annotated helm.sh/resource-policy: keep (helm uninstall leaves them)"))
+committed = {yaml.safe_load(open(f"{root}/crds/{n}.yaml"))["metadata"]["name"]: yaml.safe_load(open(f"{root}/crds/{n}.yaml"))["spec"] for n in want}
+same = all(d["spec"] == committed[d["metadata"]["name"]] for d in crds(default))
+res.append((same, "the rendered CRDs' specs are the generated crds/"))
+nokeep = crds(render("--set", "crds.keep=false"))
+res.append((len(nokeep) == 4 and not any((d["metadata"].get("annotations") or {}).get("helm.sh/resource-policy") for d in nokeep), "crds.keep=false: CRDs without the keep policy"))
+res.append((crds(render("--set", "crds.install=false")) == [], "crds.install=false: no CRDs rendered"))
+# RBAC: Secrets are never granted cluster-wide, only `get`, only by Roles; the worker has no token.
+for label, docs in (("defaults", default), ("monitoring", render("-f", f"{chart}/ci/monitoring-values.yaml"))):
+    wide = [d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole"
+            for r in d.get("rules", []) if "secrets" in r.get("resources", [])]
+    res.append((not wide, f"{label}: no ClusterRole grants Secrets {wide or ''}"))
+    roles = [(d["metadata"]["namespace"], r["verbs"]) for d in docs if d["kind"] == "Role"
+             for r in d.get("rules", []) if "secrets" in r.get("resources", [])]
+    res.append((roles and all(v == ["get"] for _, v in roles), f"{label}: Secrets only `get` in namespaces {sorted(n for n, _ in roles)}"))
+    sa = [d for d in docs if d["kind"] == "ServiceAccount" and d["metadata"]["name"].endswith("-worker")]
+    dep = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-worker")]
+    res.append((sa and sa[0].get("automountServiceAccountToken") is False and dep[0]["spec"]["template"]["spec"]["automountServiceAccountToken"] is False,
+                f"{label}: the worker gets no Kubernetes API token"))
+    bound = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding") and any(s["name"].endswith("-worker") for s in d["subjects"])]
+    res.append((not bound, f"{label}: nothing is bound to the worker's service account"))
+res.append((sorted(n for d in default if d["kind"] == "Role" for n in [d["metadata"]["namespace"]] if d["metadata"]["name"].endswith("-secrets")) == ["ordinaut"],
+            "defaults: the operator may read Secrets in the release namespace only"))
+# The declared minimum Kubernetes version covers every CRD feature used.
+floor = tuple(int(x) for x in re.search(r'kubeVersion:\s*">=\s*(\d+)\.(\d+)', open(f"{chart}/Chart.yaml").read()).groups())
+need = (1, 16)
+text = "".join(open(f"{root}/crds/{n}.yaml").read() for n in want)
+for feature, version in (("selectableFields:", (1, 31)), ("fieldPath:", (1, 28)), ("x-kubernetes-validations:", (1, 25))):
+    if feature in text and version > need: need = version
+res.append((floor >= need, f"Chart.yaml kubeVersion >= {floor[0]}.{floor[1]} covers the CRDs' features (they need {need[0]}.{need[1]})"))
+docs_floor = re.findall(r"Kubernetes (\d+)\.(\d+)(?:\+| or newer)", open(f"{root}/README.md").read() + open(f"{root}/docs/install.md").read())
+res.append((docs_floor and all(tuple(map(int, v)) == floor for v in docs_floor), f"README and docs/install.md say Kubernetes {floor[0]}.{floor[1]} or newer ({len(docs_floor)} mentions, {sorted(set(docs_floor))})"))
+for good, msg in res: print(("ok" if good else "bad") + "\t" + msg)
+EOF
+while IFS=$'\t' read -r status msg; do
+  case $status in ok) ok "$msg" ;; bad) bad "$msg" ;; esac
+done < "$WORK/lifecycle.out"
+[ -s "$WORK/lifecycle.out" ] || bad "the lifecycle/RBAC check produced no result"
 
 # --- 3 and 4. schemas -------------------------------------------------------------------------
 say "3. built-in kinds against Kubernetes $K8S_VERSION schemas; 4. custom resources against the CRDs"

@@ -5,7 +5,7 @@
 #   2. build the image (Dockerfile) and load it into the cluster's nodes
 #   3. helm install the chart with the opt-in PostgreSQL and Redis, wait for every pod
 #   4. apply the examples; wait for Ready on every object
-#   5. see a run recorded: `kubectl get tasks` shows Next Run and Last Status, status counts a
+#   5. see a run recorded: `kubectl get otasks` shows Next Run and Last Status, status counts a
 #      success, the worker's /metrics counts it
 #   6. helm upgrade (new CRDs applied first); generated passwords survive; runs go on
 #   7. delete the examples (the operator removes its finalizers), helm uninstall, nothing of
@@ -68,7 +68,7 @@ cleanup() {
     for c in operator worker; do
       k -n "$NS" logs -l "app.kubernetes.io/component=$c" --tail=200 --all-containers --prefix || true
     done
-    k get tasks,pipelines,agents -A -o yaml || true
+    k get otasks,pipelines.ordinaut.dev,agents.ordinaut.dev,mcpservers.ordinaut.dev -A -o yaml || true
     k get events -A --sort-by=.lastTimestamp | tail -50 || true
   fi
   if [ -n "$created" ] && [ -z "${E2E_KEEP:-}" ]; then
@@ -132,13 +132,13 @@ for obj in agent/assistant pipeline/morning-briefing task/morning-briefing task/
     || fail "$obj did not become Ready: $(k -n default get "$obj" -o jsonpath='{.status.conditions}')"
 done
 
-task_field() { k -n default get task hello-every-minute -o jsonpath="{$1}"; }
+task_field() { k -n default get otask hello-every-minute -o jsonpath="{$1}"; }
 next=$(task_field .status.nextRunTime)
 [ -n "$next" ] || fail "hello-every-minute has no status.nextRunTime"
 say "hello-every-minute next run: $next"
 
 # Run it now rather than waiting up to a minute; the scheduled runs go on too.
-k -n default annotate task hello-every-minute ordinaut.dev/run-now="e2e-$(date +%s)" --overwrite
+k -n default annotate otask hello-every-minute ordinaut.dev/run-now="e2e-$(date +%s)" --overwrite
 say "waiting for a recorded run"
 deadline=$((SECONDS + 180))
 until [ "$(task_field .status.lastRunStatus)" = Succeeded ] \
@@ -148,12 +148,12 @@ until [ "$(task_field .status.lastRunStatus)" = Succeeded ] \
 done
 [ -n "$(task_field .status.lastRunTime)" ] || fail "status.lastRunTime is empty after a run"
 [ -n "$(task_field .status.lastRunId)" ] || fail "status.lastRunId is empty after a run"
-k -n default get tasks
+k -n default get otasks
 # The printer columns a user reads: Next Run and Last Status are filled in.
-row=$(k -n default get task hello-every-minute --no-headers)
-case "$row" in *Succeeded*True*) ;; *) fail "kubectl get tasks row lacks Last Status/Ready: $row" ;; esac
-[ "$(k -n default get task hello-every-minute -o custom-columns=N:.status.nextRunTime --no-headers)" != "<none>" ] \
-  || fail "Next Run is empty in kubectl get tasks"
+row=$(k -n default get otask hello-every-minute --no-headers)
+case "$row" in *Succeeded*True*) ;; *) fail "kubectl get otasks row lacks Last Status/Ready: $row" ;; esac
+[ "$(k -n default get otask hello-every-minute -o custom-columns=N:.status.nextRunTime --no-headers)" != "<none>" ] \
+  || fail "Next Run is empty in kubectl get otasks"
 
 # /metrics answers through the API server's service proxy with the run counters (one scrape
 # reaches one worker pod, which may not be the one that ran it: only presence is required;
@@ -166,8 +166,7 @@ grep -q '^ordinaut_operator_leader' <<<"$metrics" || fail "the operator's /metri
 # --- upgrade ----------------------------------------------------------------------------
 secret_before=$(k -n "$NS" get secret "$RELEASE-connection" -o jsonpath='{.data.DATABASE_URL}')
 succeeded_before=$(task_field .status.counters.succeeded)
-say "helm upgrade (CRDs first, as docs/install.md says)"
-k apply --server-side --force-conflicts -f "$CHART/crds/"
+say "helm upgrade (the chart upgrades its CRDs too)"
 h upgrade "$RELEASE" "$CHART" -n "$NS" --reset-then-reuse-values \
   --set worker.concurrency=32 --wait --timeout 6m
 for d in operator worker; do
@@ -178,7 +177,7 @@ done
 [ "$(k -n "$NS" get deploy "$RELEASE-worker" \
     -o jsonpath='{.spec.template.spec.containers[0].env[?(@.name=="ORDINAUT_CONCURRENCY")].value}')" = 32 ] \
   || fail "the upgrade did not apply worker.concurrency"
-k -n default annotate task hello-every-minute ordinaut.dev/run-now="e2e-upgrade-$(date +%s)" --overwrite
+k -n default annotate otask hello-every-minute ordinaut.dev/run-now="e2e-upgrade-$(date +%s)" --overwrite
 deadline=$((SECONDS + 180))
 until [ "$(task_field .status.counters.succeeded)" -gt "$succeeded_before" ] 2>/dev/null; do
   [ $SECONDS -lt $deadline ] || fail "no run succeeded after the upgrade"
@@ -204,7 +203,7 @@ left=$(k -n "$NS" get deploy,statefulset,service,secret,serviceaccount,role,role
 [ -z "$left" ] || fail "namespaced objects left after uninstall: $left"
 k get crd tasks.ordinaut.dev >/dev/null || fail "helm uninstall removed the CRDs (it must keep them)"
 # Left on purpose: the CRDs and PostgreSQL's volume. Remove them as docs/install.md says.
-k delete -f "$CHART/crds/" --wait --timeout=60s
+k delete -f "$CHART/files/crds/" --wait --timeout=60s
 k -n "$NS" delete pvc -l app.kubernetes.io/instance=$RELEASE --wait --timeout=60s
 k delete namespace "$NS" --wait --timeout=120s
 

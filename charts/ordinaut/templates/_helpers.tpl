@@ -96,21 +96,25 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
 {{/*
-A value kept across upgrades: the key of the chart's connection Secret as it is in the
-cluster, else the given value, else a new random one. `helm template` cannot read the
-cluster, so it renders a new random value each time (documented in values.yaml).
-Call with (list $ "KEY" .given).
+A value kept across upgrades: the given value, else the key of the chart's connection Secret
+as it is in the cluster, else a new random one. `helm template` cannot read the cluster: with
+gitops: true the chart then fails, naming the value to set, instead of rendering a new random
+password on every render (Argo CD would never be Synced).
+Call with (list $ "KEY" .given "values.path").
 */}}
 {{- define "ordinaut.keptSecret" -}}
 {{- $ctx := index . 0 -}}
 {{- $key := index . 1 -}}
 {{- $given := index . 2 -}}
+{{- $field := index . 3 -}}
 {{- if $given -}}
 {{- $given -}}
 {{- else -}}
 {{- $existing := lookup "v1" "Secret" $ctx.Release.Namespace (include "ordinaut.connectionSecretName" $ctx) -}}
 {{- if and $existing (hasKey $existing.data $key) -}}
 {{- index $existing.data $key | b64dec -}}
+{{- else if $ctx.Values.gitops -}}
+{{- fail (printf "%s is empty: with gitops: true the chart cannot read a password back from the cluster (helm template), and a generated one would change on every render. Set %s (e.g. from a secret values plugin or SOPS), or point connection.existingSecret at a Secret you manage" $field $field) -}}
 {{- else -}}
 {{- randAlphaNum 32 -}}
 {{- end -}}

@@ -1,5 +1,6 @@
-//! The Helm chart carries the CRDs (`charts/ordinaut/crds/`, installed by `helm install`):
-//! its copies must be exactly the generated ones, so a chart never installs a stale schema.
+//! The Helm chart carries the CRDs (`charts/ordinaut/files/crds/`, rendered by
+//! `templates/crds.yaml`, so `helm upgrade` upgrades them): its copies must be exactly the
+//! generated ones, so a chart never installs a stale schema.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ fn chart_crds_dir() -> PathBuf {
     default_crds_dir()
         .parent()
         .expect("crds/ has a parent (the workspace root)")
-        .join("charts/ordinaut/crds")
+        .join("charts/ordinaut/files/crds")
 }
 
 #[test]
@@ -27,7 +28,7 @@ fn chart_crds_are_exactly_the_generated_crds() {
         }
     }
     let expected: BTreeSet<&str> = rendered.iter().map(|c| c.file_name.as_str()).collect();
-    for entry in std::fs::read_dir(&dir).expect("read charts/ordinaut/crds/") {
+    for entry in std::fs::read_dir(&dir).expect("read charts/ordinaut/files/crds/") {
         let name = entry
             .expect("dir entry")
             .file_name()
@@ -35,7 +36,7 @@ fn chart_crds_are_exactly_the_generated_crds() {
             .into_owned();
         if !expected.contains(name.as_str()) {
             stale.push(format!(
-                "{}/{name} is not a generated CRD (Helm would install it)",
+                "{}/{name} is not a generated CRD (the chart would install it)",
                 dir.display()
             ));
         }
@@ -43,7 +44,7 @@ fn chart_crds_are_exactly_the_generated_crds() {
     assert!(
         stale.is_empty(),
         "the chart's CRDs drifted:\n  {}\nRun `cargo run -p ordinaut-api --bin crdgen`, then \
-         `cp crds/*.yaml charts/ordinaut/crds/`, and commit both.",
+         `cp crds/*.yaml charts/ordinaut/files/crds/`, and commit both.",
         stale.join("\n  ")
     );
 }
@@ -59,7 +60,7 @@ fn chart_crds_match_the_committed_crds_folder() {
             let copy = std::fs::read_to_string(chart.join(name)).unwrap_or_default();
             assert!(
                 committed == copy,
-                "charts/ordinaut/crds/{} is not a copy of crds/{}: `cp crds/*.yaml charts/ordinaut/crds/`",
+                "charts/ordinaut/files/crds/{} is not a copy of crds/{}: `cp crds/*.yaml charts/ordinaut/files/crds/`",
                 name.to_string_lossy(),
                 name.to_string_lossy()
             );
