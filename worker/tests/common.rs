@@ -77,12 +77,12 @@ impl WorkerProcess {
             db_url,
             "--worker-id",
             id,
-            "--listen-addr",
-            "127.0.0.1:0",
             "--log-format",
             "json",
         ])
         .args(extra)
+        // Any free port, unless the test chose one.
+        .env("ORDINAUT_LISTEN_ADDR", "127.0.0.1:0")
         .env_remove("REDIS_URL")
         .env_remove("ORDINAUT_EVENTS_STREAM")
         .env("RUST_LOG", "warn")

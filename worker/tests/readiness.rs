@@ -1,0 +1,83 @@
+//! Readiness reflects whether the worker can do its job: it leases from PostgreSQL, so a
+//! Redis outage leaves it ready (degraded: events wait in the outbox) and runs go on.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use ordinaut_store::testing::TestDb;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+/// The status code of `GET path` on 127.0.0.1:`port`, `None` while nothing answers.
+fn status(port: u16, path: &str) -> Option<u16> {
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    conn.write_all(format!("GET {path} HTTP/1.0\r\nhost: x\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).ok()?;
+    reply.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn wait_status(port: u16, path: &str, want: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = status(port, path);
+        if got == Some(want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{path}: {got:?}, want {want}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_leaves_the_worker_ready_and_running() {
+    let (db, store) = TestDb::migrated().await.unwrap();
+    let mut redis = PrivateRedis::start();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let task = task_from_yaml("ready", ECHO_TASK);
+    let _w = WorkerProcess::start(
+        &db.url,
+        "ready",
+        &[
+            "--migrate",
+            "false",
+            "--redis-url",
+            &redis.url(),
+            "--listen-addr",
+            &listen,
+        ],
+    );
+    wait_status(port, "/readyz", 200);
+    redis.kill();
+    insert_due(&store, &task, 20).await;
+    wait_for_count(
+        &store,
+        "SELECT count(*) FROM task_runs WHERE status = 'succeeded'",
+        20,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        status(port, "/readyz"),
+        Some(200),
+        "Redis down must not make the worker unready"
+    );
+    assert_eq!(status(port, "/healthz"), Some(200));
+    assert!(
+        count(
+            &store,
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        )
+        .await
+            >= 20,
+        "the events wait in the outbox"
+    );
+}
