@@ -32,6 +32,7 @@
 
 mod budgets;
 mod chains;
+mod dashboard;
 mod definitions;
 mod dev_objects;
 mod error;
@@ -57,6 +58,7 @@ mod triggers;
 pub use budgets::{Admitted, BudgetWait, CONCURRENCY_RECHECK};
 pub use chains::DEFAULT_OUTCOMES;
 pub use definitions::{AgentRow, McpServerRow};
+pub use dashboard::LatestRun;
 pub use dev_objects::{DevIdentity, DevSnooze};
 pub use error::StoreError;
 pub use events::{DEFAULT_STREAM, OUTBOX_CHANNEL, OutboxBatch, OutboxEvent, OutboxRow};

@@ -189,6 +189,14 @@ pub fn badge(status: &str) -> String {
     )
 }
 
+/// `failed` → `Failed`, as `status.lastRunStatus` spells outcomes.
+pub fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

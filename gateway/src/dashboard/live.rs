@@ -166,7 +166,7 @@ impl Feed {
                 let (mut with_task, mut without) = (String::new(), String::new());
                 run_row(&mut with_task, r, now, self.tz, true);
                 run_row(&mut without, r, now, self.tz, false);
-                let outcome = capitalized(&r.status);
+                let outcome = html::capitalized(&r.status);
                 json!({
                     "id": r.id,
                     "task": format!("{}/{}", r.namespace, r.task),
@@ -185,12 +185,4 @@ impl Feed {
             .event("runs")
             .data(serde_json::Value::from(items).to_string())
     }
-}
-
-/// `failed` → `Failed`, as `status.lastRunStatus` spells outcomes.
-fn capitalized(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
 }

@@ -2,7 +2,7 @@
 //! filtered by namespace, agent and status and searched by text; the latest runs below,
 //! updated live.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 
 use axum::extract::{Query, State};
@@ -10,6 +10,7 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use ordinaut_api::agent::api_scope;
+use ordinaut_store::LatestRun;
 use serde::Deserialize;
 
 use super::html::{self, Esc, Nav};
@@ -39,8 +40,43 @@ pub struct Filter {
     pub q: String,
 }
 
-/// Every Task the caller may see (at most [`MAX_TASKS`]; `true` when there were more).
+/// Every Task the caller may see (at most [`MAX_TASKS`]; `true` when there were more), with
+/// each one's latest run in `status.lastRunStatus`/`lastRunId` when the caller may read runs.
 pub async fn all_tasks(ops: &Ops, call: &Call) -> Result<(Vec<TaskView>, bool), OpError> {
+    let (mut tasks, more) = list_all(ops, call).await?;
+    if call.who.has(api_scope::RUNS_READ) {
+        let keys: Vec<(String, String)> = tasks
+            .iter()
+            .map(|t| (t.namespace.clone(), t.name.clone()))
+            .collect();
+        let latest = ops.store.latest_runs(&keys).await?;
+        with_latest_runs(&mut tasks, &latest);
+    }
+    Ok((tasks, more))
+}
+
+/// Writes each Task's latest run into its status as the operator spells it (`Failed`), unless
+/// the status says a later occurrence was `Missed`.
+fn with_latest_runs(tasks: &mut [TaskView], latest: &[LatestRun]) {
+    let by: HashMap<(&str, &str), &LatestRun> = latest
+        .iter()
+        .map(|r| ((r.namespace.as_str(), r.name.as_str()), r))
+        .collect();
+    for t in tasks.iter_mut() {
+        let Some(r) = by.get(&(t.namespace.as_str(), t.name.as_str())) else {
+            continue;
+        };
+        if !t.status.is_object() {
+            t.status = serde_json::json!({});
+        }
+        if t.status["lastRunStatus"] != "Missed" {
+            t.status["lastRunStatus"] = html::capitalized(&r.status).into();
+        }
+        t.status["lastRunId"] = r.id.to_string().into();
+    }
+}
+
+async fn list_all(ops: &Ops, call: &Call) -> Result<(Vec<TaskView>, bool), OpError> {
     let mut items = Vec::new();
     let mut cursor = None;
     loop {
