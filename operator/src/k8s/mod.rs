@@ -168,8 +168,9 @@ impl StatusSink for KubeSink {
     }
 }
 
-/// McpServer Secret references read through the Kubernetes API (`get` on Secrets in the
-/// McpServer's namespace). Values are returned to the caller only, never logged.
+/// McpServer Secret references read through the Kubernetes API: one `get` by name, in the
+/// McpServer's own namespace (never list or watch; the chart grants `get` per namespace in
+/// `operator.rbac.secretNamespaces`). Values are returned to the caller only, never logged.
 #[derive(Clone)]
 pub struct KubeSecrets {
     client: Client,
@@ -186,10 +187,12 @@ impl ordinaut_tools::secrets::SecretSource for KubeSecrets {
     async fn get(&self, namespace: &str, name: &str, key: &str) -> Result<Option<String>, String> {
         let api =
             Api::<k8s_openapi::api::core::v1::Secret>::namespaced(self.client.clone(), namespace);
-        let secret = api
-            .get_opt(name)
-            .await
-            .map_err(|e| format!("reading Secret {namespace}/{name}: {e}"))?;
+        let secret = api.get_opt(name).await.map_err(|e| match e {
+            kube::Error::Api(s) if s.code == 403 => format!(
+                "the operator may not read Secrets in namespace {namespace} (reading {name}): add {namespace} to the chart's operator.rbac.secretNamespaces"
+            ),
+            e => format!("reading Secret {namespace}/{name}: {e}"),
+        })?;
         let Some(secret) = secret else {
             return Ok(None);
         };
