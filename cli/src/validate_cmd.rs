@@ -59,8 +59,16 @@ pub fn run(args: ValidateArgs) -> Result<(), CliError> {
     let mut per_file = Vec::new();
     for path in &files {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
+        let bytes = std::fs::read(path)
             .map_err(|e| CliError::invalid(anyhow::anyhow!("cannot read {file}: {e}")))?;
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                problems.push(not_text(&file, &e));
+                per_file.push((file, 0));
+                continue;
+            }
+        };
         let (file_docs, file_problems) = read_documents(&file, &text);
         per_file.push((file, file_docs.len()));
         docs.extend(file_docs);
@@ -90,6 +98,21 @@ pub fn run(args: ValidateArgs) -> Result<(), CliError> {
             "{} problem{s} found",
             problems.len()
         )))
+    }
+}
+
+/// A file that is not UTF-8 text (a binary file, another encoding): a problem at the line of
+/// the first invalid byte, never "ok (0 documents)".
+fn not_text(file: &str, e: &std::string::FromUtf8Error) -> Problem {
+    let at = e.utf8_error().valid_up_to();
+    let line = 1 + e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count();
+    Problem {
+        file: file.to_string(),
+        line,
+        path: "(file)".into(),
+        message: format!(
+            "is not YAML text: invalid UTF-8 at byte {at} (a binary file or another encoding; save manifests as UTF-8)"
+        ),
     }
 }
 

@@ -158,3 +158,55 @@ fn a_missing_file_is_a_usage_error() {
         stderr(&o)
     );
 }
+
+/// A temporary folder for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ordinaut-validate-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_binary_file_is_a_problem_not_ok() {
+    let dir = scratch("binary");
+    let file = dir.join("garbage.yaml");
+    // An ELF header, then bytes that are not UTF-8.
+    let mut bytes = b"\x7fELF\x02\x01\x01\n\n".to_vec();
+    bytes.extend((0u8..=255).rev());
+    std::fs::write(&file, &bytes).unwrap();
+    let text = file.display().to_string();
+    let o = validate(&["-f", &text]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(located(&o, &text), [(3, "(file)".to_string())]);
+    assert!(
+        stdout(&o).contains("is not YAML text: invalid UTF-8"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stderr(&o).contains(&format!("{text}: 1 problem (0 documents)")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("ok ("), "{}", stderr(&o));
+}
+
+#[test]
+fn a_nul_character_in_any_manifest_string_is_refused_naming_the_field() {
+    let dir = scratch("nul");
+    let file = dir.join("nul.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: ordinaut.dev/v1alpha1\nkind: Task\nmetadata: {name: t}\nspec:\n  schedule: {every: 1h}\n  pipeline:\n    steps:\n      - {id: a, uses: core.echo, with: {m: \"a\\0b\"}}\n",
+    )
+    .unwrap();
+    let text = file.display().to_string();
+    let o = validate(&["-f", &text]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("spec.pipeline.steps[0].with.m: contains a NUL character"),
+        "{out}"
+    );
+}

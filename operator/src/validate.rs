@@ -168,6 +168,16 @@ pub fn task_problems(
             ));
         }
     }
+    // The inline pipeline's field rules come through both the Task's and the pipeline's
+    // checks: one report per mistake.
+    let mut seen = Vec::new();
+    out.retain(|p| {
+        let new = !seen.contains(p);
+        if new {
+            seen.push(p.clone());
+        }
+        new
+    });
     out
 }
 
@@ -208,7 +218,7 @@ pub fn agent_problems(spec: &AgentSpec) -> Vec<Problem> {
 fn from_checks(problems: Vec<checks::FieldProblem>) -> Vec<Problem> {
     problems
         .into_iter()
-        .filter(|p| !p.path.contains(".steps["))
+        .filter(|p| !p.path.contains(".steps[") || p.message.ends_with(checks::NUL_MESSAGE))
         .map(|p| {
             let reason = if p.path.starts_with("spec.schedule") {
                 reason::INVALID_SCHEDULE
@@ -266,6 +276,20 @@ mod tests {
             "{BASE}spec:\n  schedule: {{cron: '*/15 * * * *', timezone: Europe/Chisinau}}\n  pipeline:\n    steps: [{{id: a, uses: core.echo}}]\n"
         ));
         assert_eq!(task_problems(&t.spec, created(), None), vec![]);
+    }
+
+    /// PostgreSQL cannot store U+0000: a Task holding one is invalid (Ready=False naming the
+    /// field) instead of failing every attempt to project it.
+    #[test]
+    fn a_nul_character_in_a_step_argument_is_an_invalid_pipeline_naming_the_field() {
+        let t = task(&format!(
+            "{BASE}spec:\n  schedule: {{every: 1h}}\n  pipeline:\n    steps: [{{id: a, uses: core.echo, with: {{m: \"a\\0b\"}}}}]\n"
+        ));
+        let problems = task_problems(&t.spec, created(), None);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "spec.pipeline.steps[0].with.m");
+        assert_eq!(problems[0].reason, reason::INVALID_PIPELINE);
+        assert!(problems[0].message.contains("NUL character"));
     }
 
     #[test]

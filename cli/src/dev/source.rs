@@ -459,7 +459,7 @@ impl Source {
             }
             let id = match self
                 .store
-                .dev_identity(key.0.as_str(), &key.1, &key.2, &spec)
+                .dev_identity(key.0.as_str(), &key.1, &key.2, &storable_spec(&spec))
                 .await
             {
                 Ok(id) => id,
@@ -714,5 +714,24 @@ pub fn check_dir(dir: &Path) -> Result<(), String> {
             "{}: no such directory; give the folder of your Task, Pipeline, McpServer and Agent YAML",
             dir.display()
         ))
+    }
+}
+
+/// `spec` with NUL characters written as `\0` (keys too): PostgreSQL cannot store U+0000,
+/// and the identity row only tells one version of a spec from the next. The object itself
+/// keeps its text, so validation refuses it, naming the field (Ready=False), instead of the
+/// identity being retried forever.
+fn storable_spec(spec: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let clean = |s: &str| s.replace('\0', "\\0");
+    match spec {
+        Value::String(s) if s.contains('\0') => Value::String(clean(s)),
+        Value::Array(items) => Value::Array(items.iter().map(storable_spec).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (clean(k), storable_spec(v)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }

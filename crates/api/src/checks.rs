@@ -28,9 +28,62 @@ fn problem(path: impl Into<String>, message: impl Into<String>) -> FieldProblem 
     }
 }
 
+/// The message of a string holding a NUL character.
+pub const NUL_MESSAGE: &str =
+    "contains a NUL character (U+0000), which cannot be stored; remove it from the manifest";
+
+/// Every string of `value` (object keys included) that holds a NUL character, as a problem
+/// at its path under `prefix`. PostgreSQL cannot store U+0000 in `text` or `jsonb`, so such a
+/// value would fail every attempt to project the object: it is refused as invalid instead.
+pub fn nul_problems(value: &serde_json::Value, prefix: &str) -> Vec<FieldProblem> {
+    const MESSAGE: &str = NUL_MESSAGE;
+    let mut out = Vec::new();
+    let mut stack = vec![(prefix.to_string(), value)];
+    while let Some((path, v)) = stack.pop() {
+        match v {
+            serde_json::Value::String(s) if s.contains('\0') => {
+                out.push(problem(path, MESSAGE));
+            }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate().rev() {
+                    stack.push((format!("{path}[{i}]"), item));
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (k, item) in map.iter().rev() {
+                    let shown = k.replace('\0', "\\0");
+                    let child = format!("{path}.{shown}");
+                    if k.contains('\0') {
+                        out.push(problem(child.clone(), format!("(the key) {MESSAGE}")));
+                    }
+                    stack.push((child, item));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// [`nul_problems`] of a spec, leaving out the fields named in `skip` (checked elsewhere).
+fn spec_nul_problems<T: serde::Serialize>(
+    spec: &T,
+    prefix: &str,
+    skip: &[&str],
+) -> Vec<FieldProblem> {
+    let mut value = serde_json::to_value(spec).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        for key in skip {
+            map.remove(*key);
+        }
+    }
+    nul_problems(&value, prefix)
+}
+
 /// Problems of a Task's spec.
 pub fn task_problems(spec: &TaskSpec) -> Vec<FieldProblem> {
-    let mut out = Vec::new();
+    // The inline pipeline's strings are checked by `pipeline_problems`.
+    let mut out = spec_nul_problems(spec, "spec", &["pipeline"]);
     let s = &spec.schedule;
     let kinds = [
         s.rrule.is_some(),
@@ -91,7 +144,7 @@ pub fn task_problems(spec: &TaskSpec) -> Vec<FieldProblem> {
 
 /// Problems of a Pipeline's spec (or a Task's inline pipeline), paths under `prefix`.
 pub fn pipeline_problems(spec: &PipelineSpec, prefix: &str) -> Vec<FieldProblem> {
-    let mut out = Vec::new();
+    let mut out = spec_nul_problems(spec, prefix, &[]);
     for (i, step) in spec.steps.iter().enumerate() {
         if spec.steps[..i].iter().any(|earlier| earlier.id == step.id) {
             out.push(problem(
@@ -105,7 +158,7 @@ pub fn pipeline_problems(spec: &PipelineSpec, prefix: &str) -> Vec<FieldProblem>
 
 /// Problems of an McpServer: its name (steps call `<name>.<tool>`) and its spec.
 pub fn mcp_server_problems(name: Option<&str>, spec: &McpServerSpec) -> Vec<FieldProblem> {
-    let mut out = Vec::new();
+    let mut out = spec_nul_problems(spec, "spec", &[]);
     if name.is_some_and(|n| n.contains('.')) {
         out.push(problem(
             "metadata.name",
@@ -157,7 +210,7 @@ pub fn mcp_server_problems(name: Option<&str>, spec: &McpServerSpec) -> Vec<Fiel
 
 /// Problems of an Agent's spec.
 pub fn agent_problems(spec: &AgentSpec) -> Vec<FieldProblem> {
-    let mut out = Vec::new();
+    let mut out = spec_nul_problems(spec, "spec", &[]);
     if let Some(budgets) = &spec.budgets {
         for (field, value) in [
             ("runsPerHour", budgets.runs_per_hour),
@@ -182,4 +235,34 @@ pub fn agent_problems(spec: &AgentSpec) -> Vec<FieldProblem> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn nul_characters_are_reported_at_their_field_keys_included() {
+        let value = serde_json::json!({
+            "a": "fine",
+            "steps": [{"with": {"m": "a\u{0}b", "ok": 1}}],
+            "k\u{0}": "v"
+        });
+        let problems = nul_problems(&value, "spec");
+        let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["spec.k\\0", "spec.steps[0].with.m"]);
+        assert!(problems[1].message.contains("NUL character"));
+        assert!(nul_problems(&serde_json::json!({"a": ["b", {"c": "d"}]}), "spec").is_empty());
+    }
+
+    #[test]
+    fn a_task_with_a_nul_in_its_inline_pipeline_is_reported_once() {
+        let spec: TaskSpec = serde_yaml::from_str(
+            "schedule: {every: 1h}\npipeline:\n  steps:\n    - {id: a, uses: core.echo, with: {m: \"a\\0b\"}}\nparams: {p: \"x\\0\"}\n",
+        )
+        .unwrap();
+        let paths: Vec<_> = task_problems(&spec).into_iter().map(|p| p.path).collect();
+        assert_eq!(paths, ["spec.params.p", "spec.pipeline.steps[0].with.m"]);
+    }
 }
