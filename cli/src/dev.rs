@@ -224,6 +224,9 @@ async fn run_with(
         ordinaut_tools::egress::EgressPolicy::loopback()
     };
     let mut tools = ordinaut_tools::builtin::registry(args.egress.http_config(&loopback));
+    for tool in ordinaut_worker::state::state_tools(&store) {
+        tools.register(tool);
+    }
     tools.register(ordinaut_worker::publish::publish_tool(&store));
     // MCP servers: the same path as the worker binary (pool synced from the projections the
     // operator core writes, Agent scopes checked on every call).

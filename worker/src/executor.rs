@@ -241,6 +241,7 @@ impl Executor {
                 cancel: cancel.child_token(),
                 namespace: input.namespace.to_string(),
                 agent: input.agent.map(|(name, _)| name.to_string()),
+                task: input.context.task().name.clone(),
             };
             let call = tokio::time::timeout(timeout, tool.call(rendered.clone(), &ctx));
             let outcome = tokio::select! {

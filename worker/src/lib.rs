@@ -14,6 +14,7 @@ pub mod redact;
 pub mod runner;
 pub mod serve;
 pub mod spec_cache;
+pub mod state;
 
 pub use config::WorkerConfig;
 pub use executor::Executor;

@@ -151,6 +151,9 @@ async fn main() -> anyhow::Result<()> {
     let registry = Arc::new(registry);
 
     let mut tools = ordinaut_tools::builtin::registry(args.egress.http_config(&[]));
+    for tool in ordinaut_worker::state::state_tools(&store) {
+        tools.register(tool);
+    }
     tools.register(ordinaut_worker::publish::publish_tool(&store));
     let pool = ordinaut_tools::mcp::McpPool::new(ordinaut_tools::mcp::PoolConfig {
         egress: args.egress.mcp_egress(),

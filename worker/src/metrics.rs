@@ -19,6 +19,12 @@ pub struct AgentLabel {
     pub agent: String,
 }
 
+/// What the state pruner removed: `expired` (keys past their TTL) or `tombstone`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PrunedLabel {
+    pub kind: String,
+}
+
 fn seconds_histogram() -> Histogram {
     // 1 ms … ~9 h
     Histogram::new(exponential_buckets(0.001, 2.0, 25))
@@ -48,6 +54,7 @@ pub struct Metrics {
     pub fenced: Counter,
     pub panics: Counter,
     pub budget_waits: Family<AgentLabel, Counter>,
+    pub state_pruned: Family<PrunedLabel, Counter>,
 }
 
 impl Metrics {
@@ -76,6 +83,7 @@ impl Metrics {
             fenced: Counter::default(),
             panics: Counter::default(),
             budget_waits: Family::default(),
+            state_pruned: Family::default(),
         };
         let r = registry;
         r.register("ordinaut_runs", "Runs finished, by outcome", m.runs.clone());
@@ -100,6 +108,11 @@ impl Metrics {
             m.schedule_lag.clone(),
         );
         r.register("ordinaut_leases", "Occurrences leased", m.leased.clone());
+        r.register(
+            "ordinaut_state_pruned",
+            "Agent memory keys expired (kind=expired) and old tombstones removed (kind=tombstone) by this worker's reaper",
+            m.state_pruned.clone(),
+        );
         r.register(
             "ordinaut_lease_reclaims",
             "Expired leases returned to the queue by this worker's reaper",

@@ -11,6 +11,7 @@ pub mod publish;
 mod registry;
 pub mod scope;
 pub mod secrets;
+pub mod state;
 
 pub use error::ToolError;
 pub use registry::{ToolProvider, ToolRegistry};
@@ -41,6 +42,8 @@ pub struct CallContext {
     pub namespace: String,
     /// The Task's Agent, when it names one (its scopes were checked before the call).
     pub agent: Option<String>,
+    /// The Task's name (`core.state.*`: the owner of its keys when it has no Agent).
+    pub task: String,
 }
 
 impl CallContext {
@@ -56,6 +59,7 @@ impl CallContext {
             cancel: CancellationToken::new(),
             namespace: "default".to_string(),
             agent: Some("test-agent".to_string()),
+            task: "test-task".to_string(),
         }
     }
 }

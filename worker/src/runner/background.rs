@@ -114,11 +114,34 @@ pub(super) async fn reaper_loop(s: Arc<Shared>, stop: CancellationToken) {
             }
             Err(e) => tracing::warn!(error = %e, "reaping expired leases failed"),
         }
+        prune_state(&s).await;
         if let Ok(depth) = s.store.queue_depth().await {
             s.metrics.queue_depth.set(depth);
         }
         if let Ok(backlog) = s.store.outbox_backlog().await {
             s.metrics.outbox_backlog.set(backlog);
         }
+    }
+}
+
+/// Keys of agent memory pruned per reaper tick (and per kind): small enough to keep the
+/// transaction short, and `STATE_PRUNE_BATCH / reap_interval` expiries a second per worker.
+const STATE_PRUNE_BATCH: i64 = 500;
+
+/// One retention pass of agent memory (expired keys, old tombstones), counted in
+/// `ordinaut_state_pruned_total{kind}`.
+async fn prune_state(s: &Shared) {
+    match s.store.prune_state(STATE_PRUNE_BATCH).await {
+        Ok(p) => {
+            for (kind, n) in [("expired", p.expired), ("tombstone", p.tombstones)] {
+                if n > 0 {
+                    s.metrics
+                        .state_pruned
+                        .get_or_create(&crate::metrics::PrunedLabel { kind: kind.into() })
+                        .inc_by(n);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "pruning agent memory failed"),
     }
 }
