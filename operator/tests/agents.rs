@@ -199,7 +199,8 @@ async fn a_run_now_annotation_is_audited_with_a_correlation_id() {
         })
         .await
         .unwrap();
-    let rows: Vec<(String, bool, Option<String>, Value, Option<String>)> = sqlx::query_as(
+    type Row = (String, bool, Option<String>, Value, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT actor, allowed, subject, detail, correlation_id FROM audit_log \
          WHERE action = 'task.run-now' AND namespace = 'default'",
     )
