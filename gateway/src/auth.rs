@@ -4,7 +4,7 @@
 //! Kubernetes API in a cluster, the `--secrets-dir` folder in `ordinaut dev`) and kept only
 //! as its SHA-256 hash, in memory. A presented token is hashed and compared with every known
 //! hash in constant time; tokens never reach a log or the database. The table is refreshed
-//! from the `agents` projection every few seconds, and at once (at most once a second) when
+//! from the `agents` projection every few seconds, and again (at most 4 times a second) when
 //! an unknown token arrives, so a new Agent can call right after its Secret exists.
 
 use std::collections::BTreeSet;
@@ -114,7 +114,12 @@ pub struct Tokens {
     store: Store,
     secrets: Arc<dyn SecretSource>,
     last_refresh: Mutex<Option<Instant>>,
+    /// Held while an unknown token waits for a reload.
+    reloading: Mutex<()>,
 }
+
+/// The least time between two reloads caused by unknown tokens.
+pub const MIN_REFRESH_GAP: Duration = Duration::from_millis(250);
 
 /// Why a request carries no usable identity.
 fn unauthorized(message: &str) -> OpError {
@@ -130,6 +135,7 @@ impl Tokens {
             store,
             secrets,
             last_refresh: Mutex::new(None),
+            reloading: Mutex::new(()),
         }
     }
 
@@ -164,6 +170,21 @@ impl Tokens {
         let n = table.len();
         *self.agents.write().await = table;
         Ok(n)
+    }
+
+    /// Reloads the table once at least [`MIN_REFRESH_GAP`] has passed since the last reload
+    /// (waiting for it when needed); callers arriving meanwhile share that reload.
+    async fn refresh_soon(&self) -> Result<(), OpError> {
+        let asked = Instant::now();
+        let _turn = self.reloading.lock().await;
+        let last = *self.last_refresh.lock().await;
+        if last.is_some_and(|t| t >= asked) {
+            return Ok(()); // another caller reloaded after we asked
+        }
+        if let Some(t) = last {
+            tokio::time::sleep(MIN_REFRESH_GAP.saturating_sub(t.elapsed())).await;
+        }
+        self.refresh().await.map(|_| ())
     }
 
     /// Refreshes every `every` until `stop`.
@@ -202,17 +223,12 @@ impl Tokens {
         if let Some(id) = self.lookup(&presented).await {
             return Ok(id);
         }
-        // A token of an Agent created since the last refresh: reload, at most once a second.
-        let stale = self
-            .last_refresh
-            .lock()
-            .await
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-        if stale {
-            self.refresh().await?;
-            if let Some(id) = self.lookup(&presented).await {
-                return Ok(id);
-            }
+        // A token of an Agent created since the last refresh: reload once, no sooner than
+        // MIN_REFRESH_GAP after the last reload (so unknown tokens cannot hammer the
+        // database), then look again.
+        self.refresh_soon().await?;
+        if let Some(id) = self.lookup(&presented).await {
+            return Ok(id);
         }
         Err(unauthorized(
             "the bearer token is not valid: use the token stored in your Agent's \

@@ -132,7 +132,7 @@ const TOOLS: &[ToolDef] = &[
         name: "publish_event",
         scope: api_scope::EVENTS_PUBLISH,
         schema: schema::<PublishEventInput>,
-        description: "Publish an event on a topic for Tasks triggered by `on: {topic}`. Event triggers are not available yet: this returns an error saying so.",
+        description: "Publish an event on a topic (`orders.created`): every Task whose schedule is `on: {topic}` runs once for it, with `payload` as the event's data. Give `id` to make a retry idempotent.",
     },
 ];
 
@@ -205,10 +205,7 @@ impl Handler {
                 let _: NoInput = arg(args)?;
                 out(ops.list_tools(call).await?)
             }
-            "publish_event" => {
-                ops.publish_event(call, arg(args)?).await?;
-                Ok(Value::Null)
-            }
+            "publish_event" => out(ops.publish_event(call, arg(args)?).await?),
             other => Err(OpError::invalid(
                 "name",
                 format!("no tool `{other}`; tools/list shows the tools you may call"),

@@ -254,11 +254,11 @@ fn operations(b: &mut Builder) -> Vec<Op> {
             method: "post",
             path: "/v1/events",
             id: "publishEvent",
-            summary: "Publish an event (event triggers are not available yet: 501).",
+            summary: "Publish an event for Tasks triggered by `on: {topic}`.",
             params: vec![],
             body: Some(b.schema::<PublishEventInput>()),
             status: "202",
-            response: None,
+            response: Some(b.schema::<PublishedEventView>()),
         },
     ];
     ops.push(action_op(
@@ -318,7 +318,6 @@ fn operation(op: &Op) -> Value {
         ("409", "Exists already, or not ready yet"),
         ("422", "Invalid request: each field named"),
         ("429", "Rate limited: retry after `Retry-After` seconds"),
-        ("501", "Not available yet"),
         ("503", "The database or the Kubernetes API is unavailable"),
     ] {
         responses.insert(code.into(), problem_response(what));

@@ -289,6 +289,24 @@ async fn every_kind_of_mutation_is_audited_with_its_correlation_id() {
         assert_eq!(entry["allowed"], true, "{entry}");
         assert_eq!(entry["subject"], "job");
     }
+    // Publishing an event (the admin holds `events:publish`; the agent does not).
+    let (s, _, body) = c
+        .send(
+            c.req(Method::POST, "/v1/events", ADMIN)
+                .header("x-correlation-id", "test-publish")
+                .json(&json!({"topic": "orders.created", "payload": {"order": 7}})),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    assert_eq!(body["stream"], "ordinaut:topic:orders.created", "{body}");
+    let entry = audit_of(&c, "test-publish").await;
+    assert_eq!(entry["action"], "event.publish", "{entry}");
+    assert_eq!(entry["actor"], "admin");
+    let (s, body) = c
+        .post("/v1/events", BOT, json!({"topic": "orders.created"}))
+        .await;
+    assert_eq!(s, 403, "{body}");
+
     // Deleted through the API: the operator's finalizer lets it go.
     let fake = c.fake.clone();
     wait_for("team/job to be gone", || {

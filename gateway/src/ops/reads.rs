@@ -1,15 +1,17 @@
 //! Reads that are not Tasks: runs (with their steps), schedule previews, the tools a caller's
-//! Tasks may use, the audit log; and the `publish_event` seam.
+//! Tasks may use, the audit log; and publishing events for event-triggered Tasks.
 
 use chrono::{DateTime, Utc};
 use ordinaut_api::agent::api_scope;
 use ordinaut_api::{AgentSpec, DiscoveredTool, TaskSchedule};
-use ordinaut_store::{AuditQuery, RunQuery, RunView, StepView};
+use ordinaut_store::{AuditQuery, PublishError, PublishRequest, RunQuery, RunView, StepView};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::types::{
     AuditInfo, AuditList, GetRunInput, ListAuditInput, ListRunsInput, PreviewInput, PreviewResult,
-    PublishEventInput, RunDetail, RunInfo, RunList, StepInfo, ToolInfo, ToolList,
+    PublishEventInput, PublishedEventView, RunDetail, RunInfo, RunList, StepInfo, ToolInfo,
+    ToolList,
 };
 use super::{Call, Ops, limit, parse_spec};
 use crate::problem::OpError;
@@ -257,17 +259,45 @@ impl Ops {
         })
     }
 
-    /// The seam for event triggers (`on: {topic}`): not available yet.
+    /// Publishes an event for Tasks triggered by `on: {topic}` (the one publishing path of
+    /// `core.publish` and the CLI), audited as `event.publish`.
     pub async fn publish_event(
         &self,
         call: &Call,
         input: PublishEventInput,
-    ) -> Result<(), OpError> {
-        call.who.require(api_scope::EVENTS_PUBLISH)?;
-        Err(OpError::NotImplemented(format!(
-            "event triggers are not available yet: the event on topic `{}` was not published; \
-             schedule a Task with `every`, `cron`, `rrule` or `at` instead, or call run_task_now",
-            input.topic
-        )))
+    ) -> Result<PublishedEventView, OpError> {
+        let result = async {
+            call.who.require(api_scope::EVENTS_PUBLISH)?;
+            let source = call.who.actor();
+            let req = PublishRequest {
+                topic: &input.topic,
+                data: &input.payload,
+                source: &source,
+                id: input.id.clone(),
+            };
+            self.store.publish_event(&req).await.map_err(|e| match e {
+                PublishError::InvalidTopic(_) => OpError::invalid("topic", e.to_string()),
+                PublishError::TooLarge { .. } => OpError::invalid("payload", e.to_string()),
+                PublishError::Store(s) => OpError::from(s),
+            })
+        }
+        .await;
+        let ns = call
+            .who
+            .agent_ref()
+            .map_or("-".to_string(), |(ns, _)| ns.to_string());
+        let outcome = result
+            .as_ref()
+            .map(|p| json!({"topic": p.topic, "id": p.id}));
+        self.audit(call, "event.publish", (&ns, &input.topic), outcome)
+            .await;
+        let p = result?;
+        Ok(PublishedEventView {
+            id: p.id,
+            topic: p.topic,
+            stream: p.stream,
+            published_at: p.published_at,
+            correlation_id: call.correlation_id.clone(),
+        })
     }
 }

@@ -384,9 +384,25 @@ pub struct ToolList {
 pub struct PublishEventInput {
     /// The topic (`orders.created`).
     pub topic: String,
-    /// The event's body, handed to triggered runs.
+    /// The event's data, handed to the runs it triggers.
     #[serde(default)]
     pub payload: Value,
+    /// The event's id; publishing twice with one id starts each listening Task once.
+    /// Default: a new UUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// A published event.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedEventView {
+    pub id: String,
+    pub topic: String,
+    /// The Redis stream it goes to (`ordinaut:topic:<topic>`).
+    pub stream: String,
+    pub published_at: DateTime<Utc>,
+    pub correlation_id: String,
 }
 
 /// Which audit entries to list.

@@ -211,6 +211,5 @@ async fn publish_event(
     Extension(c): Extension<Call>,
     Body(b): Body<PublishEventInput>,
 ) -> Res {
-    s.ops.publish_event(&c, b).await?;
-    Ok(StatusCode::ACCEPTED.into_response())
+    ok(StatusCode::ACCEPTED, s.ops.publish_event(&c, b).await?)
 }
