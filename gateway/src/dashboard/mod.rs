@@ -102,7 +102,8 @@ async fn guard(req: Request, next: Next) -> Response {
          connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     );
     set(h, "x-content-type-options", "nosniff");
-    set(h, "referrer-policy", "no-referrer");
+    // `no-referrer` would make browsers send `Origin: null` with forms, failing the check above.
+    set(h, "referrer-policy", "same-origin");
     set(h, "x-frame-options", "DENY");
     res
 }
