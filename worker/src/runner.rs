@@ -499,7 +499,10 @@ async fn run_one(
             {
                 sync.sync_now().await;
             }
-            let params = prepared.spec.params.clone().unwrap_or_else(|| serde_json::json!({}));
+            let params = with_event(
+                prepared.spec.params.clone().unwrap_or_else(|| serde_json::json!({})),
+                &lease.payload,
+            );
             let context = Context::new(
                 params,
                 RunInfo {
@@ -646,5 +649,18 @@ async fn lookup_agent(s: &Shared, namespace: &str, name: &str) -> Option<Vec<Str
             tracing::warn!(error = %e, "reading the Agent failed");
             None
         }
+    }
+}
+
+/// The Task's params, plus `event` when an event started the occurrence (`on: {topic}` or
+/// `on: {taskFinished}`): templates read it as `${params.event}`, replacing a param of that
+/// name.
+fn with_event(params: serde_json::Value, payload: &serde_json::Value) -> serde_json::Value {
+    match (params, payload.get("event")) {
+        (serde_json::Value::Object(mut map), Some(event)) => {
+            map.insert("event".to_string(), event.clone());
+            serde_json::Value::Object(map)
+        }
+        (params, _) => params,
     }
 }
