@@ -78,8 +78,14 @@ impl Identity {
         }
     }
 
+    /// Holds `scope`, or a narrowed form of it (`state:read:<glob>`; the operation then
+    /// checks the glob).
     pub fn has(&self, scope: &str) -> bool {
         self.scopes.contains(scope)
+            || self.scopes.iter().any(|s| {
+                s.strip_prefix(scope)
+                    .is_some_and(|rest| rest.starts_with(':'))
+            })
     }
 
     /// `Ok` when the caller holds `scope`, else a 403 naming the scope and where to grant it.

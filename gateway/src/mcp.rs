@@ -21,6 +21,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::GatewayConfig;
+use crate::ops::state::*;
 use crate::ops::types::*;
 use crate::ops::{Call, Ops, parse_spec};
 use crate::problem::OpError;
@@ -134,6 +135,30 @@ const TOOLS: &[ToolDef] = &[
         schema: schema::<PublishEventInput>,
         description: "Publish an event on a topic (`orders.created`): every Task whose schedule is `on: {topic}` runs once for it, with `payload` as the event's data. Give `id` to make a retry idempotent.",
     },
+    ToolDef {
+        name: "state_get",
+        scope: api_scope::STATE_READ,
+        schema: schema::<StateKeyInput>,
+        description: "Read a key of your durable memory (kept across sessions and shared with your Tasks' pipelines): its `value` and `version`. Not found when it was never written, was deleted or expired. `owner` reads another owner's key (`agent:<name>`, `task:<name>`) if your scopes allow.",
+    },
+    ToolDef {
+        name: "state_put",
+        scope: api_scope::STATE_WRITE,
+        schema: schema::<StatePutInput>,
+        description: "Write a key of your durable memory (any JSON `value`, at most 64 KiB). Compare-and-set: `ifVersion` = the version state_get returned writes only if no one wrote since (0: only if the key is missing); a conflict names the current version. `ttl` (`30m`, `7d`) lets it expire. Returns the new version.",
+    },
+    ToolDef {
+        name: "state_delete",
+        scope: api_scope::STATE_WRITE,
+        schema: schema::<StateDeleteInput>,
+        description: "Delete a key of your durable memory (`ifVersion`: only if still at that version).",
+    },
+    ToolDef {
+        name: "state_list",
+        scope: api_scope::STATE_READ,
+        schema: schema::<StateListInput>,
+        description: "List keys of your durable memory with their values, by key; filter with `prefix` (e.g. `cursors/`), page with `limit` and `cursor` (the previous page's `nextCursor`).",
+    },
 ];
 
 /// The MCP handler of one session.
@@ -206,6 +231,10 @@ impl Handler {
                 out(ops.list_tools(call).await?)
             }
             "publish_event" => out(ops.publish_event(call, arg(args)?).await?),
+            "state_get" => out(ops.state_get(call, arg(args)?).await?),
+            "state_put" => out(ops.state_put(call, arg(args)?).await?),
+            "state_delete" => out(ops.state_delete(call, arg(args)?).await?),
+            "state_list" => out(ops.state_list(call, arg(args)?).await?),
             other => Err(OpError::invalid(
                 "name",
                 format!("no tool `{other}`; tools/list shows the tools you may call"),

@@ -261,6 +261,7 @@ fn operations(b: &mut Builder) -> Vec<Op> {
             response: Some(b.schema::<PublishedEventView>()),
         },
     ];
+    ops.extend(state_operations(b));
     ops.push(action_op(
         "/v1/tasks/{namespace}/{name}/pause",
         "pauseTask",
@@ -292,6 +293,89 @@ fn operations(b: &mut Builder) -> Vec<Op> {
         Some(b.schema::<BackfillBody>()),
     ));
     ops
+}
+
+/// `/v1/state`: agent memory.
+fn state_operations(b: &mut Builder) -> Vec<Op> {
+    use crate::ops::state::{StateDeleted, StateItem, StateList, StatePutBody};
+    let item = b.schema::<StateItem>();
+    let key_params = || {
+        vec![
+            path_param("namespace", "The key's namespace (an agent's own)."),
+            path_param("owner", "Whose key: `agent:<name>` or `task:<name>`."),
+            path_param("key", "The key; it may contain `/` (e.g. `cursors/inbox`)."),
+        ]
+    };
+    let mut list_params = vec![
+        query(
+            "prefix",
+            json!({"type": "string"}),
+            "Only keys starting with this.",
+        ),
+        query(
+            "owner",
+            json!({"type": "string"}),
+            "Whose keys (`agent:<name>`, `task:<name>`); agents default to their own.",
+        ),
+        query(
+            "namespace",
+            json!({"type": "string"}),
+            "Only this namespace.",
+        ),
+    ];
+    list_params.extend(limit_cursor());
+    let mut delete_params = key_params();
+    delete_params.push(query(
+        "ifVersion",
+        json!({"type": "integer", "minimum": 0}),
+        "Delete only if the key is at this version.",
+    ));
+    let op = |method, id, summary, params, body, response| Op {
+        method,
+        path: "/v1/state/{namespace}/{owner}/{key}",
+        id,
+        summary,
+        params,
+        body,
+        status: "200",
+        response: Some(response),
+    };
+    vec![
+        Op {
+            method: "get",
+            path: "/v1/state",
+            id: "listState",
+            summary: "Agent memory: keys with their values (prefix, paginated).",
+            params: list_params,
+            body: None,
+            status: "200",
+            response: Some(b.schema::<StateList>()),
+        },
+        op(
+            "get",
+            "getState",
+            "A key's value and version.",
+            key_params(),
+            None,
+            item.clone(),
+        ),
+        op(
+            "put",
+            "putState",
+            "Write a key (compare-and-set with `ifVersion`; 0: only if missing; 409 names the current version).",
+            key_params(),
+            Some(b.schema::<StatePutBody>()),
+            item,
+        ),
+        op(
+            "delete",
+            "deleteState",
+            "Delete a key.",
+            delete_params,
+            None,
+            b.schema::<StateDeleted>(),
+        ),
+    ]
 }
 
 fn problem_response(description: &str) -> Value {
@@ -399,6 +483,6 @@ mod tests {
         }
         assert_eq!(doc["openapi"], "3.1.0");
         assert!(doc["paths"]["/v1/tasks"]["post"]["requestBody"].is_object());
-        assert_eq!(doc["paths"].as_object().unwrap().len(), 13);
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 15);
     }
 }

@@ -65,14 +65,16 @@ pub struct AgentSpec {
 
     /// What the agent may do through the gateway (MCP and REST): `tasks:read`, `tasks:write`,
     /// `runs:read`, `runs:write` (run now, backfill), `tools:read`, `events:publish`,
-    /// `audit:read`, and `tasks:all` (also the other Tasks of its namespace, not only those it
-    /// owns). When absent: `tasks:read`, `tasks:write`, `runs:read`, `runs:write`,
-    /// `tools:read`.
+    /// `audit:read`, `tasks:all` (also the other Tasks of its namespace, not only those it
+    /// owns), and `state:read` / `state:write` (its own memory keys; `state:read:<glob>`
+    /// narrows to matching keys, or reaches another owner's with `agent:<name>/…` or
+    /// `task:<name>/…`). When absent: `tasks:read`, `tasks:write`, `runs:read`, `runs:write`,
+    /// `tools:read`, `state:read`, `state:write`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 32),
         inner(regex(
-            pattern = r"^(tasks:read|tasks:write|tasks:all|runs:read|runs:write|tools:read|events:publish|audit:read)$"
+            pattern = r"^(tasks:read|tasks:write|tasks:all|runs:read|runs:write|tools:read|events:publish|audit:read|state:(read|write)(:[A-Za-z0-9._/:*?-]{1,256})?)$"
         ))
     )]
     pub api_scopes: Option<Vec<String>>,
@@ -96,8 +98,13 @@ pub mod api_scope {
     pub const EVENTS_PUBLISH: &str = "events:publish";
     /// Read the audit log of its namespace.
     pub const AUDIT_READ: &str = "audit:read";
+    /// Read its own agent-memory keys (`state:read:<glob>`: only the keys the glob matches;
+    /// another owner's with `agent:<name>/<glob>` or `task:<name>/<glob>`).
+    pub const STATE_READ: &str = "state:read";
+    /// Write and delete its own agent-memory keys (globs as for [`STATE_READ`]).
+    pub const STATE_WRITE: &str = "state:write";
     /// Every scope, in the order documented.
-    pub const ALL: [&str; 8] = [
+    pub const ALL: [&str; 10] = [
         TASKS_READ,
         TASKS_WRITE,
         TASKS_ALL,
@@ -106,9 +113,19 @@ pub mod api_scope {
         TOOLS_READ,
         EVENTS_PUBLISH,
         AUDIT_READ,
+        STATE_READ,
+        STATE_WRITE,
     ];
     /// The scopes of an Agent without `apiScopes`.
-    pub const DEFAULT: [&str; 5] = [TASKS_READ, TASKS_WRITE, RUNS_READ, RUNS_WRITE, TOOLS_READ];
+    pub const DEFAULT: [&str; 7] = [
+        TASKS_READ,
+        TASKS_WRITE,
+        RUNS_READ,
+        RUNS_WRITE,
+        TOOLS_READ,
+        STATE_READ,
+        STATE_WRITE,
+    ];
 }
 
 impl AgentSpec {

@@ -9,6 +9,7 @@
 
 mod actions;
 mod reads;
+pub mod state;
 mod tasks;
 pub mod types;
 

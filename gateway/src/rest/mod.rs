@@ -2,6 +2,7 @@
 //! read with field paths in their errors; every error is an RFC 9457 problem document.
 
 mod extract;
+mod state;
 
 use axum::Router;
 use axum::extract::{Extension, Path, State};
@@ -41,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/tools", get(list_tools))
         .route("/v1/audit", get(list_audit))
         .route("/v1/events", post(publish_event))
+        .merge(state::routes())
 }
 
 async fn list_tasks(
