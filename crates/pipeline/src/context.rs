@@ -49,6 +49,32 @@ pub struct Context {
     task: TaskInfo,
     now: DateTime<Utc>,
     timezone: Tz,
+    /// Values of `${secrets.<secret>.<key>}`, read by the worker before the run. Never part
+    /// of [`Self::to_json`] (conditions do not see them) nor of any `Debug` output.
+    secrets: Secrets,
+}
+
+/// Secret values by (Secret, key). `Debug` shows the names only.
+#[derive(Clone, Default)]
+pub struct Secrets(BTreeMap<(String, String), String>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.keys().map(|(s, k)| format!("{s}.{k}")))
+            .finish()
+    }
+}
+
+impl Secrets {
+    pub fn insert(&mut self, secret: &str, key: &str, value: String) {
+        self.0.insert((secret.to_string(), key.to_string()), value);
+    }
+
+    /// Every value, for masking what a run records.
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.0.values().map(String::as_str)
+    }
 }
 
 impl Context {
@@ -70,7 +96,26 @@ impl Context {
             task,
             now,
             timezone,
+            secrets: Secrets::default(),
         }
+    }
+
+    /// The values of the `${secrets.…}` the pipeline reads.
+    pub fn set_secrets(&mut self, secrets: Secrets) {
+        self.secrets = secrets;
+    }
+
+    /// The secrets this run may read.
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
+    /// A key of a Secret read for this run.
+    pub fn secret(&self, secret: &str, key: &str) -> Option<&str> {
+        self.secrets
+            .0
+            .get(&(secret.to_string(), key.to_string()))
+            .map(String::as_str)
     }
 
     /// Records a step's output under its id and, when given, its `saveAs` name. Recording a

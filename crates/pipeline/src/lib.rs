@@ -13,7 +13,7 @@ pub mod template;
 pub mod validate;
 
 pub use condition::{Condition, ConditionError, compile_condition};
-pub use context::{Context, RunInfo, TaskInfo};
+pub use context::{Context, RunInfo, Secrets, TaskInfo};
 pub use model::{CompiledPipeline, CompiledStep, ToolRef, compile_pipeline};
 pub use retry::{EffectiveRetry, RetryError, backoff_delay, resolve_retry};
 pub use schema::{SchemaCache, SchemaError, SchemaViolation, Violation};

@@ -139,6 +139,33 @@ pub struct CompiledPipeline {
 pub struct OutputError(pub RenderError);
 
 impl CompiledPipeline {
+    /// The `(secret, key)` pairs the pipeline's templates read through `${secrets.…}`, for
+    /// the worker to fetch before the run.
+    pub fn secret_refs(&self) -> std::collections::BTreeSet<(String, String)> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut collect = |_: &str, visit: crate::template::Visit<'_>| {
+            if let crate::template::Visit::Template(t) = visit {
+                for (expr, _) in t.expressions() {
+                    if let crate::template::Expr::Path {
+                        root: crate::template::Root::Secrets,
+                        segments,
+                    } = expr
+                        && let Ok((name, key)) = crate::validate::secret_ref(segments)
+                    {
+                        out.insert((name.to_string(), key.to_string()));
+                    }
+                }
+            }
+        };
+        for step in &self.steps {
+            crate::template::visit_templates(&step.with, &mut collect);
+        }
+        if let Some(output) = &self.output {
+            crate::template::visit_templates(output, &mut collect);
+        }
+        out
+    }
+
     /// Renders the output template; `None` when the pipeline has none.
     pub fn render_output(&self, ctx: &Context) -> Result<Option<Value>, OutputError> {
         self.output

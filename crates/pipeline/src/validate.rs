@@ -336,6 +336,7 @@ impl<'a> Checker<'a> {
             },
             Root::Run => known_fields("run", &["id", "attempt"], segments),
             Root::Task => known_fields("task", &["name", "namespace"], segments),
+            Root::Secrets => secret_ref(segments).err(),
             Root::Params => match first {
                 Some(Segment::Key(name)) => self.check_param(name),
                 _ => None,
@@ -410,6 +411,25 @@ impl<'a> Checker<'a> {
                 ),
             ),
         }
+    }
+}
+
+/// The Secret and key a `secrets.<secret>.<key>` path names, or what is wrong with it.
+pub fn secret_ref(segments: &[Segment]) -> Result<(&str, &str), String> {
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 253
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && s != "."
+            && s != ".."
+    };
+    match segments {
+        [Segment::Key(name), Segment::Key(key)] if valid(name) && valid(key) => Ok((name, key)),
+        _ => Err(
+            "write secrets.<secret>.<key>: the name of a Secret in the Task's namespace and one of its keys (use [\"a.b\"] for names with dots)"
+                .into(),
+        ),
     }
 }
 

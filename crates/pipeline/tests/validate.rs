@@ -159,9 +159,17 @@ fn malformed_templates_are_reported_at_their_field() {
     );
     assert_issue(&yaml("\"${}\""), "steps[0].with.url", &["empty expression"]);
     assert_issue(
+        &yaml("\"${secret.token}\""),
+        "steps[0].with.url",
+        &[
+            "unknown root `secret`",
+            "params, steps, run, task, secrets or now",
+        ],
+    );
+    assert_issue(
         &yaml("\"${secrets.token}\""),
         "steps[0].with.url",
-        &["unknown root `secrets`", "params, steps, run, task or now"],
+        &["write secrets.<secret>.<key>"],
     );
     assert_issue(&yaml("\"${now+soon}\""), "steps[0].with.url", &["now+soon"]);
     assert_issue(

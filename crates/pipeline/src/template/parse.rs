@@ -15,6 +15,8 @@ pub enum Root {
     Steps,
     Run,
     Task,
+    /// `secrets.<secret>.<key>`: a key of a Secret of the Task's namespace, read at run time.
+    Secrets,
 }
 
 impl Root {
@@ -24,6 +26,7 @@ impl Root {
             Root::Steps => "steps",
             Root::Run => "run",
             Root::Task => "task",
+            Root::Secrets => "secrets",
         }
     }
 }
@@ -97,7 +100,7 @@ pub enum TemplateError {
         "template expression is {len} bytes long, over the limit of {max} (limit: template expression length)"
     )]
     TooLong { len: usize, max: usize },
-    #[error("unknown root `{root}` in `${{{expr}}}`: use params, steps, run, task or now")]
+    #[error("unknown root `{root}` in `${{{expr}}}`: use params, steps, run, task, secrets or now")]
     UnknownRoot { root: String, expr: String },
     #[error("invalid expression `${{{expr}}}`: {reason}")]
     Syntax { expr: String, reason: String },
@@ -198,9 +201,10 @@ pub fn parse_expr(source: &str) -> Result<Expr, TemplateError> {
         "steps" => Root::Steps,
         "run" => Root::Run,
         "task" => Root::Task,
+        "secrets" => Root::Secrets,
         "" => {
             return Err(syntax(
-                "an expression starts with params, steps, run, task or now".into(),
+                "an expression starts with params, steps, run, task, secrets or now".into(),
             ));
         }
         other => {
@@ -408,10 +412,10 @@ mod tests {
             Err(TemplateError::Unterminated { at: 3 })
         );
         assert_eq!(parse_template("${  }"), Err(TemplateError::Empty));
-        let err = parse_template("${secrets.token}").expect_err("unknown root");
+        let err = parse_template("${secret.token}").expect_err("unknown root");
         assert_eq!(
             err.to_string(),
-            "unknown root `secrets` in `${secrets.token}`: use params, steps, run, task or now"
+            "unknown root `secret` in `${secret.token}`: use params, steps, run, task, secrets or now"
         );
         assert!(matches!(
             parse_template("${params..x}"),

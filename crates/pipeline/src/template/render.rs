@@ -213,6 +213,22 @@ fn with_resolved<R>(
             owned = serde_json::json!({"name": ctx.task().name, "namespace": ctx.task().namespace});
             (&owned, 0)
         }
+        Root::Secrets => {
+            let (name, key) =
+                crate::validate::secret_ref(segments).map_err(|reason| missing(0, reason))?;
+            match ctx.secret(name, key) {
+                Some(value) => {
+                    owned = Value::String(value.to_string());
+                    (&owned, segments.len())
+                }
+                None => {
+                    let reason = format!(
+                        "the Secret `{name}` or its key `{key}` does not exist in the Task's namespace (or the worker cannot read it: --secrets-dir)"
+                    );
+                    return Err(missing(segments.len(), reason));
+                }
+            }
+        }
         Root::Steps => match segments.first() {
             None => {
                 owned = ctx.to_json()["steps"].take();

@@ -319,6 +319,65 @@ fn rendered_size_is_bounded_even_when_a_value_is_repeated() {
 }
 
 #[test]
+fn secrets_render_from_the_context_and_a_missing_one_names_secret_and_key_not_a_value() {
+    let mut ctx = fixture();
+    let mut secrets = crate::Secrets::default();
+    secrets.insert("api", "token", "CANARY-1234".into());
+    ctx.set_secrets(secrets);
+    let out = render(
+        &json!({"url": "https://x/?k=${secrets.api.token}", "raw": "${secrets.api.token}"}),
+        &ctx,
+    )
+    .expect("valid");
+    assert_eq!(out["url"], "https://x/?k=CANARY-1234");
+    assert_eq!(out["raw"], "CANARY-1234");
+    let err = render(&json!("${secrets.api.other}"), &ctx).expect_err("must fail");
+    let text = err.kind.to_string();
+    assert!(
+        text.contains("the Secret `api` or its key `other` does not exist"),
+        "{text}"
+    );
+    assert!(!text.contains("CANARY"), "{text}");
+    let err = render(&json!("${secrets.api}"), &ctx).expect_err("must fail");
+    assert!(
+        err.kind
+            .to_string()
+            .contains("write secrets.<secret>.<key>"),
+        "{}",
+        err.kind
+    );
+    // Conditions never see secrets, and Debug shows only names.
+    assert!(ctx.to_json().get("secrets").is_none());
+    assert!(!format!("{ctx:?}").contains("CANARY"));
+}
+
+#[test]
+fn a_pipeline_lists_the_secrets_it_reads_and_validation_names_a_bad_reference() {
+    let spec: ordinaut_api::PipelineSpec = serde_yaml::from_str(
+        "steps:\n  - {id: a, uses: http.request, with: {url: 'https://x/?k=${secrets.api.token}', headers: {Authorization: 'Bearer ${secrets[\"my.cred\"].key}'}}}\noutput: {t: '${secrets.api.token}'}\n",
+    )
+    .expect("valid");
+    let compiled = crate::compile_pipeline(&spec).expect("valid");
+    let refs: Vec<_> = compiled.secret_refs().into_iter().collect();
+    assert_eq!(
+        refs,
+        [
+            ("api".to_string(), "token".to_string()),
+            ("my.cred".to_string(), "key".to_string())
+        ]
+    );
+    let bad: ordinaut_api::PipelineSpec =
+        serde_yaml::from_str("steps:\n  - {id: a, uses: core.echo, with: {m: '${secrets.api}'}}\n")
+            .expect("valid");
+    let issues = crate::validate_pipeline(&bad);
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert!(
+        issues[0].message.contains("write secrets.<secret>.<key>"),
+        "{issues:?}"
+    );
+}
+
+#[test]
 fn visit_templates_reports_locations_and_parse_errors() {
     let mut seen = Vec::new();
     visit_templates(
