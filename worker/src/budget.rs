@@ -28,3 +28,36 @@ pub fn note_waits(metrics: &Metrics, waits: &[BudgetWait]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::registry::Registry;
+
+    fn wait(first: bool) -> BudgetWait {
+        BudgetWait {
+            due_work_id: 1,
+            task_uid: uuid::Uuid::nil(),
+            namespace: "default".into(),
+            task: "t".into(),
+            agent: "bot".into(),
+            reason: "Agent default/bot has 1 runs going (concurrentRuns: 1)".into(),
+            until: chrono::Utc::now(),
+            first,
+            correlation_id: "c".into(),
+        }
+    }
+
+    #[test]
+    fn first_waits_are_counted_per_agent_and_rechecks_are_not() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::new(&mut registry);
+        note_waits(&metrics, &[wait(true), wait(false), wait(true)]);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("ordinaut_budget_waits_total{agent=\"default/bot\"} 2"),
+            "{text}"
+        );
+    }
+}
