@@ -603,7 +603,15 @@ impl TaskReconciler {
             .await
             .map_err(store_err)?;
         let missed = sources.missed_total.unwrap_or(owned.counters.missed);
-        let status = compose_task_status(owned, &sources.runs, missed);
+        let mut status = compose_task_status(owned, &sources.runs, missed);
+        status.events = sources.events.map(|e| ordinaut_api::TaskEventCounts {
+            received: e.received,
+            started: e.started,
+            filtered: e.filtered,
+            dropped: e.dropped,
+            last_drop_reason: e.last_drop,
+            last_event_at: e.last_event_at,
+        });
         let written = self.ctx.sink.status(key, to_json(&status)).await;
         drop(guard);
         self.ctx.release_lock(uid, lock);

@@ -22,5 +22,5 @@ pub use mcp_server::{
 pub use pipeline::{Pipeline, PipelineSpec, PipelineStatus, RetryPolicy, Step};
 pub use task::{
     Catchup, CatchupPolicy, ConcurrencyPolicy, EventTrigger, RunOutcome, Task, TaskCounters,
-    TaskFinished, TaskSchedule, TaskSpec, TaskStatus,
+    TaskEventCounts, TaskFinished, TaskSchedule, TaskSpec, TaskStatus,
 };

@@ -374,6 +374,35 @@ pub struct TaskStatus {
     /// The last value of the `ordinaut.dev/run-now` annotation that was turned into a run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_run_now: Option<String>,
+
+    /// For a Task `on:` an event: the events it was given and what became of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<TaskEventCounts>,
+}
+
+/// Event counts of a Task `on:` a topic or another Task's runs (updated when its runs finish
+/// and at each reconcile).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskEventCounts {
+    /// Events delivered to this Task (a redelivery after a worker crash may count twice).
+    #[serde(default)]
+    pub received: i64,
+    /// Runs they started (exactly one per event).
+    #[serde(default)]
+    pub started: i64,
+    /// Events `on.filter` rejected.
+    #[serde(default)]
+    pub filtered: i64,
+    /// Events dropped: the Task was suspended or snoozed, or a chain grew too deep.
+    #[serde(default)]
+    pub dropped: i64,
+    /// Why the latest dropped event was dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drop_reason: Option<String>,
+    /// When the latest event was published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event_at: Option<DateTime<Utc>>,
 }
 
 /// Run counts of a Task.

@@ -25,6 +25,8 @@ use crate::{OutboxEvent, Store, StoreError};
 pub struct StatusSources {
     pub runs: RunSummary,
     pub missed_total: Option<i64>,
+    /// Event counters of a Task `on:` an event (`None` before its first event).
+    pub events: Option<crate::EventCounts>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -53,6 +55,12 @@ struct SourcesRow {
     last_run_id: Option<Uuid>,
     last_run_status: Option<String>,
     last_run_time: Option<DateTime<Utc>>,
+    ev_received: Option<i64>,
+    ev_started: Option<i64>,
+    ev_filtered: Option<i64>,
+    ev_dropped: Option<i64>,
+    ev_last_drop: Option<String>,
+    ev_last_event_at: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -307,9 +315,13 @@ impl Store {
         let rows: Vec<SourcesRow> = sqlx::query_as(
             "SELECT a.ord, t.missed_total, c.succeeded, c.failed, c.skipped, \
                     c.last_successful_time, l.id AS last_run_id, l.status AS last_run_status, \
-                    l.started_at AS last_run_time \
+                    l.started_at AS last_run_time, \
+                    e.received AS ev_received, e.started AS ev_started, \
+                    e.filtered AS ev_filtered, e.dropped AS ev_dropped, \
+                    e.last_drop AS ev_last_drop, e.last_event_at AS ev_last_event_at \
              FROM unnest($1::uuid[]) WITH ORDINALITY AS a(uid, ord) \
              LEFT JOIN tasks t ON t.uid = a.uid \
+             LEFT JOIN task_event_counts e ON e.task_uid = a.uid \
              CROSS JOIN LATERAL ( \
                  SELECT count(*) FILTER (WHERE r.status = 'succeeded') AS succeeded, \
                         count(*) FILTER (WHERE r.status = 'failed') AS failed, \
@@ -342,6 +354,14 @@ impl Store {
                         skipped: row.skipped,
                     },
                     missed_total: row.missed_total,
+                    events: row.ev_received.map(|received| crate::EventCounts {
+                        received,
+                        started: row.ev_started.unwrap_or(0),
+                        filtered: row.ev_filtered.unwrap_or(0),
+                        dropped: row.ev_dropped.unwrap_or(0),
+                        last_drop: row.ev_last_drop.clone(),
+                        last_event_at: row.ev_last_event_at,
+                    }),
                 };
             }
         }
