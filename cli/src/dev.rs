@@ -256,7 +256,8 @@ async fn run_with(
         events_stream: args.events_stream.clone(),
         ..WorkerConfig::default()
     };
-    let executor = Arc::new(Executor::new(tools, config.default_step_timeout));
+    let executor =
+        Arc::new(Executor::new(tools, config.default_step_timeout).with_secrets(secrets.clone()));
     let worker = tokio::spawn(
         Worker::new(store.clone(), executor, config, metrics)
             .with_agents(agents)

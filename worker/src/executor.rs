@@ -48,6 +48,8 @@ pub struct Executor {
     tools: ToolRegistry,
     schemas: Arc<SchemaCache>,
     default_step_timeout: Duration,
+    /// Where `${secrets.…}` values come from (the Task's namespace).
+    secrets: Arc<dyn ordinaut_tools::secrets::SecretSource>,
 }
 
 impl Executor {
@@ -56,7 +58,14 @@ impl Executor {
             tools,
             schemas: Arc::new(SchemaCache::new()),
             default_step_timeout,
+            secrets: Arc::new(ordinaut_tools::secrets::NoSecrets),
         }
+    }
+
+    /// Reads `${secrets.…}` from `source` (the worker's `--secrets-dir`).
+    pub fn with_secrets(mut self, source: Arc<dyn ordinaut_tools::secrets::SecretSource>) -> Self {
+        self.secrets = source;
+        self
     }
 
     /// Whether `uses` resolves to a tool for a Task in `namespace`.
@@ -67,9 +76,22 @@ impl Executor {
     /// Runs every step in order. `cancel` stops the run (Replace, run timeout, shutdown):
     /// the step in flight is abandoned and the run ends `Cancelled`.
     pub async fn run(&self, mut input: RunInput<'_>, cancel: &CancellationToken) -> RunResult {
+        let secrets = match crate::secrets::load(
+            input.pipeline,
+            input.namespace,
+            self.secrets.as_ref(),
+        )
+        .await
+        {
+            Ok(secrets) => secrets,
+            Err(e) => return failed(Vec::new(), e),
+        };
+        let masker = crate::secrets::Masker::new(&secrets);
+        input.context.set_secrets(secrets);
         let mut denied = Vec::new();
         let mut result = self.run_steps(&mut input, cancel, &mut denied).await;
         result.denied = denied;
+        masker.result(&mut result);
         result
     }
 

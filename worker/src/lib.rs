@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod publish;
 pub mod redact;
 pub mod runner;
+pub mod secrets;
 pub mod serve;
 pub mod spec_cache;
 pub mod state;

@@ -169,12 +169,12 @@ async fn main() -> anyhow::Result<()> {
     let sync = ordinaut_worker::mcp::DefinitionSync::new(
         store.clone(),
         pool.clone(),
-        secrets,
+        secrets.clone(),
         agents.clone(),
     )
     .shared();
     let sync_task = tokio::spawn(sync.clone().run(args.mcp_sync_interval, sync_stop.clone()));
-    let executor = Arc::new(Executor::new(tools, args.step_timeout));
+    let executor = Arc::new(Executor::new(tools, args.step_timeout).with_secrets(secrets));
     let config = WorkerConfig {
         worker_id: args
             .worker_id
