@@ -30,6 +30,7 @@ pub fn note_waits(metrics: &Metrics, waits: &[BudgetWait]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use prometheus_client::registry::Registry;
