@@ -27,6 +27,9 @@ struct Hit {
     at: Instant,
 }
 
+/// When one attempt began and ended, as far as the hit server saw.
+type Span = (Option<Instant>, Option<Instant>);
+
 /// The HTTP server the workload's steps call at the start and the end of each attempt.
 pub struct HitServer {
     pub port: u16,
@@ -56,8 +59,7 @@ impl HitServer {
             .hits
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut spans: HashMap<&str, HashMap<u32, (Option<Instant>, Option<Instant>)>> =
-            HashMap::new();
+        let mut spans: HashMap<&str, HashMap<u32, Span>> = HashMap::new();
         for h in hits.iter() {
             let e = spans
                 .entry(&h.key)

@@ -30,6 +30,10 @@ pub struct WorkerConfig {
     pub lease_safety_margin: Option<Duration>,
     /// Largest JSON value stored for a step's input or output or a run's output.
     pub max_output_bytes: usize,
+    /// What history to keep; `None`: this worker prunes nothing.
+    pub retention: Option<ordinaut_store::retention::Retention>,
+    /// How often history is pruned (more often while there is a backlog).
+    pub retention_interval: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -47,6 +51,8 @@ impl Default for WorkerConfig {
             events_stream: ordinaut_store::DEFAULT_STREAM.to_string(),
             lease_safety_margin: None,
             max_output_bytes: ordinaut_store::storable::DEFAULT_MAX_OUTPUT_BYTES,
+            retention: Some(ordinaut_store::retention::Retention::default()),
+            retention_interval: Duration::from_secs(60),
         }
     }
 }

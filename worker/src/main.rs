@@ -83,6 +83,36 @@ struct Args {
     #[arg(long, env = "ORDINAUT_MAX_OUTPUT_BYTES", default_value_t = ordinaut_store::storable::DEFAULT_MAX_OUTPUT_BYTES)]
     max_output_bytes: usize,
 
+    /// History retention: runs (with their steps) and finished occurrences older than this
+    /// are pruned; `0s` keeps them forever.
+    #[arg(long, env = "ORDINAUT_RETENTION_MAX_AGE", default_value = "30d", value_parser = duration)]
+    retention_max_age: Duration,
+
+    /// Succeeded runs kept per Task when its spec has no `successfulRunsHistoryLimit`.
+    #[arg(
+        long,
+        env = "ORDINAUT_RETENTION_SUCCESSFUL_RUNS",
+        default_value_t = 100
+    )]
+    retention_successful_runs: i64,
+
+    /// Runs that did not succeed kept per Task when its spec has no `failedRunsHistoryLimit`.
+    #[arg(long, env = "ORDINAUT_RETENTION_FAILED_RUNS", default_value_t = 100)]
+    retention_failed_runs: i64,
+
+    /// Events relayed to Redis are pruned from the outbox after this long.
+    #[arg(long, env = "ORDINAUT_RETENTION_OUTBOX_AGE", default_value = "1d", value_parser = duration)]
+    retention_outbox_age: Duration,
+
+    /// Audit entries are pruned after this long.
+    #[arg(long, env = "ORDINAUT_RETENTION_AUDIT_AGE", default_value = "90d", value_parser = duration)]
+    retention_audit_age: Duration,
+
+    /// How often history is pruned (in batches of 1,000 rows per table); `0s` turns pruning
+    /// off for this worker.
+    #[arg(long, env = "ORDINAUT_RETENTION_INTERVAL", default_value = "1m", value_parser = duration)]
+    retention_interval: Duration,
+
     /// Longest wait before looking for work again when no notification arrives.
     #[arg(long, env = "ORDINAUT_POLL_INTERVAL", default_value = "1s", value_parser = duration)]
     poll_interval: Duration,
@@ -191,6 +221,19 @@ async fn main() -> anyhow::Result<()> {
         events_stream: args.events_stream.clone(),
         lease_safety_margin: args.lease_safety_margin,
         max_output_bytes: args.max_output_bytes,
+        retention: (!args.retention_interval.is_zero()).then(|| {
+            let forever = Duration::from_secs(100 * 365 * 24 * 3600);
+            let age = |d: Duration| if d.is_zero() { forever } else { d };
+            ordinaut_store::retention::Retention {
+                max_age: age(args.retention_max_age),
+                successful_per_task: args.retention_successful_runs,
+                failed_per_task: args.retention_failed_runs,
+                outbox_max_age: age(args.retention_outbox_age),
+                audit_max_age: age(args.retention_audit_age),
+                ..Default::default()
+            }
+        }),
+        retention_interval: args.retention_interval,
     };
     if config.heartbeat_interval + config.fence_margin() >= config.lease_duration {
         anyhow::bail!(

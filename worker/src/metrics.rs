@@ -25,6 +25,12 @@ pub struct PrunedLabel {
     pub kind: String,
 }
 
+/// The table a retention metric is about.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableLabel {
+    pub table: String,
+}
+
 fn seconds_histogram() -> Histogram {
     // 1 ms … ~9 h
     Histogram::new(exponential_buckets(0.001, 2.0, 25))
@@ -53,6 +59,7 @@ pub struct Metrics {
     pub exhausted: Counter,
     pub fenced: Counter,
     pub panics: Counter,
+    pub pruned: Family<TableLabel, Counter>,
     pub budget_waits: Family<AgentLabel, Counter>,
     pub state_pruned: Family<PrunedLabel, Counter>,
 }
@@ -82,6 +89,7 @@ impl Metrics {
             exhausted: Counter::default(),
             fenced: Counter::default(),
             panics: Counter::default(),
+            pruned: Family::default(),
             budget_waits: Family::default(),
             state_pruned: Family::default(),
         };
@@ -199,5 +207,10 @@ fn register_fault_metrics(r: &mut Registry, m: &Metrics) {
         "ordinaut_run_panics",
         "Run tasks that panicked (recorded as failed, lease released)",
         m.panics.clone(),
+    );
+    r.register(
+        "ordinaut_pruned",
+        "History rows removed by the retention policy, by table (steps go with their runs)",
+        m.pruned.clone(),
     );
 }

@@ -26,7 +26,7 @@ mod background;
 mod fence;
 mod recorder;
 
-use background::{heartbeat_loop, reaper_loop};
+use background::{heartbeat_loop, reaper_loop, retention_loop};
 use futures::FutureExt as _;
 use ordinaut_store::storable::{Outcome as Storable, make_storable};
 use recorder::{Record, recorder_loop};
@@ -137,6 +137,7 @@ impl Worker {
         let background_stop = CancellationToken::new();
         let heartbeat = tokio::spawn(heartbeat_loop(s.clone(), background_stop.clone()));
         let reaper = tokio::spawn(reaper_loop(s.clone(), background_stop.clone()));
+        let retention = tokio::spawn(retention_loop(s.clone(), background_stop.clone()));
         let slots = Arc::new(Semaphore::new(s.config.concurrency.max(1)));
         let mut runs = JoinSet::new();
         // Which lease each run task holds, to hand it back if the task panics.
@@ -267,6 +268,7 @@ impl Worker {
         background_stop.cancel();
         let _ = heartbeat.await;
         let _ = reaper.await;
+        let _ = retention.await;
         tracing::info!("worker stopped");
         Ok(())
     }

@@ -407,6 +407,12 @@ fn help_documents_every_flag() {
         "--mcp-sync-interval",
         "--lease-safety-margin",
         "--max-output-bytes",
+        "--retention-max-age",
+        "--retention-successful-runs",
+        "--retention-failed-runs",
+        "--retention-outbox-age",
+        "--retention-audit-age",
+        "--retention-interval",
     ] {
         assert!(
             help.contains(flag),
@@ -414,5 +420,5 @@ fn help_documents_every_flag() {
         );
     }
     // Every flag has an environment variable.
-    assert!(help.matches("[env: ").count() >= 23, "{help}");
+    assert!(help.matches("[env: ").count() >= 29, "{help}");
 }

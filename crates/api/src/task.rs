@@ -132,6 +132,18 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub max_attempts: Option<u32>,
+
+    /// Succeeded runs kept in the history (`ordinaut runs`); older ones are pruned. Default:
+    /// the worker's `--retention-successful-runs` (100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100000))]
+    pub successful_runs_history_limit: Option<u32>,
+
+    /// Runs that did not succeed (failed, cancelled, skipped) kept in the history. Default:
+    /// the worker's `--retention-failed-runs` (100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100000))]
+    pub failed_runs_history_limit: Option<u32>,
 }
 
 /// The default of `spec.maxAttempts`.
@@ -374,6 +386,11 @@ pub struct TaskStatus {
     /// The last value of the `ordinaut.dev/run-now` annotation that was turned into a run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_run_now: Option<String>,
+
+    /// The last value of the `ordinaut.dev/backfill` annotation (`FROM/TO`) the operator
+    /// handled (queued, or refused with a Warning Event naming why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_backfill: Option<String>,
 
     /// For a Task `on:` an event: the events it was given and what became of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -46,6 +46,7 @@ mod occurrences;
 mod operator;
 mod operator_batch;
 mod runs;
+pub mod retention;
 mod runs_query;
 pub mod state;
 mod state_write;

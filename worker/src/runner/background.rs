@@ -145,3 +145,46 @@ async fn prune_state(s: &Shared) {
         Err(e) => tracing::warn!(error = %e, "pruning agent memory failed"),
     }
 }
+
+/// Prunes history by the retention policy (see `ordinaut_store::retention`): one small batch
+/// per table at a time, again at once while batches come back full, else every
+/// `retention_interval`. Several workers may prune at once; they skip each other's rows.
+pub(super) async fn retention_loop(s: Arc<Shared>, stop: CancellationToken) {
+    let Some(policy) = s.config.retention.clone() else {
+        return;
+    };
+    loop {
+        let wait = match s.store.prune(&policy).await {
+            Ok(p) => {
+                for (table, n) in [
+                    ("task_runs", p.runs),
+                    ("due_work", p.due_work),
+                    ("outbox", p.outbox),
+                    ("audit_log", p.audit),
+                ] {
+                    if n > 0 {
+                        s.metrics
+                            .pruned
+                            .get_or_create(&crate::metrics::TableLabel {
+                                table: table.to_string(),
+                            })
+                            .inc_by(n);
+                    }
+                }
+                if p.more(policy.batch) {
+                    Duration::from_millis(100)
+                } else {
+                    s.config.retention_interval
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "pruning history failed; trying again later");
+                s.config.retention_interval
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}

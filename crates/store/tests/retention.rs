@@ -1,0 +1,165 @@
+//! History retention: pruning removes what the limits do not keep and keeps the rest.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use ordinaut_store::Store;
+use ordinaut_store::retention::Retention;
+use ordinaut_store::testing::TestDb;
+use serde_json::json;
+use uuid::Uuid;
+
+/// Inserts a finished run of `task` with `status`, finished `days_ago` days (+ `n` seconds) ago.
+async fn run(store: &Store, task: Uuid, status: &str, days_ago: i64, n: i64) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO task_runs (id, task_uid, scheduled_for, trigger, attempt, status, \
+             started_at, finished_at, worker) \
+         VALUES ($1, $2, now(), 'schedule', 1, $3, \
+             now() - make_interval(days => $4::int4, secs => $5::float8), \
+             now() - make_interval(days => $4::int4, secs => $5::float8), 'w')",
+    )
+    .bind(id)
+    .bind(task)
+    .bind(status)
+    .bind(days_ago as i32)
+    .bind(n as f64)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO step_runs (run_id, idx, step_id, uses, status, started_at, finished_at) \
+         VALUES ($1, 0, 's', 'core.echo', 'succeeded', now(), now())",
+    )
+    .bind(id)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    id
+}
+
+async fn exec(store: &Store, sql: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(store.pool())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn pruning_keeps_each_tasks_newest_runs_and_recent_history_and_removes_the_rest() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    let mut limited = task("limited");
+    limited.spec = json!({"schedule": {"every": "1m"}, "successfulRunsHistoryLimit": 2,
+                          "failedRunsHistoryLimit": 1});
+    store.upsert_task(&limited).await.unwrap();
+    let plain = task_with_due_rows(&store, "plain", 2).await;
+    // limited: 5 succeeded (newest first: n = 0..5) and 3 failed, all recent.
+    let mut newest_ok = Vec::new();
+    for n in 0..5 {
+        let id = run(&store, limited.uid, "succeeded", 0, n).await;
+        if n < 2 {
+            newest_ok.push(id);
+        }
+    }
+    let newest_failed = run(&store, limited.uid, "failed", 0, 0).await;
+    run(&store, limited.uid, "failed", 0, 1).await;
+    run(&store, limited.uid, "skipped", 0, 2).await;
+    // plain (defaults: 3 kept): 4 recent succeeded and one 40 days old.
+    for n in 0..4 {
+        run(&store, plain.uid, "succeeded", 0, n).await;
+    }
+    run(&store, plain.uid, "succeeded", 40, 0).await;
+    // One finished occurrence 40 days old, one still queued from then, one finished now.
+    exec(&store, &format!(
+        "UPDATE due_work SET done_at = now() - interval '40 days', scheduled_for = scheduled_for \
+         WHERE id = (SELECT min(id) FROM due_work WHERE task_uid = '{}')", plain.uid)).await;
+    // Outbox: relayed long ago, relayed just now, never relayed (old).
+    exec(
+        &store,
+        "INSERT INTO outbox (event_type, payload, created_at, published_at) VALUES \
+        ('old', '{}', now() - interval '3 days', now() - interval '3 days'), \
+        ('new', '{}', now(), now()), \
+        ('waiting', '{}', now() - interval '3 days', NULL)",
+    )
+    .await;
+    exec(
+        &store,
+        "INSERT INTO audit_log (at, actor, action, allowed) VALUES \
+        (now() - interval '100 days', 'a', 'old', true), (now(), 'a', 'new', true)",
+    )
+    .await;
+
+    let retention = Retention {
+        successful_per_task: 3,
+        failed_per_task: 3,
+        batch: 2,
+        ..Retention::default()
+    };
+    let mut passes = 0;
+    loop {
+        let pruned = store.prune(&retention).await.unwrap();
+        passes += 1;
+        if !pruned.more(retention.batch) {
+            break;
+        }
+        assert!(passes < 20, "pruning does not converge");
+    }
+    assert!(passes > 1, "small batches: more than one pass was needed");
+
+    let kept_ok: Vec<(Uuid,)> = sqlx::query_as(
+        "SELECT id FROM task_runs WHERE task_uid = $1 AND status = 'succeeded' ORDER BY finished_at DESC",
+    )
+    .bind(limited.uid)
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        kept_ok.into_iter().map(|(i,)| i).collect::<Vec<_>>(),
+        newest_ok
+    );
+    let kept_failed: Vec<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM task_runs WHERE task_uid = $1 AND status <> 'succeeded'")
+            .bind(limited.uid)
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(kept_failed, vec![(newest_failed,)]);
+    let plain_sql = format!(
+        "SELECT count(*) FROM task_runs WHERE task_uid = '{}'",
+        plain.uid
+    );
+    assert_eq!(count(&store, &plain_sql).await, 3);
+    // Steps went with their runs.
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM step_runs").await,
+        2 + 1 + 3
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM due_work").await,
+        1,
+        "the old finished occurrence went, the queued one stayed"
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM due_work WHERE done_at IS NULL"
+        )
+        .await,
+        1
+    );
+    let events: Vec<(String,)> = sqlx::query_as("SELECT event_type FROM outbox ORDER BY id")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(events, vec![("new".to_string(),), ("waiting".to_string(),)]);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM audit_log WHERE action = 'new'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(count(&store, "SELECT count(*) FROM audit_log").await, 1);
+}
