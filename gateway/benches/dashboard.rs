@@ -170,7 +170,7 @@ async fn main() {
         let body = res.text().await.unwrap();
         let page = t.elapsed();
         assert_eq!(
-            body.matches("data-task=").count(),
+            body.matches("data-task=\"team-").count(),
             TASKS,
             "every Task is listed"
         );

@@ -2,7 +2,8 @@
 //! (`tests/browser/dashboard.mjs`) against a cluster with seeded Tasks and real runs. It
 //! signs in, finds the failed run first and opens its error, presses "Run now" and watches
 //! the new run appear live, draws the timeline across a DST change, and is refused an action
-//! outside its token's scopes. Screenshots go to `docs/screenshots/`.
+//! outside its token's scopes. It takes the README's screenshots (`docs/screenshots/`, replaced
+//! when `ORDINAUT_UPDATE_SCREENSHOTS` is set).
 //!
 //! Chromium and the npm package are installed by `scripts/install-test-peers.sh`; when they
 //! are missing this test fails and says so (it never skips).
@@ -110,7 +111,15 @@ async fn a_person_signs_in_finds_the_failure_runs_a_task_and_is_refused_outside_
     let dir = browser_dir();
     let env = start().await;
     seed(&env).await;
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    // The README's screenshots are replaced only when asked, so a test run leaves the tree
+    // clean: `ORDINAUT_UPDATE_SCREENSHOTS=1 cargo nextest run -p ordinaut-gateway --test
+    // dashboard_browser`.
+    let scratch = tempfile::tempdir().unwrap();
+    let shots = if std::env::var_os("ORDINAUT_UPDATE_SCREENSHOTS").is_some() {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+    } else {
+        scratch.path().to_path_buf()
+    };
     std::fs::create_dir_all(&shots).unwrap();
     let child = tokio::process::Command::new("node")
         .arg("dashboard.mjs")

@@ -114,25 +114,28 @@ fn cron_words(cron: &str) -> Option<String> {
     if mon != "*" {
         return None;
     }
-    match (m, h, dom, dow) {
-        ("*", "*", "*", "*") => Some("every minute".into()),
-        (m, "*", "*", "*") if m.starts_with("*/") => {
-            Some(plural(number(&m[2..], 59)?.into(), "minute"))
+    if (h, dom, dow) == ("*", "*", "*") {
+        if m == "*" {
+            return Some("every minute".into());
         }
-        (m, "*", "*", "*") => Some(format!("every hour at :{:02}", number(m, 59)?)),
-        ("0", h, "*", "*") if h.starts_with("*/") => {
-            Some(plural(number(&h[2..], 23)?.into(), "hour"))
+        if let Some(n) = m.strip_prefix("*/") {
+            return Some(plural(number(n, 59)?.into(), "minute"));
         }
-        (m, h, "*", "*") => Some(format!("every day at {}", clock(h, number(m, 59)?)?)),
-        (m, h, "*", dow) => Some(format!(
-            "{} at {}",
-            days_words(dow)?,
-            clock(h, number(m, 59)?)?
-        )),
-        (m, h, dom, "*") => Some(format!(
-            "on day {} of every month at {}",
-            number(dom, 31)?,
-            clock(h, number(m, 59)?)?
+        return Some(format!("every hour at :{:02}", number(m, 59)?));
+    }
+    if m == "0"
+        && (dom, dow) == ("*", "*")
+        && let Some(n) = h.strip_prefix("*/")
+    {
+        return Some(plural(number(n, 23)?.into(), "hour"));
+    }
+    let at = clock(h, number(m, 59)?)?;
+    match (dom, dow) {
+        ("*", "*") => Some(format!("every day at {at}")),
+        ("*", dow) => Some(format!("{} at {at}", days_words(dow)?)),
+        (dom, "*") => Some(format!(
+            "on day {} of every month at {at}",
+            number(dom, 31)?
         )),
         _ => None,
     }
