@@ -5,6 +5,7 @@
 mod audit_cmd;
 mod dev;
 mod events_cmd;
+mod kube_cmd;
 mod mcp_cmd;
 mod runs_cmd;
 mod schedule_cmd;
@@ -47,6 +48,9 @@ enum Command {
     /// A stdio MCP server for desktop agents, bridged to a gateway (`ordinaut dev`'s, or
     /// --url) with the token in ORDINAUT_TOKEN.
     Mcp(mcp_cmd::McpArgs),
+    /// Tasks in a cluster, through the Kubernetes API as the kubeconfig's user.
+    #[command(flatten)]
+    Cluster(kube_cmd::ClusterCommand),
 }
 
 /// Installed (linked or copied) as `kubectl-ordinaut`, the binary is a kubectl plugin and
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
         Command::Events(args) => events_cmd::run(args),
         Command::Audit(args) => audit_cmd::run(args),
         Command::Mcp(args) => mcp_cmd::run(args),
+        Command::Cluster(cmd) => kube_cmd::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -191,9 +191,13 @@ impl Store {
     /// The latest run and the run counts of a task, from `task_runs`.
     pub async fn run_summary(&self, uid: Uuid) -> Result<RunSummary, StoreError> {
         let counts: (i64, i64, i64, Option<DateTime<Utc>>) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE status = 'succeeded'), \
-                    count(*) FILTER (WHERE status = 'failed'), \
-                    count(*) FILTER (WHERE status = 'skipped'), \
+            // Pruned runs still count (tasks.pruned_*, migration 0009).
+            "SELECT count(*) FILTER (WHERE status = 'succeeded') \
+                        + coalesce((SELECT pruned_succeeded FROM tasks WHERE uid = $1), 0), \
+                    count(*) FILTER (WHERE status = 'failed') \
+                        + coalesce((SELECT pruned_failed FROM tasks WHERE uid = $1), 0), \
+                    count(*) FILTER (WHERE status = 'skipped') \
+                        + coalesce((SELECT pruned_skipped FROM tasks WHERE uid = $1), 0), \
                     max(finished_at) FILTER (WHERE status = 'succeeded') \
              FROM task_runs WHERE task_uid = $1",
         )

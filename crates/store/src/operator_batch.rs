@@ -313,7 +313,11 @@ impl Store {
 
     async fn status_sources_once(&self, uids: &[Uuid]) -> Result<Vec<StatusSources>, StoreError> {
         let rows: Vec<SourcesRow> = sqlx::query_as(
-            "SELECT a.ord, t.missed_total, c.succeeded, c.failed, c.skipped, \
+            // Pruned runs still count (tasks.pruned_*, migration 0009).
+            "SELECT a.ord, t.missed_total, \
+                    c.succeeded + coalesce(t.pruned_succeeded, 0) AS succeeded, \
+                    c.failed + coalesce(t.pruned_failed, 0) AS failed, \
+                    c.skipped + coalesce(t.pruned_skipped, 0) AS skipped, \
                     c.last_successful_time, l.id AS last_run_id, l.status AS last_run_status, \
                     l.started_at AS last_run_time, \
                     e.received AS ev_received, e.started AS ev_started, \

@@ -58,7 +58,8 @@ impl Pruned {
 }
 
 /// Runs past their Task's count limits or the age limit, with their steps (no foreign key
-/// since migration 0005: deleted here, in the same statement).
+/// since migration 0005: deleted here, in the same statement); the Task's status counters
+/// keep counting them (`tasks.pruned_*`, migration 0009).
 const PRUNE_RUNS: &str = "\
 WITH ranked AS (
     SELECT r.id, r.finished_at,
@@ -72,8 +73,20 @@ doomed AS (
     SELECT r.id FROM task_runs r JOIN ranked k ON k.id = r.id
     WHERE k.n > k.keep OR k.finished_at < now() - make_interval(secs => $1)
     LIMIT $4 FOR UPDATE OF r SKIP LOCKED),
-gone AS (DELETE FROM task_runs r USING doomed WHERE r.id = doomed.id RETURNING r.id),
-steps AS (DELETE FROM step_runs s USING gone WHERE s.run_id = gone.id)
+gone AS (DELETE FROM task_runs r USING doomed WHERE r.id = doomed.id
+          RETURNING r.id, r.task_uid, r.status),
+steps AS (DELETE FROM step_runs s USING gone WHERE s.run_id = gone.id),
+counted AS (
+    UPDATE tasks t SET
+        pruned_succeeded = t.pruned_succeeded + g.succeeded,
+        pruned_failed = t.pruned_failed + g.failed,
+        pruned_skipped = t.pruned_skipped + g.skipped
+    FROM (SELECT task_uid,
+                 count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+                 count(*) FILTER (WHERE status = 'failed') AS failed,
+                 count(*) FILTER (WHERE status = 'skipped') AS skipped
+          FROM gone GROUP BY task_uid) g
+    WHERE t.uid = g.task_uid)
 SELECT count(*) FROM gone";
 
 fn secs(d: Duration) -> f64 {

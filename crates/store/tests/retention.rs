@@ -162,4 +162,12 @@ async fn pruning_keeps_each_tasks_newest_runs_and_recent_history_and_removes_the
         1
     );
     assert_eq!(count(&store, "SELECT count(*) FROM audit_log").await, 1);
+    // The Task's status still counts every run since it was created.
+    let summary = store.run_summary(limited.uid).await.unwrap();
+    assert_eq!(
+        (summary.succeeded, summary.failed, summary.skipped),
+        (5, 2, 1)
+    );
+    let sources = store.status_sources(&[plain.uid]).await;
+    assert_eq!(sources[0].as_ref().unwrap().runs.succeeded, 5);
 }
