@@ -7,7 +7,9 @@
 #     dashboard's browser test;
 #   * the official `mcp` Python package (2.x) into the venv at
 #     ${ORDINAUT_TOOLS_DIR:-/var/cache/ordinaut}/venv, which runs
-#     crates/tools/tests/fixtures/weather_server.py.
+#     crates/tools/tests/fixtures/weather_server.py;
+#   * schemathesis into ${ORDINAUT_TOOLS_DIR:-/var/cache/ordinaut}/schemathesis (the gateway's
+#     OpenAPI tests).
 # Node.js, npm and python3-venv come from Debian's packages when absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,5 +66,13 @@ have=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("m
 if [ "$have" != "$MCP_PY_VERSION" ]; then
   say "pip install mcp==$MCP_PY_VERSION into $VENV"
   "$VENV/bin/pip" install -q "mcp==$MCP_PY_VERSION"
+fi
+# --- PyPI: schemathesis (the gateway's OpenAPI document, property-based), its own venv -----
+ST_VERSION=4.32.5
+ST_VENV=$TOOLS_DIR/schemathesis
+if [ "$("$ST_VENV/bin/st" --version 2>/dev/null | awk '{print $3}')" != "$ST_VERSION" ]; then
+  say "pip install schemathesis==$ST_VERSION into $ST_VENV"
+  python3 -m venv "$ST_VENV"
+  "$ST_VENV/bin/pip" install -q "schemathesis==$ST_VERSION"
 fi
 say "MCP test peers ready: $bin, $VENV/bin/python (mcp $MCP_PY_VERSION)"

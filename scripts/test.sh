@@ -92,4 +92,7 @@ fi
 # (after the tests, so the binaries are built).
 say "chart checks"
 bash scripts/chart-checks.sh || status=$?
+# The gateway's REST API against its OpenAPI document (schemathesis, 30 s) on `ordinaut dev`.
+say "schemathesis"
+ORDINAUT_BIN="${CARGO_TARGET_DIR:-target}/debug/ordinaut" bash scripts/schemathesis.sh 30 || status=$?
 exit $status

@@ -20,16 +20,28 @@ struct Param {
     description: &'static str,
 }
 
+/// A namespace or Task name: a DNS-1123 label.
+const NAME_PATTERN: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+
 fn path_param(name: &'static str, description: &'static str) -> Param {
+    let schema = match name {
+        "namespace" | "name" => json!({"type": "string", "pattern": NAME_PATTERN}),
+        "id" => json!({"type": "string", "format": "uuid"}),
+        _ => json!({"type": "string", "minLength": 1}),
+    };
     Param {
         name,
         location: "path",
-        schema: json!({"type": "string", "minLength": 1}),
+        schema,
         description,
     }
 }
 
-fn query(name: &'static str, schema: Value, description: &'static str) -> Param {
+fn query(name: &'static str, mut schema: Value, description: &'static str) -> Param {
+    // An empty parameter is refused (422): strings have at least one character.
+    if schema["type"] == "string" && schema.get("enum").is_none() {
+        schema["minLength"] = json!(1);
+    }
     Param {
         name,
         location: "query",
@@ -93,7 +105,7 @@ fn operations(b: &mut Builder) -> Vec<Op> {
         ),
         query(
             "namespace",
-            json!({"type": "string"}),
+            json!({"type": "string", "pattern": NAME_PATTERN}),
             "Only this namespace.",
         ),
     ];
@@ -101,7 +113,7 @@ fn operations(b: &mut Builder) -> Vec<Op> {
     let mut list_runs_params = vec![
         query(
             "task",
-            json!({"type": "string"}),
+            json!({"type": "string", "pattern": NAME_PATTERN}),
             "Only runs of this Task (name).",
         ),
         query(
@@ -116,7 +128,7 @@ fn operations(b: &mut Builder) -> Vec<Op> {
         ),
         query(
             "namespace",
-            json!({"type": "string"}),
+            json!({"type": "string", "pattern": NAME_PATTERN}),
             "Only this namespace.",
         ),
     ];
@@ -124,7 +136,7 @@ fn operations(b: &mut Builder) -> Vec<Op> {
     let mut audit_params = vec![
         query(
             "namespace",
-            json!({"type": "string"}),
+            json!({"type": "string", "pattern": NAME_PATTERN}),
             "Only this namespace.",
         ),
         query("actor", json!({"type": "string"}), "Only this actor."),

@@ -66,6 +66,14 @@ impl Ops {
     /// The namespace a call acts in: an Agent's own (another one is refused), the admin's
     /// choice (default `default`).
     fn namespace(&self, call: &Call, asked: Option<&str>) -> Result<String, OpError> {
+        if let Some(ns) = asked
+            && !is_dns_label(ns)
+        {
+            return Err(OpError::invalid(
+                "namespace",
+                format!("`{ns}` is not a namespace name (lowercase letters, digits and `-`)"),
+            ));
+        }
         match (call.who.agent_ref(), asked) {
             (None, asked) => Ok(asked.unwrap_or("default").to_string()),
             (Some((ns, _)), None) => Ok(ns.to_string()),
@@ -89,6 +97,9 @@ impl Ops {
 
     /// The Task from the write path's source of truth, if the caller may see it.
     async fn owned_task(&self, call: &Call, namespace: &str, name: &str) -> Result<Task, OpError> {
+        if !is_dns_label(name) {
+            return Err(not_found(namespace, name));
+        }
         let task = self.writer.get(namespace, name).await?;
         match task {
             Some(t) if self.visible(&call.who, namespace, t.spec.agent_ref.as_deref()) => Ok(t),
@@ -138,33 +149,40 @@ fn not_found(namespace: &str, name: &str) -> OpError {
     ))
 }
 
-/// Reads a spec from JSON with field paths in errors (serde_yaml reports the path, as
-/// `ordinaut validate` does; JSON is YAML).
+/// Reads a spec from JSON. serde_json reads it exactly (a `null` is never the string
+/// "null"); a refusal is read again through serde_yaml, whose messages carry the field's path
+/// as `ordinaut validate` shows it (JSON is YAML).
 pub fn parse_spec<T: serde::de::DeserializeOwned>(
     value: &Value,
     prefix: &str,
 ) -> Result<T, OpError> {
-    let text = serde_yaml::to_string(value)
-        .map_err(|e| OpError::invalid(prefix.to_string(), format!("cannot read: {e}")))?;
-    serde_yaml::from_str::<T>(&text).map_err(|e| {
-        let message = e.to_string();
-        let message = match e.location() {
-            Some(l) => message
-                .strip_suffix(&format!(" at line {} column {}", l.line(), l.column()))
-                .unwrap_or(&message)
-                .to_string(),
-            None => message,
-        };
-        let whole = if prefix.is_empty() { "(body)" } else { prefix };
-        match message.split_once(": ") {
-            Some((path, rest)) if is_path(path) && prefix.is_empty() => {
-                OpError::invalid(path, rest.to_string())
-            }
-            Some((path, rest)) if is_path(path) => {
-                OpError::invalid(format!("{prefix}.{path}"), rest.to_string())
-            }
-            _ => OpError::invalid(whole, message),
+    let json_error = match serde_json::from_value::<T>(value.clone()) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let whole = if prefix.is_empty() { "(body)" } else { prefix };
+    let Some(e) = serde_yaml::to_string(value)
+        .ok()
+        .and_then(|text| serde_yaml::from_str::<T>(&text).err())
+    else {
+        return Err(OpError::invalid(whole, json_error.to_string()));
+    };
+    let message = e.to_string();
+    let message = match e.location() {
+        Some(l) => message
+            .strip_suffix(&format!(" at line {} column {}", l.line(), l.column()))
+            .unwrap_or(&message)
+            .to_string(),
+        None => message,
+    };
+    Err(match message.split_once(": ") {
+        Some((path, rest)) if is_path(path) && prefix.is_empty() => {
+            OpError::invalid(path, rest.to_string())
         }
+        Some((path, rest)) if is_path(path) => {
+            OpError::invalid(format!("{prefix}.{path}"), rest.to_string())
+        }
+        _ => OpError::invalid(whole, message),
     })
 }
 
@@ -191,15 +209,19 @@ fn check_spec(spec: &TaskSpec, now: chrono::DateTime<chrono::Utc>) -> Result<(),
     ))
 }
 
-/// A DNS-1123 label, as Kubernetes wants object names that are also file names here.
+/// A DNS-1123 label (namespaces; Task names, which are also file names in development).
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && !s.ends_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// A new Task's name: a DNS-1123 label starting with a letter.
 fn check_name(name: &str) -> Result<(), OpError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && !name.ends_with('-')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let ok = is_dns_label(name) && name.starts_with(|c: char| c.is_ascii_lowercase());
     if ok {
         Ok(())
     } else {

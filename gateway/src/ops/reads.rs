@@ -73,6 +73,14 @@ impl Ops {
             Some((_, name)) if !call.who.has(api_scope::TASKS_ALL) => Some(name.to_string()),
             _ => None,
         };
+        if let Some(t) = &input.task
+            && !super::is_dns_label(t)
+        {
+            return Err(OpError::invalid(
+                "task",
+                format!("`{t}` is not a Task name"),
+            ));
+        }
         let query = RunQuery {
             namespace,
             agent,

@@ -181,6 +181,9 @@ impl Ops {
         if n > MAX_NEXT {
             return Err(OpError::invalid("next", format!("at most {MAX_NEXT}")));
         }
+        if !super::is_dns_label(&input.name) {
+            return Err(not_found(&ns, &input.name));
+        }
         let now = self.clock.now();
         let n = n as usize;
         if let Some(row) = self.store.task_row(&ns, &input.name).await? {

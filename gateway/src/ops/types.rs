@@ -72,6 +72,7 @@ pub struct ListTasksInput {
     pub namespace: Option<String>,
     /// At most this many (1 to 500, default 50).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u32>,
     /// `nextCursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,6 +113,7 @@ pub struct GetTaskInput {
     pub namespace: Option<String>,
     /// How many upcoming runs to compute (0 to 100, default 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100))]
     pub next: Option<u32>,
 }
 
@@ -193,6 +195,7 @@ pub struct BackfillTaskInput {
     pub to: DateTime<Utc>,
     /// Refuse ranges with more occurrences than this (default 100, at most 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
     pub max: Option<u32>,
 }
 
@@ -202,7 +205,9 @@ pub struct BackfillTaskInput {
 pub struct BackfillBody {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
+    /// Refuse ranges with more occurrences than this (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
     pub max: Option<u32>,
 }
 
@@ -239,6 +244,7 @@ pub struct ListRunsInput {
     pub namespace: Option<String>,
     /// At most this many, newest first (1 to 500, default 50).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u32>,
     /// `nextCursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -346,6 +352,7 @@ pub struct PreviewInput {
     pub after: Option<DateTime<Utc>>,
     /// How many (1 to 100, default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
     pub count: Option<u32>,
 }
 
@@ -382,7 +389,8 @@ pub struct ToolList {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PublishEventInput {
-    /// The topic (`orders.created`).
+    /// The topic (`orders.created`): letters, digits, `.`, `_`, `:` and `-`.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"))]
     pub topic: String,
     /// The event's data, handed to the runs it triggers.
     #[serde(default)]
@@ -418,6 +426,7 @@ pub struct ListAuditInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,

@@ -43,6 +43,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Q<T> {
     type Rejection = OpError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        // An empty parameter is a mistake (leave it out instead); a NUL byte is no text.
+        for pair in parts
+            .uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if value.is_empty() {
+                return Err(OpError::invalid(
+                    name,
+                    "is empty: give a value or leave it out",
+                ));
+            }
+            if value.contains("%00") {
+                return Err(OpError::invalid(name, "contains a NUL character"));
+            }
+        }
         Query::<T>::try_from_uri(&parts.uri)
             .map(|q| Q(q.0))
             .map_err(|e| OpError::invalid("(query)", e.body_text()))
