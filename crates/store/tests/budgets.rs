@@ -266,3 +266,50 @@ async fn an_occurrence_waiting_past_its_start_deadline_is_left_to_the_catch_up_p
         1
     );
 }
+
+/// A retry is a run like any other: it counts against runsPerHour again. A run whose lease
+/// expired (its worker died) stops counting against concurrentRuns.
+#[tokio::test]
+async fn retries_count_again_and_an_expired_lease_stops_counting() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    store
+        .upsert_agent(
+            "default",
+            "bot",
+            1,
+            &json!({"budgets": {"concurrentRuns": 1, "runsPerHour": 10}}),
+        )
+        .await
+        .unwrap();
+    agent_task(&store, "flaky", "bot", 2).await;
+
+    // The first run fails and is retried at once: the retry is admitted and counted again.
+    let a = store.lease_within_budgets("w", 1, LEASE).await.unwrap();
+    let first = &a.leases[0];
+    let mut failed = success(first.id, first.attempt, "w");
+    failed.status = ordinaut_store::RunStatus::Retrying;
+    failed.disposition =
+        ordinaut_store::Disposition::RetryAt(Utc::now() - ChronoDuration::hours(2));
+    store.finish(&failed).await.unwrap();
+    let b = store.lease_within_budgets("w", 1, LEASE).await.unwrap();
+    assert_eq!(b.leases.len(), 1);
+    assert_eq!((b.leases[0].id, b.leases[0].attempt), (first.id, 2));
+    assert_eq!(
+        store.agent_budget_usage("default", "bot").await.unwrap().1,
+        2
+    );
+
+    // Its worker dies: once the lease has expired, the agent's other occurrence may start.
+    sqlx::query("UPDATE due_work SET locked_until = now() - interval '1 second' WHERE id = $1")
+        .bind(b.leases[0].id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let c = store.lease_within_budgets("w2", 10, LEASE).await.unwrap();
+    assert_eq!(c.leases.len(), 1, "{:?}", c.waits);
+    assert_ne!(c.leases[0].id, b.leases[0].id);
+    assert_eq!(
+        store.agent_budget_usage("default", "bot").await.unwrap(),
+        (1, 3, 0)
+    );
+}
