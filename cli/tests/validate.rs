@@ -210,3 +210,24 @@ fn a_nul_character_in_any_manifest_string_is_refused_naming_the_field() {
         "{out}"
     );
 }
+
+#[test]
+fn a_task_finished_cycle_is_refused_naming_the_cycle() {
+    let dir = fixture("cycle");
+    let o = validate(&["-f", &dir]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    let file = format!("{dir}/tasks.yaml");
+    // Each Task on the circle, at its taskFinished name; d only follows it.
+    let lines: Vec<(usize, String)> = located(&o, &file);
+    assert_eq!(
+        lines,
+        [
+            (10, "spec.schedule.on.taskFinished.name".to_string()),
+            (24, "spec.schedule.on.taskFinished.name".to_string()),
+            (38, "spec.schedule.on.taskFinished.name".to_string()),
+        ],
+        "{out}"
+    );
+    assert!(out.contains("taskFinished triggers form a cycle (a after c after b after a)"), "{out}");
+}

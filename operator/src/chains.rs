@@ -43,9 +43,9 @@ pub fn cycle_problem(cycle: &[String]) -> Problem {
     Problem {
         path: "spec.schedule.on.taskFinished.name".into(),
         message: format!(
-            "Tasks {} form a cycle of taskFinished triggers, which would run forever; \
-             make one of them run on something else",
-            names.join(" → ")
+            "taskFinished triggers form a cycle ({}), which would run forever; make one of \
+             these Tasks run on something else",
+            names.join(" after ")
         ),
         reason: reason::INVALID_SCHEDULE,
     }
@@ -99,6 +99,6 @@ mod tests {
     fn the_problem_names_the_cycle_and_the_field() {
         let p = cycle_problem(&["a".into(), "b".into()]);
         assert_eq!(p.path, "spec.schedule.on.taskFinished.name");
-        assert!(p.message.contains("a → b → a"), "{}", p.message);
+        assert!(p.message.contains("(a after b after a)"), "{}", p.message);
     }
 }

@@ -170,7 +170,10 @@ fn check_object(
                 .as_ref()
                 .and_then(ordinaut_operator::status::chrono_time)
                 .unwrap_or_else(Utc::now);
-            validate::task_problems(&task.spec, created, referenced_pipeline(task, all))
+            let mut problems =
+                validate::task_problems(&task.spec, created, referenced_pipeline(task, all));
+            problems.extend(chain_cycle(task, all));
+            problems
         }
         Object::Pipeline(p) => validate::pipeline_spec_problems(&p.spec, "spec"),
         Object::McpServer(m) => validate::mcp_server_problems(m.metadata.name.as_deref(), &m.spec),
@@ -179,6 +182,19 @@ fn check_object(
     for p in problems {
         report(p.path, p.message);
     }
+}
+
+/// The taskFinished cycle a Task is on, among the Tasks of its namespace in the set.
+fn chain_cycle(task: &Task, all: &[(&Document, Object)]) -> Option<validate::Problem> {
+    let name = task.metadata.name.as_deref()?;
+    let others = all.iter().filter_map(|(_, o)| match o {
+        Object::Task(t) if t.metadata.namespace == task.metadata.namespace => Some((
+            t.metadata.name.clone()?,
+            ordinaut_operator::chains::follows(&t.spec)?.to_string(),
+        )),
+        _ => None,
+    });
+    ordinaut_operator::chains::task_cycle(name, &task.spec, others)
 }
 
 /// The Pipeline a Task's `pipelineRef` names, among the validated documents.
