@@ -30,7 +30,11 @@ async fn scripts_dev_sh_runs_the_examples_and_stops_on_ctrl_c() {
         .env("ORDINAUT_EVENTS_STREAM", &stream)
         .env("ORDINAUT_DATA_DIR", data.path());
     let mut dev = Dev::start(cmd);
-    let ready = dev.wait_line(0, "task default/hello-every-minute: ready", Duration::from_secs(90));
+    let ready = dev.wait_line(
+        0,
+        "task default/hello-every-minute: ready",
+        Duration::from_secs(90),
+    );
     dev.wait_line(ready, "watching examples/", Duration::from_secs(30));
     let out = Command::new(BIN)
         .args(["task", "run-now", "default/hello-every-minute"])
@@ -39,8 +43,16 @@ async fn scripts_dev_sh_runs_the_examples_and_stops_on_ctrl_c() {
         .env("ORDINAUT_DATA_DIR", data.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    dev.wait_line(ready, "run default/hello-every-minute succeeded", Duration::from_secs(90));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dev.wait_line(
+        ready,
+        "run default/hello-every-minute succeeded",
+        Duration::from_secs(90),
+    );
     let status = dev.stop(Signal::SIGINT, Duration::from_secs(60));
     assert!(status.success(), "exit {status}\n{}", dev.output());
     assert!(dev.output().contains("summary:"), "{}", dev.output());
