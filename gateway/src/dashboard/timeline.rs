@@ -146,9 +146,13 @@ fn ticks(out: &mut String, a: &Axis, height: f64) {
             let _ = write!(
                 out,
                 "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{}\" y2=\"{height:.0}\" class=\"hour\"/>",
-                if local.hour() % 6 == 0 { 20 } else { 34 }
+                if local.hour().is_multiple_of(6) {
+                    20
+                } else {
+                    34
+                }
             );
-            if local.hour() % 3 == 0 {
+            if local.hour().is_multiple_of(3) {
                 let _ = write!(
                     out,
                     "<text x=\"{:.1}\" y=\"{}\" class=\"hourlabel\">{:02}</text>",
