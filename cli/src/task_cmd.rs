@@ -24,10 +24,11 @@ use crate::when;
 #[derive(Debug, Args)]
 #[command(
     after_help = "These commands work on the database directly: the `ordinaut dev` running on \
---data-dir, or --database-url. Through the Kubernetes API (the `ordinaut.dev/run-now` \
-annotation, a spec patch for snooze) is not done yet; in a cluster, meanwhile:\n  \
-kubectl annotate task NAME ordinaut.dev/run-now=\"$(date +%s)\" --overwrite\n  \
-kubectl patch task NAME --type merge -p '{\"spec\":{\"snoozeUntil\":\"2025-06-01T09:00:00Z\"}}'"
+--data-dir, or --database-url. In a cluster, act through the Kubernetes API as your \
+kubeconfig's user instead (RBAC and the API's audit log apply):\n  \
+kubectl ordinaut run-now NAME [-n NS] [--context CTX]    (the ordinaut.dev/run-now annotation)\n  \
+kubectl ordinaut snooze NAME --until now+2h              (spec.snoozeUntil)\n  \
+kubectl ordinaut backfill NAME --from T --to T           (the ordinaut.dev/backfill annotation)"
 )]
 pub struct TaskArgs {
     #[command(subcommand)]

@@ -301,7 +301,7 @@ fn installed_as_kubectl_ordinaut_it_answers_as_a_kubectl_plugin() {
     let text = common::text(&out);
     assert!(text.contains("Usage: kubectl ordinaut task"), "{text}");
     assert!(
-        text.contains("kubectl annotate task NAME ordinaut.dev/run-now"),
+        text.contains("kubectl ordinaut run-now NAME [-n NS] [--context CTX]"),
         "{text}"
     );
 }

@@ -13,6 +13,7 @@
 
 pub mod agent_token;
 pub mod audit;
+pub mod backfill;
 pub mod chains;
 pub mod coalesce;
 pub mod discovery;

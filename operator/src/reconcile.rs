@@ -7,13 +7,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use ordinaut_api::constants::{RUN_NOW_ANNOTATION, condition, reason};
+use ordinaut_api::constants::{BACKFILL_ANNOTATION, RUN_NOW_ANNOTATION, condition, reason};
 use ordinaut_api::{Agent, McpServer, Pipeline, Task, TaskStatus};
 use ordinaut_schedule::clock::Clock;
 use ordinaut_store::{Applied, ReconcileWrite, Store, StoreError};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::backfill;
 use crate::coalesce::TaskBatches;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
@@ -239,6 +240,7 @@ impl TaskReconciler {
             observed_generation: Some(generation),
             schedule_summary: spec.schedule.summary(),
             handled_run_now: old_status.handled_run_now.clone(),
+            handled_backfill: old_status.handled_backfill.clone(),
             last_schedule_time: old_status.last_schedule_time,
             last_missed_time: old_status.last_missed_time,
             ..TaskStatus::default()
@@ -310,6 +312,16 @@ impl TaskReconciler {
             name: name.clone(),
             source,
         })?;
+
+        owned.handled_backfill = self
+            .backfill(
+                task,
+                uid,
+                &key,
+                checked.schedule.as_ref(),
+                owned.handled_backfill.take(),
+            )
+            .await?;
 
         // Apply.
         let (update, progress) = match checked.pending {
@@ -528,6 +540,61 @@ impl TaskReconciler {
         })
     }
 
+    /// Handles a new `ordinaut.dev/backfill` annotation value (see [`crate::backfill`]) with
+    /// one Event saying what was queued or why nothing was; returns the handled value.
+    async fn backfill(
+        &self,
+        task: &Task,
+        uid: Uuid,
+        key: &ObjectKey,
+        schedule: Option<&ordinaut_schedule::Schedule>,
+        handled: Option<String>,
+    ) -> Result<Option<String>, ReconcileError> {
+        let asked = task
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(BACKFILL_ANNOTATION));
+        let Some(value) = asked.filter(|v| handled.as_ref() != Some(*v)) else {
+            return Ok(handled);
+        };
+        let now = self.ctx.clock.now();
+        let queued = backfill::queue(
+            &self.ctx.store,
+            uid,
+            task.spec.priority,
+            schedule,
+            value,
+            now,
+        )
+        .await
+        .map_err(|source| ReconcileError::Store {
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            source,
+        })?;
+        match queued {
+            Ok(n) => {
+                let message = format!(
+                    "{n} occurrence(s) of {value} queued (trigger backfill; those that ran or are queued are skipped)"
+                );
+                self.notice(key, NoticeType::Normal, "Backfilled", &message, "Backfill")
+                    .await?;
+            }
+            Err(backfill::Refused(message)) => {
+                self.notice(
+                    key,
+                    NoticeType::Warning,
+                    "InvalidBackfill",
+                    &message,
+                    "Backfill",
+                )
+                .await?;
+            }
+        }
+        Ok(Some(value.clone()))
+    }
+
     /// The Task is being deleted: withdraw its queued occurrences and mark the projection
     /// deleted (run history stays). Idempotent.
     pub async fn cleanup(&self, task: &Task) -> Result<u64, ReconcileError> {
@@ -659,6 +726,7 @@ fn reconcile_owned(status: &TaskStatus) -> TaskStatus {
         next_run_time: status.next_run_time,
         last_schedule_time: status.last_schedule_time,
         handled_run_now: status.handled_run_now.clone(),
+        handled_backfill: status.handled_backfill.clone(),
         last_missed_time: status.last_missed_time,
         ..TaskStatus::default()
     }

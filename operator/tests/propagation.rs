@@ -269,3 +269,95 @@ async fn deleting_an_agent_removes_its_projection_and_stalls_its_tasks() {
         .await
         .unwrap();
 }
+
+/// A backfill annotation (`FROM/TO`, no spec change) queues the range's occurrences with
+/// trigger `backfill` once, records the value in `status.handledBackfill` with a Normal
+/// Event; a malformed value gets a Warning Event naming the annotation and is not retried.
+#[tokio::test]
+async fn a_backfill_annotation_queues_the_range_once_and_is_recorded_in_status() {
+    use kube::api::{Patch, PatchParams};
+    let r = start().await;
+    let api: Api<Task> = Api::namespaced(r.fake.client(), "default");
+    let created = api
+        .create(
+            &PostParams::default(),
+            &object(
+                "Task",
+                "t",
+                &format!(
+                    "  schedule: {{every: 15m, startAt: '2024-03-10T00:00:00Z'}}\n{}",
+                    common::ECHO
+                ),
+            ),
+        )
+        .await
+        .unwrap();
+    let uid = uuid::Uuid::parse_str(created.metadata.uid.as_deref().unwrap()).unwrap();
+    r.fake
+        .wait_for_object::<Task>("default", "t", WAIT, |o| is(o, "Ready", "True", "Valid"))
+        .await
+        .unwrap();
+    let backfilled = |store: Store| async move {
+        store
+            .task_occurrences(uid)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|o| o.2 == "backfill")
+            .map(|o| o.0)
+            .collect::<Vec<_>>()
+    };
+    let annotate = |value: &'static str| {
+        let api = api.clone();
+        async move {
+            api.patch(
+                "t",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"ordinaut.dev/backfill": value}}})),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let range = "2024-03-10T08:00:00Z/2024-03-10T09:00:00Z";
+    annotate(range).await;
+    r.fake
+        .wait_for_object::<Task>("default", "t", WAIT, |o| {
+            o["status"]["handledBackfill"] == range
+        })
+        .await
+        .unwrap();
+    let rows = backfilled(r.store.clone()).await;
+    assert_eq!(rows.len(), 5, "08:00, 08:15, 08:30, 08:45, 09:00: {rows:?}");
+    assert_eq!(rows[0], t("2024-03-10T08:00:00Z"));
+    let events = |fake: &FakeApiServer, type_: &str| {
+        fake.objects::<k8s_openapi::api::events::v1::Event>()
+            .iter()
+            .filter(|e| e["type"] == type_)
+            .map(|e| e["reason"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(events(&r.fake, "Normal").contains(&"Backfilled".to_string()));
+
+    annotate("last week").await;
+    r.fake
+        .wait_for_object::<Task>("default", "t", WAIT, |o| {
+            o["status"]["handledBackfill"] == "last week"
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        events(&r.fake, "Warning"),
+        vec!["InvalidBackfill".to_string()]
+    );
+    assert_eq!(
+        backfilled(r.store.clone()).await.len(),
+        5,
+        "nothing more queued"
+    );
+    let obj = r.fake.object::<Task>("default", "t").unwrap();
+    assert_eq!(
+        obj["metadata"]["generation"], 1,
+        "the spec was never written"
+    );
+}

@@ -22,6 +22,11 @@ pub const AGENT_FINALIZER: &str = "agents.ordinaut.dev/cleanup";
 /// Annotation that asks for one manual run: set it to any new value. The operator records the
 /// value it handled in `status.handledRunNow` and never writes spec.
 pub const RUN_NOW_ANNOTATION: &str = "ordinaut.dev/run-now";
+/// Annotation that asks for a backfill: `FROM/TO`, two RFC 3339 instants (the range, both
+/// included, not in the future). The operator queues the occurrences the schedule had in the
+/// range (those that ran or are queued are skipped), records the value it handled in
+/// `status.handledBackfill` and never writes spec; set a new value for another range.
+pub const BACKFILL_ANNOTATION: &str = "ordinaut.dev/backfill";
 /// Server-side apply field manager of everything the operator writes.
 pub const FIELD_MANAGER: &str = "ordinaut-operator";
 
