@@ -663,6 +663,21 @@ done < "$WORK/docker.out"
 # --- 9. end-to-end suite --------------------------------------------------------------------------
 say "9. end-to-end suite (tests/e2e/run.sh)"
 bash -n "$ROOT/tests/e2e/run.sh" && ok "tests/e2e/run.sh parses"
+# Without its tools the suite says SKIPPED and exits 0, unless E2E=1 asked for it: then it
+# fails loudly. (An empty PATH hides kind and docker wherever they are installed.)
+if out=$(env -i PATH=/nonexistent HELM=/nonexistent /bin/bash "$ROOT/tests/e2e/run.sh" 2>&1) \
+    && grep -q '^e2e: SKIPPED: kind is not installed' <<<"$out"; then
+  ok "e2e without its tools: SKIPPED (exit 0)"
+else
+  bad "e2e without its tools should print SKIPPED and exit 0: $out"
+fi
+if out=$(env -i PATH=/nonexistent HELM=/nonexistent E2E=1 /bin/bash "$ROOT/tests/e2e/run.sh" 2>&1); then
+  bad "e2e with E2E=1 and no tools exited 0: $out"
+elif grep -q '^e2e: FAILED: E2E=1 asks for the suite, but kind is not installed' <<<"$out"; then
+  ok "e2e with E2E=1 and no tools: FAILED (exit 1)"
+else
+  bad "e2e with E2E=1 and no tools failed without saying why: $out"
+fi
 if reason=$(bash "$ROOT/tests/e2e/run.sh" --check); then
   if [ -n "${ORDINAUT_E2E:-}" ]; then
     if bash "$ROOT/tests/e2e/run.sh"; then ok "e2e suite on kind"; else bad "e2e suite on kind"; fi

@@ -7,14 +7,16 @@
 #   4. apply the examples; wait for Ready on every object
 #   5. see a run recorded: `kubectl get otasks` shows Next Run and Last Status, status counts a
 #      success, the worker's /metrics counts it
-#   6. helm upgrade (new CRDs applied first); generated passwords survive; runs go on
+#   6. helm upgrade (the chart upgrades its CRDs); generated passwords survive; runs go on
 #   7. delete the examples (the operator removes its finalizers), helm uninstall, nothing of
 #      the release is left but the CRDs and the database volume (kept on purpose)
 #
-# Needs kind, a running Docker engine, kubectl and helm. Without them it prints why and
-# exits 0 (skipped), so that it can be called from CI on machines without a Docker engine.
+# Needs kind, a running Docker engine, kubectl and helm. Without them it prints
+# "e2e: SKIPPED: <why>" and exits 0, so that it can be called from CI on machines without a
+# Docker engine; with E2E=1 (the suite was asked for) it prints "e2e: FAILED: <why>" and exits 1.
 #
 # Environment:
+#   E2E=1                      the suite must run: missing tools fail it instead of skipping it
 #   E2E_CLUSTER=ordinaut-e2e   kind cluster name
 #   E2E_REUSE_CLUSTER=1        use an existing cluster of that name (and keep it)
 #   E2E_KEEP=1                 keep the cluster at the end (to look around)
@@ -23,7 +25,8 @@
 #   KIND_NODE_IMAGE=…          node image for `kind create cluster --image`
 #   HELM=…                     helm binary (default: helm on PATH, else the tools dir's)
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+# The repository root, without dirname (chart-checks runs the prerequisite check with no PATH).
+case $0 in */*) cd "${0%/*}/../.." ;; *) cd ../.. ;; esac
 
 CLUSTER=${E2E_CLUSTER:-ordinaut-e2e}
 IMAGE=${E2E_IMAGE:-ordinaut:e2e}
@@ -51,7 +54,12 @@ if [ "${1:-}" = "--check" ]; then
   reason=$(prereqs) && exit 0
   echo "$reason"; exit 1
 fi
-if ! reason=$(prereqs); then skip "$reason; the suite needs kind, a Docker engine, kubectl and helm"; fi
+if ! reason=$(prereqs); then
+  if [ "${E2E:-}" = 1 ]; then
+    fail "E2E=1 asks for the suite, but $reason (it needs kind, a Docker engine, kubectl and helm)"
+  fi
+  skip "$reason; the suite needs kind, a Docker engine, kubectl and helm (E2E=1 makes this a failure)"
+fi
 
 KCTX="kind-$CLUSTER"
 k() { kubectl --context "$KCTX" "$@"; }
