@@ -163,6 +163,11 @@ pub enum StateError {
         owner: String,
         max: i64,
     },
+    #[error(
+        "the value of `{key}` holds a NUL character (\\u0000), which PostgreSQL cannot store; \
+         remove it or encode the data (e.g. base64)"
+    )]
+    NulInValue { key: String },
     #[error("ifVersion must be 0 (create only if missing) or a version a read returned, not {0}")]
     InvalidVersion(i64),
     #[error("ttl must be between 1 second and {} days", MAX_TTL.as_secs() / 86_400)]
@@ -366,6 +371,16 @@ impl Store {
             expired,
             tombstones: gone.len() as u64,
         })
+    }
+}
+
+/// Whether a string or object key anywhere in `v` holds a NUL character.
+pub(crate) fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 

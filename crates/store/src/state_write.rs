@@ -45,6 +45,11 @@ impl Store {
                 max: MAX_VALUE_BYTES,
             });
         }
+        if crate::state::has_nul(put.value) {
+            return Err(StateError::NulInValue {
+                key: put.at.key.clone(),
+            });
+        }
         let ttl = match put.ttl {
             None => None,
             Some(t) if t.as_secs() >= 1 && t <= MAX_TTL => Some(t.as_secs_f64()),

@@ -312,6 +312,12 @@ async fn limits_are_refused_naming_the_limit() {
         err.to_string().contains(&MAX_VALUE_BYTES.to_string()),
         "{err}"
     );
+    let nul = json!({"text": "a\u{0}b"});
+    let err = store
+        .state_put(&put(&key("k"), &nul, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StateError::NulInValue { .. }), "{err}");
     let err = store
         .state_put(&put(&key("no spaces"), &json!(1), None))
         .await

@@ -176,7 +176,9 @@ fn state_error(e: StateError) -> OpError {
     match e {
         StateError::InvalidKey { .. } => OpError::invalid("key", e.to_string()),
         StateError::InvalidOwner { .. } => OpError::invalid("owner", e.to_string()),
-        StateError::ValueTooLarge { .. } => OpError::invalid("value", e.to_string()),
+        StateError::ValueTooLarge { .. } | StateError::NulInValue { .. } => {
+            OpError::invalid("value", e.to_string())
+        }
         StateError::InvalidVersion(_) => OpError::invalid("ifVersion", e.to_string()),
         StateError::InvalidTtl => OpError::invalid("ttl", e.to_string()),
         StateError::Conflict { .. } | StateError::TooManyKeys { .. } => {
