@@ -94,13 +94,36 @@ struct Usage {
     slot: Option<DateTime<Utc>>,
 }
 
+/// What an admission decided for one agent's leases.
+#[derive(Debug, Clone, PartialEq)]
+struct Decision {
+    /// How many (the first, in lease order) start now.
+    admit: usize,
+    /// Why the others wait.
+    reason: String,
+    /// When the first of the others is tried again.
+    until: DateTime<Utc>,
+    /// Waiting for `concurrentRuns` N: at most N can start at the next check, so the
+    /// others are spread out, N per [`CONCURRENCY_RECHECK`], in lease order (a backlog is
+    /// not re-leased all at once, and keeps its order).
+    per_recheck: Option<i64>,
+}
+
+impl Decision {
+    /// When each of `n` waiting leases (in lease order) is tried again.
+    fn wake_times(&self, n: usize) -> Vec<DateTime<Utc>> {
+        let step = chrono::Duration::from_std(CONCURRENCY_RECHECK).unwrap_or_default();
+        (0..n as i64)
+            .map(|k| match self.per_recheck {
+                Some(per) => self.until + step * i32::try_from(k / per.max(1)).unwrap_or(i32::MAX),
+                None => self.until,
+            })
+            .collect()
+    }
+}
+
 /// How many of `wanted` leases of an agent may start, and why the rest wait and until when.
-fn decide(
-    limits: Limits,
-    usage: &Usage,
-    wanted: usize,
-    agent: &str,
-) -> (usize, String, DateTime<Utc>) {
+fn decide(limits: Limits, usage: &Usage, wanted: usize, agent: &str) -> Decision {
     let wanted = wanted as i64;
     let free_conc = limits.concurrent.map(|c| (c - usage.active).max(0));
     let free_hour = limits.per_hour.map(|h| (h - usage.in_hour).max(0));
@@ -111,7 +134,7 @@ fn decide(
         .unwrap_or(wanted);
     let admit = free.min(wanted);
     let hour_full = limits.per_hour.is_some_and(|h| usage.in_hour + admit >= h);
-    let (reason, until) = match limits.per_hour {
+    let (reason, until, per_recheck) = match limits.per_hour {
         Some(h) if hour_full => {
             // The window holds its old starts plus this batch's (at `now`); the next slot
             // frees when `usage.slot` leaves the hour, or this batch's first start when the
@@ -123,6 +146,7 @@ fn decide(
                     usage.in_hour + admit
                 ),
                 slot + chrono::Duration::hours(1),
+                None,
             )
         }
         _ => (
@@ -132,9 +156,15 @@ fn decide(
                 limits.concurrent.unwrap_or_default()
             ),
             usage.now + chrono::Duration::from_std(CONCURRENCY_RECHECK).unwrap_or_default(),
+            limits.concurrent,
         ),
     };
-    (admit as usize, reason, until)
+    Decision {
+        admit: admit as usize,
+        reason,
+        until,
+        per_recheck,
+    }
 }
 
 impl Store {
@@ -186,13 +216,15 @@ impl Store {
             }
             let usage = usage(&mut tx, &namespace, &agent, limits, group.len() as i64).await?;
             let label = format!("{namespace}/{agent}");
-            let (n, reason, until) = decide(limits, &usage, group.len(), &label);
+            let decision = decide(limits, &usage, group.len(), &label);
+            let reason = decision.reason.clone();
             let mut group = group;
-            let waiting = group.split_off(n);
+            let waiting = group.split_off(decision.admit);
+            let untils = decision.wake_times(waiting.len());
             record_admissions(&mut tx, &namespace, &agent, &group).await?;
-            let handed = hand_back(&mut tx, worker, &waiting, &reason, until).await?;
+            let handed = hand_back(&mut tx, worker, &waiting, &reason, &untils).await?;
             let mut first = Vec::new();
-            for l in &waiting {
+            for (l, until) in waiting.iter().zip(untils) {
                 let Some(was_waiting) = handed.get(&l.id) else {
                     continue; // no longer ours (cannot happen while the lease is fresh)
                 };
@@ -360,14 +392,14 @@ async fn record_admissions(
     Ok(())
 }
 
-/// Returns `leases` to the queue as if never leased (attempt restored), to be tried at
-/// `until`. Returns, per id handed back, whether it was already waiting.
+/// Returns `leases` to the queue as if never leased (attempt restored), each to be tried at
+/// its `untils` entry. Returns, per id handed back, whether it was already waiting.
 async fn hand_back(
     tx: &mut sqlx::PgConnection,
     worker: &str,
     leases: &[Lease],
     reason: &str,
-    until: DateTime<Utc>,
+    untils: &[DateTime<Utc>],
 ) -> Result<std::collections::HashMap<i64, bool>, StoreError> {
     if leases.is_empty() {
         return Ok(Default::default());
@@ -379,8 +411,9 @@ async fn hand_back(
     // whether a first attempt is held to its start deadline, stay what they were.
     let rows: Vec<(i64, bool)> = sqlx::query_as(
         "UPDATE due_work d SET locked_until = NULL, locked_by = NULL, attempt = d.attempt - 1, \
-             run_at = $4, waiting_reason = $5 \
-         FROM unnest($1::int8[], $2::int4[]) AS w(id, attempt), due_work o \
+             run_at = w.until, waiting_reason = $5 \
+         FROM unnest($1::int8[], $2::int4[], $4::timestamptz[]) AS w(id, attempt, until), \
+              due_work o \
          WHERE d.id = w.id AND d.attempt = w.attempt AND d.locked_by = $3 \
            AND d.done_at IS NULL AND o.id = d.id \
          RETURNING d.id, o.waiting_reason IS NOT NULL",
@@ -388,7 +421,7 @@ async fn hand_back(
     .bind(&ids)
     .bind(&attempts)
     .bind(worker)
-    .bind(until)
+    .bind(untils)
     .bind(reason)
     .fetch_all(&mut *tx)
     .await?;
@@ -472,10 +505,21 @@ mod tests {
             concurrent: Some(2),
             per_hour: None,
         };
-        let (n, reason, until) = decide(limits, &usage, 3, "default/a");
-        assert_eq!(n, 1);
-        assert!(reason.contains("concurrentRuns: 2"), "{reason}");
-        assert_eq!(until, t("2026-01-01T12:00:00.500Z"));
+        let d = decide(limits, &usage, 6, "default/a");
+        assert_eq!(d.admit, 1);
+        assert!(d.reason.contains("concurrentRuns: 2"), "{}", d.reason);
+        assert_eq!(d.until, t("2026-01-01T12:00:00.500Z"));
+        // Two per re-check, in lease order.
+        assert_eq!(
+            d.wake_times(5),
+            [
+                t("2026-01-01T12:00:00.500Z"),
+                t("2026-01-01T12:00:00.500Z"),
+                t("2026-01-01T12:00:01Z"),
+                t("2026-01-01T12:00:01Z"),
+                t("2026-01-01T12:00:01.500Z"),
+            ]
+        );
     }
 
     #[test]
@@ -490,10 +534,11 @@ mod tests {
             concurrent: Some(10),
             per_hour: Some(3),
         };
-        let (n, reason, until) = decide(limits, &usage, 5, "default/a");
-        assert_eq!(n, 1);
-        assert!(reason.contains("runsPerHour: 3"), "{reason}");
-        assert_eq!(until, t("2026-01-01T12:10:00Z"));
+        let d = decide(limits, &usage, 5, "default/a");
+        assert_eq!(d.admit, 1);
+        assert!(d.reason.contains("runsPerHour: 3"), "{}", d.reason);
+        assert_eq!(d.until, t("2026-01-01T12:10:00Z"));
+        assert_eq!(d.wake_times(2), [d.until, d.until]);
     }
 
     #[test]
