@@ -5,6 +5,7 @@
 pub mod budget;
 pub mod config;
 pub mod egress;
+pub mod event_metrics;
 pub mod events;
 pub mod executor;
 pub mod mcp;

@@ -178,6 +178,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
+    let event_metrics = ordinaut_worker::event_metrics::EventMetrics::new(&mut registry);
     let registry = Arc::new(registry);
 
     let mut tools = ordinaut_tools::builtin::registry(args.egress.http_config(&[]));
@@ -275,6 +276,7 @@ async fn main() -> anyhow::Result<()> {
             config.reclaim_idle = args.event_reclaim_idle;
             let triggers = ordinaut_events::EventTriggers::new(store.clone(), url, config)
                 .context("configuring event triggers")?;
+            tokio::spawn(event_metrics.export(triggers.stats(), relay_stop.clone()));
             Some(tokio::spawn(triggers.run(relay_stop.clone())))
         }
         _ => None,

@@ -188,7 +188,28 @@ async fn the_filter_skips_the_events_it_rejects_and_counts_them() {
         &format!("    topic: {topic}\n    filter: \"data.severity == 'high'\""),
     );
     store.upsert_task(&task).await.unwrap();
-    let _procs = workers(&db.url, &["w1"], &unique_stream("events"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let _procs = vec![WorkerProcess::start(
+        &db.url,
+        "w1",
+        &[
+            "--redis-url",
+            &redis_url(),
+            "--events-stream",
+            &unique_stream("events"),
+            "--listen-addr",
+            &listen,
+            "--migrate",
+            "false",
+            "--db-pool-size",
+            "6",
+        ],
+    )];
     for i in 0..10 {
         let severity = if i % 2 == 0 { "high" } else { "low" };
         publish(
@@ -212,6 +233,34 @@ async fn the_filter_skips_the_events_it_rejects_and_counts_them() {
         task.uid
     );
     assert_eq!(count(&store, &high).await, 5);
+    // The worker's metrics say the same (copied from the consumer once a second).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = scrape(&listen);
+        if metrics.contains("ordinaut_events_filtered_total 5")
+            && metrics.contains("ordinaut_events_runs_started_total 5")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "metrics never showed 5 and 5:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The body of GET /metrics at `addr` (empty while the worker is not listening yet).
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let _ = conn.write_all(request.as_bytes());
+    let mut body = String::new();
+    let _ = conn.read_to_string(&mut body);
+    body
 }
 
 #[tokio::test(flavor = "multi_thread")]
