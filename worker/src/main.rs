@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use clap::Parser;
 use ordinaut_store::Store;
-use ordinaut_worker::serve::{ReadyCheck, serve};
+use ordinaut_worker::serve::{ReadyCheck, serve_with_liveness};
 use ordinaut_worker::{Executor, Metrics, Worker, WorkerConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -155,6 +155,11 @@ struct Args {
     #[arg(long, env = "ORDINAUT_LISTEN_ADDR", default_value = "0.0.0.0:9090")]
     listen_addr: SocketAddr,
 
+    /// `/healthz` fails (so the pod is restarted) when a lease statement or a result write
+    /// has waited on PostgreSQL for longer than this.
+    #[arg(long, env = "ORDINAUT_LIVENESS_STALL", default_value = "2m", value_parser = duration)]
+    liveness_stall: Duration,
+
     /// Log format: `text` for people, `json` for clusters.
     #[arg(long, env = "ORDINAUT_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -302,9 +307,17 @@ async fn main() -> anyhow::Result<()> {
         })
     };
     let http_stop = CancellationToken::new();
-    let (bound, http) = serve(args.listen_addr, registry, ready, http_stop.clone())
-        .await
-        .with_context(|| format!("listening on {}", args.listen_addr))?;
+    let liveness = Arc::new(ordinaut_worker::liveness::Liveness::new(
+        args.liveness_stall,
+    ));
+    let live: ordinaut_worker::serve::LiveCheck = {
+        let liveness = liveness.clone();
+        Arc::new(move || liveness.check())
+    };
+    let (bound, http) =
+        serve_with_liveness(args.listen_addr, registry, ready, live, http_stop.clone())
+            .await
+            .with_context(|| format!("listening on {}", args.listen_addr))?;
     tracing::info!(addr = %bound, "serving /metrics, /healthz, /readyz");
 
     {
@@ -320,7 +333,8 @@ async fn main() -> anyhow::Result<()> {
 
     let worker = Worker::new(store, executor, config, metrics)
         .with_agents(agents)
-        .with_sync(sync);
+        .with_sync(sync)
+        .with_liveness(liveness);
     worker.run(shutdown).await?;
     // No run uses an MCP server any more: stop them (no orphan processes).
     sync_stop.cancel();

@@ -68,6 +68,7 @@ struct Shared {
     config: WorkerConfig,
     metrics: Arc<Metrics>,
     held: Mutex<HashMap<i64, HeldRun>>,
+    liveness: Arc<crate::liveness::Liveness>,
     prepared: crate::spec_cache::SpecCache<Prepared>,
 }
 
@@ -99,6 +100,7 @@ impl Worker {
                 config,
                 metrics,
                 held: Mutex::default(),
+                liveness: Arc::default(),
                 prepared: crate::spec_cache::SpecCache::new(10_000),
             }),
         }
@@ -109,6 +111,14 @@ impl Worker {
     pub fn with_agents(mut self, agents: Arc<crate::mcp::Agents>) -> Self {
         if let Some(s) = Arc::get_mut(&mut self.shared) {
             s.agents = agents;
+        }
+        self
+    }
+
+    /// Reports this worker's lease loop and recorder to `liveness` (the `/healthz` check).
+    pub fn with_liveness(mut self, liveness: Arc<crate::liveness::Liveness>) -> Self {
+        if let Some(s) = Arc::get_mut(&mut self.shared) {
+            s.liveness = liveness;
         }
         self
     }
@@ -159,11 +169,13 @@ impl Worker {
             }
             let want = permits.len();
             let sent = fence::now_ms();
-            let leases = match s
+            let busy = s.liveness.leasing();
+            let leased = s
                 .store
                 .lease_within_budgets(&s.config.worker_id, want as i64, s.config.lease_duration)
-                .await
-            {
+                .await;
+            drop(busy);
+            let leases = match leased {
                 Ok(a) => a,
                 Err(e) => {
                     // Capped exponential backoff: the poll interval doubling to 5 s.
@@ -224,7 +236,9 @@ impl Worker {
                 run_task_ended(&s, &tx, &mut tasks, done);
             }
             if got < want {
+                let busy = s.liveness.leasing();
                 let wait = idle_wait(&s, got).await;
+                drop(busy);
                 if !wait.is_zero() {
                     tokio::select! {
                         r = listener.wait(wait) => if let Err(e) = r {

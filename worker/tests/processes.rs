@@ -413,6 +413,7 @@ fn help_documents_every_flag() {
         "--retention-outbox-age",
         "--retention-audit-age",
         "--retention-interval",
+        "--liveness-stall",
     ] {
         assert!(
             help.contains(flag),
@@ -420,5 +421,5 @@ fn help_documents_every_flag() {
         );
     }
     // Every flag has an environment variable.
-    assert!(help.matches("[env: ").count() >= 29, "{help}");
+    assert!(help.matches("[env: ").count() >= 30, "{help}");
 }

@@ -81,3 +81,48 @@ async fn a_redis_outage_leaves_the_worker_ready_and_running() {
         "the events wait in the outbox"
     );
 }
+
+/// A PostgreSQL that accepts statements and never answers (every server process stopped
+/// with SIGSTOP) wedges the lease loop: `/healthz` fails once it has waited longer than
+/// `--liveness-stall`, so Kubernetes would restart the pod; it recovers when the server does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_database_fails_liveness_and_recovery_restores_it() {
+    let pg = ordinaut_store::testing::PrivatePostgres::start();
+    let url = pg.create_database("live").await;
+    let store = ordinaut_store::Store::connect(&url, 4).await.unwrap();
+    store.migrate().await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let _w = WorkerProcess::start(
+        &url,
+        "live",
+        &[
+            "--migrate",
+            "false",
+            "--listen-addr",
+            &listen,
+            "--liveness-stall",
+            "2s",
+            "--poll-interval",
+            "200ms",
+        ],
+    );
+    wait_status(port, "/healthz", 200);
+    pg.pause();
+    wait_status(port, "/healthz", 503);
+    pg.resume();
+    wait_status(port, "/healthz", 200);
+    let task = task_from_yaml("after", ECHO_TASK);
+    insert_due(&store, &task, 3).await;
+    wait_for_count(
+        &store,
+        "SELECT count(*) FROM task_runs WHERE status = 'succeeded'",
+        3,
+        Duration::from_secs(30),
+    )
+    .await;
+}

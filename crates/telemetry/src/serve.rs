@@ -16,10 +16,15 @@ use tokio_util::sync::CancellationToken;
 pub type ReadyCheck =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
+/// Answers liveness (`/healthz`): `Ok(())`, or why the process is wedged and should be
+/// restarted.
+pub type LiveCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 #[derive(Clone)]
 struct AppState {
     registry: Arc<Registry>,
     ready: ReadyCheck,
+    live: LiveCheck,
 }
 
 /// Serves the endpoints on `addr` until `shutdown`. Returns the bound address (port 0 picks one).
@@ -29,7 +34,18 @@ pub async fn serve(
     ready: ReadyCheck,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let app = router(registry, ready);
+    serve_with_liveness(addr, registry, ready, Arc::new(|| Ok(())), shutdown).await
+}
+
+/// Like [`serve`], with `/healthz` answering from `live` (503 and the reason when it fails).
+pub async fn serve_with_liveness(
+    addr: SocketAddr,
+    registry: Arc<Registry>,
+    ready: ReadyCheck,
+    live: LiveCheck,
+    shutdown: CancellationToken,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let app = router_with_liveness(registry, ready, live);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let handle = tokio::spawn(async move {
@@ -49,11 +65,34 @@ pub fn router<S: Clone + Send + Sync + 'static>(
     registry: Arc<Registry>,
     ready: ReadyCheck,
 ) -> Router<S> {
+    router_with_liveness(registry, ready, Arc::new(|| Ok(())))
+}
+
+/// Like [`router`], with `/healthz` answering from `live`.
+pub fn router_with_liveness<S: Clone + Send + Sync + 'static>(
+    registry: Arc<Registry>,
+    ready: ReadyCheck,
+    live: LiveCheck,
+) -> Router<S> {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(AppState { registry, ready })
+        .with_state(AppState {
+            registry,
+            ready,
+            live,
+        })
+}
+
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match (state.live)() {
+        Ok(()) => (StatusCode::OK, "ok\n".to_string()),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not live: {reason}\n"),
+        ),
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

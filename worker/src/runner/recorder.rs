@@ -52,7 +52,10 @@ where
 {
     let mut backoff = Backoff::new();
     loop {
-        match op().await {
+        let busy = s.liveness.recording();
+        let result = op().await;
+        drop(busy);
+        match result {
             Err(e) if e.is_transient() => {
                 s.metrics.record_errors.inc();
                 tracing::warn!(error = %e, "{what} failed (database unavailable); retrying");

@@ -129,6 +129,51 @@ impl PrivatePostgres {
         );
     }
 
+    /// Stops every process of the server with SIGSTOP: connections stay open and statements
+    /// never answer (a hung database). [`PrivatePostgres::resume`] continues them.
+    pub fn pause(&self) {
+        self.signal_all("STOP");
+    }
+
+    /// Continues the processes [`PrivatePostgres::pause`] stopped.
+    pub fn resume(&self) {
+        self.signal_all("CONT");
+    }
+
+    /// Sends `sig` to the postmaster and its children (by process id).
+    fn signal_all(&self, sig: &str) {
+        let pid_file = self.dir.join("data").join("postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file).expect("postmaster.pid");
+        let postmaster: u32 = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("pid");
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid …: the command may hold spaces; read after the last ')'.
+            let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+            let ppid = after
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(postmaster)
+                && let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>()
+            {
+                pids.push(pid);
+            }
+        }
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .args(pids.iter().map(u32::to_string))
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} {pids:?} failed");
+    }
+
     fn data(&self) -> String {
         self.dir.join("data").to_string_lossy().into_owned()
     }
