@@ -168,11 +168,13 @@ fn occurrences(out: &mut String, t: &TaskView, now: DateTime<Utc>, viewer_tz: Tz
 }
 
 fn header(out: &mut String, t: &TaskView) {
+    let tz = t.spec["schedule"]["timezone"].as_str().unwrap_or("UTC");
     let _ = write!(
         out,
         "<h1>{} <small>{}</small> <span class=\"badge\">{}</span></h1>\
          <dl class=\"facts\"><dt>Agent</dt><dd>{}</dd><dt>Schedule</dt><dd>{}<code>{}</code></dd>\
-         <dt>Timezone</dt><dd>{}</dd><dt>Ready</dt><dd>{}</dd></dl>",
+         <dt>Timezone</dt><dd>{} · <a href=\"/ui/timeline?namespace={}&amp;q={}&amp;tz={}\">on the \
+         timeline</a></dd><dt>Ready</dt><dd>{}</dd></dl>",
         Esc(&t.name),
         Esc(&t.namespace),
         t.state.as_str(),
@@ -181,7 +183,10 @@ fn header(out: &mut String, t: &TaskView) {
             .map(|w| format!("{} · ", Esc(&w)))
             .unwrap_or_default(),
         Esc(&t.schedule),
-        Esc(t.spec["schedule"]["timezone"].as_str().unwrap_or("UTC")),
+        Esc(tz),
+        html::url(&t.namespace),
+        html::url(&t.name),
+        html::url(tz),
         match t.ready {
             Some(true) => "<span class=\"badge ok\">Ready</span>".to_string(),
             Some(false) => format!(

@@ -334,7 +334,7 @@ pub async fn page(
             marks,
         });
     }
-    let mut zones: Vec<&str> = vec!["UTC"];
+    let mut zones: Vec<&str> = vec!["UTC", tz.name()];
     zones.extend(
         shown
             .iter()
