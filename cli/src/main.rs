@@ -9,6 +9,7 @@ mod kube_cmd;
 mod mcp_cmd;
 mod runs_cmd;
 mod schedule_cmd;
+mod state_cmd;
 mod target;
 mod task_cmd;
 mod validate_cmd;
@@ -43,6 +44,8 @@ enum Command {
     Task(task_cmd::TaskArgs),
     /// Events that start Tasks `on: {topic}`: publish one, or tail a topic.
     Events(events_cmd::EventsArgs),
+    /// Agent memory: the keys agents and pipelines keep between runs (get, put, list).
+    State(state_cmd::StateArgs),
     /// The audit log: who did what (gateway calls, run-now, backfill, scope refusals).
     Audit(audit_cmd::AuditArgs),
     /// A stdio MCP server for desktop agents, bridged to a gateway (`ordinaut dev`'s, or
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Runs(args) => runs_cmd::run(args),
         Command::Task(args) => task_cmd::run(args),
         Command::Events(args) => events_cmd::run(args),
+        Command::State(args) => state_cmd::run(args),
         Command::Audit(args) => audit_cmd::run(args),
         Command::Mcp(args) => mcp_cmd::run(args),
         Command::Cluster(cmd) => kube_cmd::run(cmd),
