@@ -1,0 +1,258 @@
+//! Agent memory through the gateway's REST API: requests per second and latency percentiles
+//! of `PUT /v1/state/…` (an unconditional write: row lock, history row, audit entry and
+//! `state.changed` outbox event in one transaction), `GET /v1/state/…` of existing keys, and
+//! compare-and-set writes racing on one key (each client reads, then writes with the version
+//! it read; conflicts counted), each for a fixed time with C concurrent clients holding one
+//! Agent's token. The gateway runs in-process on a real socket with its real router and
+//! PostgreSQL.
+//!
+//! Usage: state [--database-url ADMIN_URL] [--seconds S] [--clients C] [--keys K] [--out FILE]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use ordinaut_gateway::auth::Tokens;
+use ordinaut_gateway::ops::Ops;
+use ordinaut_gateway::writer::kube::KubeWriter;
+use ordinaut_gateway::{AppState, GatewayConfig, Metrics};
+use ordinaut_kube_fake::FakeApiServer;
+use ordinaut_schedule::clock::SystemClock;
+use ordinaut_store::Store;
+use ordinaut_tools::secrets::SecretSource;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+const TOKEN: &str = "bench-agent-token";
+
+struct Args {
+    admin_url: String,
+    seconds: u64,
+    clients: usize,
+    keys: usize,
+    out: Option<String>,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        admin_url: std::env::var("ORDINAUT_BENCH_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        seconds: 10,
+        clients: 16,
+        keys: 1000,
+        out: None,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let v = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--database-url" => a.admin_url = v,
+            "--seconds" => a.seconds = v.parse().expect("--seconds S"),
+            "--clients" => a.clients = v.parse().expect("--clients C"),
+            "--keys" => a.keys = v.parse().expect("--keys K"),
+            "--out" => a.out = Some(v),
+            other => panic!("unknown argument {other}"),
+        }
+        i += 2;
+    }
+    a
+}
+
+/// The Agent's token, as its Secret would hold it.
+struct OneSecret;
+
+#[async_trait]
+impl SecretSource for OneSecret {
+    async fn get(&self, _: &str, _: &str, _: &str) -> Result<Option<String>, String> {
+        Ok(Some(TOKEN.into()))
+    }
+}
+
+/// Serves the gateway on a free port for Agent `bench/bot`; returns its URL.
+async fn serve(store: Store) -> String {
+    let spec =
+        json!({"tokenSecretRef": {"name": "bot-token", "key": "token"}, "scopes": ["core.*"]});
+    store
+        .upsert_agent("bench", "bot", 1, &spec)
+        .await
+        .expect("agent");
+    let fake = FakeApiServer::new();
+    let tokens = Arc::new(Tokens::new(store.clone(), Arc::new(OneSecret), None));
+    tokens.refresh().await.expect("tokens");
+    let config = GatewayConfig {
+        rate_per_second: 0.0,
+        ..GatewayConfig::default()
+    };
+    let ops = Ops::new(
+        store,
+        Arc::new(KubeWriter::new(fake.client())),
+        Arc::new(SystemClock),
+    );
+    let mut registry = prometheus_client::registry::Registry::default();
+    let state = AppState::new(ops, tokens, &config, Metrics::new(&mut registry));
+    let app = ordinaut_gateway::router(state, &config, Default::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _fake = fake;
+        axum::serve(listener, app).await.expect("serve");
+    });
+    url
+}
+
+/// `clients` loops running `op(client, i)` for `seconds`; latencies in microseconds.
+async fn load<F, Fut>(clients: usize, seconds: u64, op: F) -> (Vec<u64>, f64)
+where
+    F: Fn(reqwest::Client, usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let start = Instant::now();
+    let until = start + Duration::from_secs(seconds);
+    let mut handles = Vec::new();
+    for c in 0..clients {
+        let op = op.clone();
+        handles.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut lat = Vec::new();
+            let mut i = 0;
+            while Instant::now() < until {
+                let t = Instant::now();
+                op(http.clone(), c, i).await;
+                lat.push(t.elapsed().as_micros() as u64);
+                i += 1;
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.expect("client"));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort_unstable();
+    (all, elapsed)
+}
+
+fn summary(name: &str, lat: &[u64], elapsed: f64) -> Value {
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
+    let rps = lat.len() as f64 / elapsed;
+    eprintln!(
+        "{name}: {} requests in {elapsed:.1} s = {rps:.0}/s; p50 {:.1} ms, p99 {:.1} ms",
+        lat.len(),
+        pct(0.50),
+        pct(0.99)
+    );
+    json!({"requests": lat.len(), "seconds": elapsed, "per_sec": rps,
+        "p50_ms": pct(0.50), "p99_ms": pct(0.99)})
+}
+
+async fn send(r: reqwest::RequestBuilder, ok: &[u16]) -> (u16, Value) {
+    let resp = r.bearer_auth(TOKEN).send().await.expect("request");
+    let status = resp.status().as_u16();
+    let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+    assert!(ok.contains(&status), "status {status}: {body}");
+    (status, body)
+}
+
+/// Unconditional writes, reads of existing keys, then compare-and-set races on one key.
+async fn phases(url: &str, args: &Args) -> Value {
+    let keys = args.keys;
+    let base = format!("{url}/v1/state/bench/agent:bot");
+    let b = base.clone();
+    let (lat, secs) = load(args.clients, args.seconds, move |http, c, i| {
+        let url = format!("{b}/bench/k{}", (c * 7919 + i) % keys);
+        async move {
+            let body = json!({"value": {"client": c, "i": i, "pad": "x".repeat(200)}});
+            send(http.put(url).json(&body), &[200]).await;
+        }
+    })
+    .await;
+    let put = summary("state put (PUT /v1/state/…)", &lat, secs);
+
+    let b = base.clone();
+    let (lat, secs) = load(args.clients, args.seconds, move |http, c, i| {
+        let url = format!("{b}/bench/k{}", (c * 7919 + i) % keys);
+        async move {
+            send(http.get(url), &[200, 404]).await;
+        }
+    })
+    .await;
+    let get = summary("state get (GET /v1/state/…)", &lat, secs);
+
+    let conflicts = Arc::new(AtomicU64::new(0));
+    let lost = conflicts.clone();
+    let url = format!("{base}/contended");
+    send(
+        reqwest::Client::new().put(&url).json(&json!({"value": 0})),
+        &[200],
+    )
+    .await;
+    let (lat, secs) = load(args.clients, args.seconds, move |http, _, _| {
+        let (url, lost) = (url.clone(), lost.clone());
+        async move {
+            let (_, got) = send(http.get(&url), &[200]).await;
+            let next = json!({"value": got["value"].as_i64().unwrap_or(0) + 1,
+                "ifVersion": got["version"]});
+            let (status, _) = send(http.put(&url).json(&next), &[200, 409]).await;
+            if status == 409 {
+                lost.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    })
+    .await;
+    let mut cas = summary("compare-and-set read+write on one key", &lat, secs);
+    let conflicts = conflicts.load(Ordering::Relaxed);
+    cas["conflicts"] = json!(conflicts);
+    let wins = lat.len() as u64 - conflicts;
+    cas["wins"] = json!(wins);
+    // Each winner added one to the value it read: with compare-and-set, the value counts
+    // the wins exactly (a lost update would leave it short).
+    let (_, last) = send(
+        reqwest::Client::new().get(format!("{base}/contended")),
+        &[200],
+    )
+    .await;
+    eprintln!(
+        "  {wins} won, {conflicts} conflicts; the value is {}",
+        last["value"]
+    );
+    assert_eq!(last["value"].as_u64(), Some(wins), "lost updates");
+    json!({"clients": args.clients, "keys": keys, "put": put, "get": get, "cas_one_key": cas})
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse_args();
+    let name = format!("ordinaut_bench_state_{}", std::process::id());
+    let mut admin = sqlx::PgConnection::connect(&args.admin_url)
+        .await
+        .expect("admin");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let base = &args.admin_url[..args
+        .admin_url
+        .rfind('/')
+        .expect("admin URL with a database")];
+    let store = Store::connect(&format!("{base}/{name}?sslmode=disable"), 20)
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    let url = serve(store.clone()).await;
+    let result = phases(&url, &args).await;
+    if let Some(out) = &args.out {
+        std::fs::write(out, serde_json::to_string_pretty(&result).expect("json")).expect("write");
+    }
+    drop(store);
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await;
+}
