@@ -1,0 +1,247 @@
+//! The gateway's REST API under load: requests per second and latency percentiles of
+//! `GET /v1/runs?limit=50` (an agent's runs, 10,000 in the table) and `POST /v1/tasks`
+//! (`schedule_task`: parse, validate with the operator's rules, create the Task object), each
+//! for a fixed time with C concurrent clients holding an Agent's token. The gateway runs
+//! in-process on a real socket with its real router, PostgreSQL and the Kubernetes write
+//! path against the in-process fake API server (no operator: nothing reconciles the Tasks).
+//!
+//! Usage: gateway [--database-url ADMIN_URL] [--seconds S] [--clients C] [--out FILE]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use ordinaut_gateway::auth::Tokens;
+use ordinaut_gateway::ops::Ops;
+use ordinaut_gateway::writer::kube::KubeWriter;
+use ordinaut_gateway::{AppState, GatewayConfig, Metrics};
+use ordinaut_kube_fake::FakeApiServer;
+use ordinaut_schedule::clock::SystemClock;
+use ordinaut_store::{Store, TaskProjection};
+use ordinaut_tools::secrets::SecretSource;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+const TOKEN: &str = "bench-agent-token";
+
+struct Args {
+    admin_url: String,
+    seconds: u64,
+    clients: usize,
+    out: Option<String>,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        admin_url: std::env::var("ORDINAUT_BENCH_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        seconds: 10,
+        clients: 16,
+        out: None,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let v = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--database-url" => a.admin_url = v,
+            "--seconds" => a.seconds = v.parse().expect("--seconds S"),
+            "--clients" => a.clients = v.parse().expect("--clients C"),
+            "--out" => a.out = Some(v),
+            other => panic!("unknown argument {other}"),
+        }
+        i += 2;
+    }
+    a
+}
+
+/// The Agent's token, as its Secret would hold it.
+struct OneSecret;
+
+#[async_trait]
+impl SecretSource for OneSecret {
+    async fn get(&self, _: &str, _: &str, _: &str) -> Result<Option<String>, String> {
+        Ok(Some(TOKEN.into()))
+    }
+}
+
+/// An Agent `bench/bot`, one of its Tasks and `runs` finished runs of it.
+async fn seed(store: &Store, runs: i64) {
+    let spec =
+        json!({"tokenSecretRef": {"name": "bot-token", "key": "token"}, "scopes": ["core.*"]});
+    store
+        .upsert_agent("bench", "bot", 1, &spec)
+        .await
+        .expect("agent");
+    let uid = uuid::Uuid::new_v4();
+    let t = TaskProjection {
+        uid,
+        namespace: "bench".into(),
+        name: "hourly".into(),
+        generation: 1,
+        spec: json!({"schedule": {"every": "1h"}, "agentRef": "bot",
+            "pipeline": {"steps": [{"id": "noop", "uses": "core.echo"}]}}),
+        schedule_kind: "every".into(),
+        schedule: "1h".into(),
+        timezone: "UTC".into(),
+        next_run_at: None,
+        materialized_until: None,
+        suspended: false,
+        snooze_until: None,
+        priority: 0,
+        concurrency_policy: "Allow".into(),
+    };
+    store.upsert_task(&t).await.expect("task");
+    sqlx::query(
+        "INSERT INTO task_runs (id, task_uid, scheduled_for, trigger, attempt, status, \
+             started_at, finished_at, worker, output) \
+         SELECT gen_random_uuid(), $1, now() - g * interval '1 hour', 'schedule', 1, \
+             CASE WHEN g % 10 = 0 THEN 'failed' ELSE 'succeeded' END, \
+             now() - g * interval '1 hour', now() - g * interval '1 hour' + interval '1 s', \
+             'bench', '{\"message\": \"hi\"}'::jsonb \
+         FROM generate_series(1, $2) g",
+    )
+    .bind(uid)
+    .bind(runs)
+    .execute(store.pool())
+    .await
+    .expect("runs");
+    sqlx::query("ANALYZE task_runs")
+        .execute(store.pool())
+        .await
+        .expect("analyze");
+}
+
+/// Serves the gateway on a free port; returns its URL.
+async fn serve(store: Store) -> String {
+    let fake = FakeApiServer::new();
+    for crd in ordinaut_api::crds() {
+        fake.register_crd(&crd);
+    }
+    let tokens = Arc::new(Tokens::new(store.clone(), Arc::new(OneSecret), None));
+    tokens.refresh().await.expect("tokens");
+    let config = GatewayConfig {
+        rate_per_second: 0.0,
+        ..GatewayConfig::default()
+    };
+    let ops = Ops::new(
+        store,
+        Arc::new(KubeWriter::new(fake.client())),
+        Arc::new(SystemClock),
+    );
+    let mut registry = prometheus_client::registry::Registry::default();
+    let state = AppState::new(ops, tokens, &config, Metrics::new(&mut registry));
+    let app = ordinaut_gateway::router(state, &config, Default::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        // Keep the fake alive as long as the server.
+        let _fake = fake;
+        axum::serve(listener, app).await.expect("serve");
+    });
+    url
+}
+
+/// `clients` loops sending `request(client, i)` for `seconds`; latencies in microseconds.
+async fn load<F>(clients: usize, seconds: u64, request: F) -> (Vec<u64>, f64)
+where
+    F: Fn(&reqwest::Client, usize, usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let request = Arc::new(request);
+    let start = Instant::now();
+    let until = start + Duration::from_secs(seconds);
+    let mut handles = Vec::new();
+    for c in 0..clients {
+        let request = request.clone();
+        handles.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut lat = Vec::new();
+            let mut i = 0;
+            while Instant::now() < until {
+                let t = Instant::now();
+                let resp = request(&http, c, i).send().await.expect("request");
+                let status = resp.status();
+                let _ = resp.bytes().await;
+                assert!(status.is_success(), "status {status}");
+                lat.push(t.elapsed().as_micros() as u64);
+                i += 1;
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.expect("client"));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort_unstable();
+    (all, elapsed)
+}
+
+fn summary(name: &str, lat: &[u64], elapsed: f64) -> Value {
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
+    let rps = lat.len() as f64 / elapsed;
+    eprintln!(
+        "{name}: {} requests in {elapsed:.1} s = {rps:.0} req/s; p50 {:.1} ms, p99 {:.1} ms",
+        lat.len(),
+        pct(0.50),
+        pct(0.99)
+    );
+    json!({"requests": lat.len(), "seconds": elapsed, "req_per_sec": rps,
+        "p50_ms": pct(0.50), "p99_ms": pct(0.99)})
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse_args();
+    let name = format!("ordinaut_bench_gw_{}", std::process::id());
+    let mut admin = sqlx::PgConnection::connect(&args.admin_url)
+        .await
+        .expect("admin");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let base = &args.admin_url[..args
+        .admin_url
+        .rfind('/')
+        .expect("admin URL with a database")];
+    let store = Store::connect(&format!("{base}/{name}?sslmode=disable"), 20)
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    seed(&store, 10_000).await;
+    let url = serve(store.clone()).await;
+
+    let runs_url = format!("{url}/v1/runs?limit=50");
+    let (lat, secs) = load(args.clients, args.seconds, move |http, _, _| {
+        http.get(&runs_url).bearer_auth(TOKEN)
+    })
+    .await;
+    let list_runs = summary("list_runs (GET /v1/runs?limit=50)", &lat, secs);
+
+    let tasks_url = format!("{url}/v1/tasks");
+    let (lat, secs) = load(args.clients, args.seconds, move |http, c, i| {
+        http.post(&tasks_url).bearer_auth(TOKEN).json(&json!({
+            "name": format!("t-{c}-{i}"),
+            "spec": {"schedule": {"cron": "0 8 * * MON-FRI", "timezone": "Europe/Oslo"},
+                "pipeline": {"steps": [{"id": "hi", "uses": "core.echo", "with": {"message": "hi"}}]}},
+        }))
+    })
+    .await;
+    let schedule_task = summary("schedule_task (POST /v1/tasks)", &lat, secs);
+
+    let result =
+        json!({"clients": args.clients, "list_runs": list_runs, "schedule_task": schedule_task});
+    if let Some(out) = args.out {
+        std::fs::write(out, serde_json::to_string_pretty(&result).expect("json")).expect("write");
+    }
+    drop(store);
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await;
+}
