@@ -151,6 +151,7 @@ async fn a_person_signs_in_finds_the_failure_runs_a_task_and_is_refused_outside_
         "run-detail.png",
         "timeline-dst.png",
         "phone-dark.png",
+        "task.png",
     ] {
         let len = std::fs::metadata(shots.join(shot))
             .map(|m| m.len())

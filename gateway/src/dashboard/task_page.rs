@@ -33,10 +33,11 @@ pub fn sparkline(runs: &[RunInfo]) -> String {
     }
     let n = runs.len();
     let ok = runs.iter().filter(|r| r.status == "succeeded").count();
+    // At least 50 bars wide, so a few runs are bars rather than one stretched block.
     let mut out = format!(
         "<figure class=\"spark\"><svg viewBox=\"0 0 {} 30\" preserveAspectRatio=\"none\" \
          role=\"img\" aria-label=\"{ok} of the last {n} runs succeeded\">",
-        n * 4
+        n.max(50) * 4
     );
     let mut points = String::new();
     let oldest_first: Vec<&RunInfo> = runs.iter().rev().collect();
@@ -157,12 +158,18 @@ fn occurrences(out: &mut String, t: &TaskView, now: DateTime<Utc>, viewer_tz: Tz
     for at in &t.next_runs {
         let _ = write!(
             out,
-            "<li data-row>{} <small>({} in {}; {})</small></li>",
-            html::time_tag(*at, viewer_tz),
-            Esc(&html::local(*at, task_tz)),
-            Esc(task_tz.name()),
-            Esc(&html::relative(*at, now)),
+            "<li data-row>{} <small>(",
+            html::time_tag(*at, viewer_tz)
         );
+        if task_tz != viewer_tz {
+            let _ = write!(
+                out,
+                "{} in {}; ",
+                Esc(&html::local(*at, task_tz)),
+                Esc(task_tz.name())
+            );
+        }
+        let _ = write!(out, "{})</small></li>", Esc(&html::relative(*at, now)));
     }
     out.push_str("</ol>");
 }

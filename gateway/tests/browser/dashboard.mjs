@@ -99,6 +99,7 @@ async function runNowLive(context, page) {
   const newest = await page.textContent("tbody[data-live-runs] tr:first-child");
   check(newest.includes("manual"), `the new row is not the manual run: ${newest}`);
   step("run now: the new run appears live on the Task's page");
+  await page.screenshot({ path: `${SHOTS}/task.png`, fullPage: true });
   await other.close();
 }
 
