@@ -45,6 +45,11 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 cargo build --release -p ordinaut-fuzz --features libfuzzer --bin "$target" --target "$host"
 bin="$CARGO_TARGET_DIR/$host/release/$target"
 
+# MINUTES=0 only builds (libFuzzer's -max_total_time=0 would mean "forever").
+if [[ "$minutes" == "0" ]]; then
+    echo "built $bin"
+    exit 0
+fi
 work=fuzz/work/$target
 artifacts=fuzz/artifacts/$target
 mkdir -p "$work" "$artifacts"
