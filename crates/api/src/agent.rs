@@ -28,6 +28,11 @@ use crate::mcp_server::SecretKeyRef;
         json_path = r#".status.conditions[?(@.type=="Ready")].status"#
     ),
     printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
+    ),
+    printcolumn(
         name = "Runs/h",
         type_ = "integer",
         json_path = ".spec.budgets.runsPerHour"

@@ -145,7 +145,7 @@ fn every_crd_is_namespaced_in_the_ordinaut_category_with_short_names_and_status(
 }
 
 #[test]
-fn task_printer_columns_show_schedule_timezone_next_run_last_status_ready_age() {
+fn task_printer_columns_show_schedule_timezone_next_run_last_status_ready_reason_age() {
     let crd = crd("tasks");
     let columns: Vec<(String, String, String)> = version(&crd)
         .additional_printer_columns
@@ -163,6 +163,11 @@ fn task_printer_columns_show_schedule_timezone_next_run_last_status_ready_age() 
             "Ready",
             "string",
             r#".status.conditions[?(@.type=="Ready")].status"#,
+        ),
+        (
+            "Reason",
+            "string",
+            r#".status.conditions[?(@.type=="Ready")].reason"#,
         ),
         ("Age", "date", ".metadata.creationTimestamp"),
     ];
