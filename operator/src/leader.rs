@@ -2,7 +2,8 @@
 //! holder materializes schedules and writes status.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 /// Whether this instance may write.
 pub trait Leadership: Send + Sync {
@@ -19,19 +20,56 @@ impl Leadership for AlwaysLeader {
     }
 }
 
-/// A flag the elector sets; cheap to clone and read.
-#[derive(Debug, Clone, Default)]
-pub struct LeaderFlag(Arc<AtomicBool>);
+/// A flag the elector sets; cheap to clone and read. With a clock, leadership also lapses
+/// on its own at the renew deadline: a renewal that hangs can never keep an instance leading
+/// past the moment another may take the Lease over.
+#[derive(Clone, Default)]
+pub struct LeaderFlag {
+    leader: Arc<AtomicBool>,
+    /// Milliseconds since the epoch (by `clock`) until which leadership holds.
+    until_ms: Arc<AtomicI64>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl std::fmt::Debug for LeaderFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaderFlag")
+            .field("leader", &self.is_leader())
+            .finish()
+    }
+}
 
 impl LeaderFlag {
+    /// A flag whose leadership lapses at the deadline [`LeaderFlag::renewed_until`] sets.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock: Some(clock),
+            ..Self::default()
+        }
+    }
+
     pub fn set(&self, leader: bool) {
-        self.0.store(leader, Ordering::SeqCst);
+        if leader && self.clock.is_none() {
+            self.until_ms.store(i64::MAX, Ordering::SeqCst);
+        }
+        self.leader.store(leader, Ordering::SeqCst);
+    }
+
+    /// Leads until `deadline` unless renewed again before it.
+    pub fn renewed_until(&self, deadline: DateTime<Utc>) {
+        self.until_ms
+            .store(deadline.timestamp_millis(), Ordering::SeqCst);
+        self.leader.store(true, Ordering::SeqCst);
     }
 }
 
 impl Leadership for LeaderFlag {
     fn is_leader(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.leader.load(Ordering::SeqCst)
+            && match &self.clock {
+                None => true,
+                Some(c) => c.now().timestamp_millis() < self.until_ms.load(Ordering::SeqCst),
+            }
     }
 }
 
@@ -58,6 +96,14 @@ use crate::status::{chrono_time, k8s_time};
 ///
 /// Every write is a replace with the `resourceVersion` just read, so of two instances racing
 /// for a lapsed Lease exactly one wins (the other gets 409 Conflict and follows).
+///
+/// As client-go does, expiry is judged by *local observed time*: a follower counts the lease
+/// duration from when it first saw the current record (holder, renew time, transitions), on
+/// its own clock, never by comparing the holder's `renewTime` with its clock (clocks skew).
+/// The leader leads only until its renew deadline (two thirds of the lease duration after
+/// the start of its last successful renewal); each round is bounded by that deadline too, so
+/// a hung API call ends leadership before any follower may take over. A failed round does
+/// not end leadership by itself (no flapping); the deadline does.
 pub struct LeaseElector {
     api: Api<Lease>,
     name: String,
@@ -66,6 +112,8 @@ pub struct LeaseElector {
     clock: Arc<dyn Clock>,
     flag: LeaderFlag,
     changes: watch::Sender<bool>,
+    /// The record last seen and when (by `clock`) it was first seen.
+    observed: Mutex<Option<(String, DateTime<Utc>)>>,
 }
 
 impl LeaseElector {
@@ -81,9 +129,10 @@ impl LeaseElector {
             name: name.into(),
             identity: identity.into(),
             duration,
+            flag: LeaderFlag::with_clock(clock.clone()),
             clock,
-            flag: LeaderFlag::default(),
             changes: watch::channel(false).0,
+            observed: Mutex::new(None),
         }
     }
 
@@ -101,11 +150,18 @@ impl LeaseElector {
         &self.identity
     }
 
+    /// How long a leader leads after the start of a successful renewal.
+    pub fn renew_deadline(&self) -> Duration {
+        self.duration * 2 / 3
+    }
+
     fn set(&self, leader: bool) {
-        if self.flag.is_leader() != leader {
+        if *self.changes.borrow() != leader {
             tracing::info!(identity = %self.identity, lease = %self.name, leader, "leadership changed");
         }
-        self.flag.set(leader);
+        if !leader {
+            self.flag.set(false);
+        }
         self.changes.send_if_modified(|v| {
             let changed = *v != leader;
             *v = leader;
@@ -116,16 +172,49 @@ impl LeaseElector {
     /// One round: acquire, renew or follow. Returns whether this instance leads. An API
     /// error makes it a follower (it cannot prove it still holds the Lease).
     pub async fn try_acquire_or_renew(&self) -> Result<bool, kube::Error> {
-        let result = self.round().await;
+        let started = self.clock.now();
+        let deadline = self.renew_deadline();
+        let result = match tokio::time::timeout(deadline, self.round(started)).await {
+            Ok(r) => r,
+            Err(_) => Err(kube::Error::Service(Box::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("leader election round took longer than the renew deadline ({deadline:?})"),
+            )))),
+        };
         match &result {
-            Ok(leader) => self.set(*leader),
-            Err(_) => self.set(false),
+            Ok(true) => {
+                let until = started
+                    + chrono::Duration::from_std(deadline).unwrap_or(chrono::Duration::zero());
+                self.flag.renewed_until(until);
+                self.set(true);
+            }
+            Ok(false) => self.set(false),
+            // Leadership lapses at the renew deadline, not at the first failed round.
+            Err(_) => self.set(self.flag.is_leader()),
         }
         result
     }
 
-    async fn round(&self) -> Result<bool, kube::Error> {
-        let now = self.clock.now();
+    /// Whether the holder's record has stayed unchanged for a whole lease duration since this
+    /// instance first saw it (local observed time).
+    fn lapsed(&self, record: String, now: DateTime<Utc>) -> bool {
+        let mut observed = self
+            .observed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match observed.as_ref() {
+            Some((seen, at)) if *seen == record => {
+                now - *at
+                    > chrono::Duration::from_std(self.duration).unwrap_or(chrono::Duration::MAX)
+            }
+            _ => {
+                *observed = Some((record, now));
+                false
+            }
+        }
+    }
+
+    async fn round(&self, now: DateTime<Utc>) -> Result<bool, kube::Error> {
         let seconds = i32::try_from(self.duration.as_secs().max(1)).unwrap_or(i32::MAX);
         let Some(mut lease) = self.api.get_opt(&self.name).await? else {
             let lease = Lease {
@@ -151,15 +240,15 @@ impl LeaseElector {
         let spec = lease.spec.clone().unwrap_or_default();
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
         let ours = holder.as_deref() == Some(self.identity.as_str());
-        let expired = match (
+        let record = format!(
+            "{:?}/{:?}/{:?}",
+            holder,
             spec.renew_time
                 .as_ref()
                 .and_then(|t| chrono_time(&Time(t.0))),
-            spec.lease_duration_seconds,
-        ) {
-            (Some(renewed), Some(d)) => renewed + chrono::Duration::seconds(i64::from(d)) < now,
-            _ => true,
-        };
+            spec.lease_transitions
+        );
+        let expired = self.lapsed(record, now);
         if !ours && holder.is_some() && !expired {
             return Ok(false);
         }
