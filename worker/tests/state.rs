@@ -155,3 +155,49 @@ async fn the_workers_reaper_prunes_expired_keys() {
     .await;
     assert!(store.state_get(&at).await.unwrap().is_none());
 }
+
+/// A write is published on topic `state.changed` in its transaction: a Task `on` that topic
+/// (filtered to one key) runs once for it, with the key and versions as its event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_on_state_changed_runs_once_for_a_write() {
+    let (db, store) = TestDb::migrated().await.unwrap();
+    let key = format!("watched/{}", uuid::Uuid::new_v4().simple());
+    let yaml = format!(
+        "schedule:\n  on:\n    topic: state.changed\n    filter: \"data.key == '{key}'\"\n\
+         pipeline:\n  steps:\n    - id: got\n      uses: core.echo\n      with:\n        \
+         event: \"${{params.event}}\"\n"
+    );
+    let mut task = task_from_yaml("watcher", &yaml);
+    task.schedule_kind = "on".into();
+    task.schedule = "on".into();
+    store.upsert_task(&task).await.unwrap();
+    let redis = redis_url();
+    let stream = unique_stream("state");
+    let mut args = vec!["--redis-url", &redis, "--events-stream", &stream];
+    args.extend(FAST);
+    let _w = WorkerProcess::start(&db.url, "w1", &args);
+    let at = StateRef::new("default", StateOwner::Agent("bot".into()), &key);
+    let value = json!({"n": 1});
+    let put = StatePut {
+        at: &at,
+        value: &value,
+        if_version: Some(0),
+        ttl: None,
+        actor: "test",
+        correlation_id: None,
+    };
+    store.state_put(&put).await.unwrap();
+    let done = "SELECT count(*) FROM task_runs WHERE status = 'succeeded'";
+    wait_for_count(&store, done, 1, Duration::from_secs(60)).await;
+    let (event,): (Value,) = sqlx::query_as("SELECT output FROM task_runs")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let data = &event["event"]["data"];
+    assert_eq!(data["key"], key.as_str(), "{event}");
+    assert_eq!(
+        (data["op"].as_str(), data["version"].as_i64()),
+        (Some("put"), Some(1))
+    );
+    assert_eq!(data["owner"], "agent:bot");
+}
