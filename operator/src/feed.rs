@@ -23,11 +23,13 @@ use crate::reconcile::{ReconcileError, TaskReconciler};
 pub const GROUP: &str = "ordinaut-operator";
 
 /// Event types that change a Task's run status.
-pub const OUTCOMES: [&str; 4] = [
+pub const OUTCOMES: [&str; 5] = [
     "run.succeeded",
     "run.failed",
     "run.cancelled",
     "run.skipped",
+    // Events filtered out or dropped for a Task on events (its status.events).
+    "event.skipped",
 ];
 
 /// A failure of the feed (it retries).

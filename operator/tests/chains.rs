@@ -63,3 +63,51 @@ async fn a_task_following_itself_is_refused() {
     assert_eq!(status, "False");
     assert!(message.contains("(me after me)"), "{message}");
 }
+
+#[tokio::test]
+async fn the_status_counts_the_events_of_a_task_on_a_topic() {
+    let h = Harness::new("2026-03-01T09:00:00Z").await;
+    let mut listener = task(
+        "listener",
+        "2026-03-01T08:00:00Z",
+        &format!("  schedule:\n    on:\n      topic: orders\n{ECHO}"),
+    );
+    h.reconcile(&mut listener).await;
+    assert_eq!(
+        listener.status.as_ref().unwrap().events,
+        None,
+        "no event yet"
+    );
+    let at = t("2026-03-01T09:00:01Z");
+    let delivery = |id: &str, decision| ordinaut_store::Delivery {
+        task_uid: uid(&listener),
+        event_id: id.into(),
+        published_at: at,
+        priority: 0,
+        event: serde_json::json!({"id": id}),
+        decision,
+    };
+    h.store
+        .record_deliveries(&[
+            delivery("1", ordinaut_store::Decision::Start),
+            delivery("2", ordinaut_store::Decision::Filtered),
+            delivery("3", ordinaut_store::Decision::Dropped("suspended".into())),
+        ])
+        .await
+        .unwrap();
+    // What the status feed does on the run's outcome (and on `event.skipped`).
+    assert!(h.rec.refresh_status(uid(&listener)).await.unwrap());
+    listener.status = h.status(&listener);
+    let events = listener.status.as_ref().unwrap().events.clone().unwrap();
+    assert_eq!(
+        (
+            events.received,
+            events.started,
+            events.filtered,
+            events.dropped
+        ),
+        (3, 1, 1, 1)
+    );
+    assert_eq!(events.last_drop_reason.as_deref(), Some("suspended"));
+    assert_eq!(events.last_event_at, Some(at));
+}

@@ -45,8 +45,8 @@ mod notify;
 mod occurrences;
 mod operator;
 mod operator_batch;
-mod runs;
 pub mod retention;
+mod runs;
 mod runs_query;
 pub mod state;
 mod state_write;
@@ -58,8 +58,8 @@ mod triggers;
 
 pub use budgets::{Admitted, BudgetWait, CONCURRENCY_RECHECK};
 pub use chains::DEFAULT_OUTCOMES;
-pub use definitions::{AgentRow, McpServerRow};
 pub use dashboard::LatestRun;
+pub use definitions::{AgentRow, McpServerRow};
 pub use dev_objects::{DevIdentity, DevSnooze};
 pub use error::StoreError;
 pub use events::{DEFAULT_STREAM, OUTBOX_CHANNEL, OutboxBatch, OutboxEvent, OutboxRow};
@@ -80,8 +80,8 @@ pub use state::{
 pub use tasks::TaskProjection;
 pub use triggers::{
     Decision, Delivery, DeliveryCounts, EventCounts, MAX_CHAIN_DEPTH, MAX_EVENT_BYTES,
-    PUBLISHED_EVENT_TYPE, PublishError, PublishRequest, PublishedEvent, TOPIC_STREAM_PREFIX,
-    TopicSubscriber, check_topic, topic_stream,
+    PUBLISHED_EVENT_TYPE, PublishError, PublishRequest, PublishedEvent, SKIPPED_EVENT_TYPE,
+    TOPIC_STREAM_PREFIX, TopicSubscriber, check_topic, topic_stream,
 };
 
 use sqlx::postgres::{PgPool, PgPoolOptions};

@@ -21,6 +21,9 @@ use uuid::Uuid;
 pub const TOPIC_STREAM_PREFIX: &str = "ordinaut:topic:";
 /// The outbox `event_type` of a published event.
 pub const PUBLISHED_EVENT_TYPE: &str = "event.published";
+/// The event (on the default stream) reporting that events were filtered out or dropped
+/// for a Task: `{filtered, dropped, reason}` counts of one batch.
+pub const SKIPPED_EVENT_TYPE: &str = "event.skipped";
 /// The largest event (its `data` as compact JSON), in bytes.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// How many `taskFinished` links one chain may follow before its next run is dropped.
@@ -278,6 +281,24 @@ pub(crate) async fn record_deliveries_on(
         }
     }
     add_counts(tx, &per_task).await?;
+    // What did not run is reported (one event per Task and batch), so the status feed
+    // refreshes the Task's counters even when no run of it finishes.
+    let skipped: Vec<crate::OutboxEvent> = per_task
+        .values()
+        .map(|c| {
+            crate::OutboxEvent::new(
+                SKIPPED_EVENT_TYPE,
+                json!({"filtered": c.filtered, "dropped": c.dropped, "reason": c.last_drop}),
+            )
+        })
+        .collect();
+    let pairs: Vec<(Option<Uuid>, &crate::OutboxEvent)> = per_task
+        .iter()
+        .zip(&skipped)
+        .filter(|((_, c), _)| c.filtered + c.dropped > 0)
+        .map(|((uid, _), e)| (Some(*uid), e))
+        .collect();
+    crate::events::insert_events_on(tx, &pairs).await?;
     Ok(counts)
 }
 

@@ -99,6 +99,18 @@ async fn dropped_and_filtered_events_are_counted_with_the_reason() {
     assert_eq!((c.received, c.started, c.filtered, c.dropped), (2, 0, 1, 1));
     assert_eq!(c.last_drop.as_deref(), Some("suspended"));
     assert_eq!(event_rows(&store, t.uid).await, 0);
+    // Reported once for the batch, so the status feed refreshes the Task's counters.
+    let skipped: Vec<_> = store
+        .unpublished_events(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == ordinaut_store::SKIPPED_EVENT_TYPE)
+        .collect();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].task_uid, Some(t.uid));
+    assert_eq!(skipped[0].payload["filtered"], json!(1));
+    assert_eq!(skipped[0].payload["dropped"], json!(1));
 }
 
 #[tokio::test]
