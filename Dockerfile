@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1.7
 #
-# One image with every Ordinaut binary: ordinaut-operator, ordinaut-worker and the ordinaut CLI.
+# One image with every Ordinaut binary: ordinaut-operator, ordinaut-worker, ordinaut-gateway and
+# the ordinaut CLI.
 #
 # Why one image and not one per binary: the binaries share almost all their code (the workspace
 # compiles once), are always released together at one version, and a cluster pulls, and kind
@@ -28,10 +29,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     cargo build --release --locked \
-        -p ordinaut-operator -p ordinaut-worker -p ordinaut \
-        --bin ordinaut-operator --bin ordinaut-worker --bin ordinaut \
+        -p ordinaut-operator -p ordinaut-worker -p ordinaut-gateway -p ordinaut \
+        --bin ordinaut-operator --bin ordinaut-worker --bin ordinaut-gateway --bin ordinaut \
  && mkdir -p /out \
- && for b in ordinaut-operator ordinaut-worker ordinaut; do \
+ && for b in ordinaut-operator ordinaut-worker ordinaut-gateway ordinaut; do \
         cp "target/release/$b" /out/ && strip "/out/$b"; \
     done
 
