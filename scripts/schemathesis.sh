@@ -53,6 +53,8 @@ for _ in $(seq 1 120); do curl -fsS "$url/readyz" >/dev/null 2>&1 && break; slee
 curl -fsS "$url/readyz" >/dev/null || { cat "$work/dev.log"; say "ordinaut dev did not start"; exit 1; }
 
 say "schemathesis against $url/openapi.json for ${BUDGET}s"
+# In the scratch folder: schemathesis keeps a cache of crashes in `.schemathesis/` there.
+cd "$work"
 "$ST_VENV/bin/st" run "$url/openapi.json" \
   --header "Authorization: Bearer $(cat "$work/admin.token")" \
   --max-time "$BUDGET" --checks all --exclude-checks positive_data_acceptance,use_after_free \

@@ -39,8 +39,12 @@ async fn schemathesis_finds_no_server_error_and_no_response_outside_the_document
     assert_eq!(s, 201);
     let seconds = std::env::var("ORDINAUT_SCHEMATHESIS_SECONDS").unwrap_or_else(|_| "30".into());
     let url = format!("{}/openapi.json", c.url);
+    // schemathesis keeps a cache of crashes in `.schemathesis/` under its working directory.
+    let scratch = tempfile::tempdir().unwrap();
+    let cwd = scratch.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(st())
+            .current_dir(cwd)
             .args([
                 "run",
                 &url,
