@@ -52,10 +52,12 @@ pub(crate) async fn start_followers_on(
          JOIN tasks t ON t.namespace = src.namespace \
               AND (t.spec #>> '{schedule,on,taskFinished,name}') = src.name \
               AND t.deleted_at IS NULL AND t.schedule_kind = 'on' \
+              AND NOT (t.status @> $2::jsonb) \
          LEFT JOIN due_work d ON d.id = r.due_work_id \
          WHERE r.id = ANY($1) AND r.status <> 'retrying'",
     )
     .bind(run_ids)
+    .bind(crate::triggers::STALLED)
     .fetch_all(&mut *tx)
     .await?;
     if rows.is_empty() {

@@ -29,6 +29,10 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// How many `taskFinished` links one chain may follow before its next run is dropped.
 pub const MAX_CHAIN_DEPTH: i64 = 16;
 
+/// A Task whose status has `Stalled=True` (invalid, held by the operator) is given no
+/// events: it runs nothing until it is fixed.
+pub(crate) const STALLED: &str = r#"{"conditions": [{"type": "Stalled", "status": "True"}]}"#;
+
 /// The Redis stream a topic's events are published on.
 pub fn topic_stream(topic: &str) -> String {
     format!("{TOPIC_STREAM_PREFIX}{topic}")
@@ -196,15 +200,16 @@ impl Store {
         Ok(rows.into_iter().map(|(t,)| t).collect())
     }
 
-    /// The live Tasks listening to `topic`.
+    /// The live Tasks listening to `topic` (not those held invalid: `Stalled=True`).
     pub async fn topic_subscribers(&self, topic: &str) -> Result<Vec<TopicSubscriber>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT uid, namespace, name, created_at, suspended, snooze_until, priority, \
                     spec #>> '{schedule,on,filter}' AS filter \
              FROM tasks WHERE deleted_at IS NULL AND schedule_kind = 'on' \
-               AND spec #>> '{schedule,on,topic}' = $1 ORDER BY uid",
+               AND spec #>> '{schedule,on,topic}' = $1 AND NOT (status @> $2::jsonb) ORDER BY uid",
         )
         .bind(topic)
+        .bind(STALLED)
         .fetch_all(&self.pool)
         .await?)
     }

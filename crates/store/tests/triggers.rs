@@ -243,3 +243,22 @@ async fn chain_links_list_who_follows_whom() {
     );
     assert!(store.subscribed_topics().await.unwrap() == vec!["t".to_string()]);
 }
+
+#[tokio::test]
+async fn a_task_held_invalid_is_given_no_events() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    let t = on_topic("broken", "orders");
+    store.upsert_task(&t).await.unwrap();
+    assert_eq!(store.topic_subscribers("orders").await.unwrap().len(), 1);
+    // What the operator writes when it holds an invalid Task.
+    let status = json!({"conditions": [
+        {"type": "Ready", "status": "False", "reason": "InvalidSchedule"},
+        {"type": "Stalled", "status": "True", "reason": "InvalidSchedule"}]});
+    sqlx::query("UPDATE tasks SET status = $2 WHERE uid = $1")
+        .bind(t.uid)
+        .bind(&status)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(store.topic_subscribers("orders").await.unwrap().is_empty());
+}
