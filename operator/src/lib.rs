@@ -21,6 +21,7 @@ pub mod feed;
 pub mod k8s;
 pub mod leader;
 pub mod metrics;
+pub mod offload;
 pub mod plan;
 pub mod reconcile;
 pub mod references;

@@ -294,20 +294,31 @@ impl TaskReconciler {
             .annotations
             .as_ref()
             .and_then(|a| a.get(RUN_NOW_ANNOTATION));
-        let mut plan: Plan = plan(&PlanInput {
-            uid,
-            namespace: &ns,
-            name: &name,
-            generation,
-            spec: &normalized,
-            schedule: checked.schedule.as_ref(),
-            prior: prior.as_ref(),
-            run_now: run_now.map(String::as_str),
-            handled_run_now: handled.as_deref(),
-            now,
-            config: &self.ctx.config,
-        })
-        .map_err(|source| ReconcileError::Plan {
+        // Expanding the schedule over the horizon is the other costly, pure part.
+        let planned = {
+            let (ns, name, schedule) = (ns.clone(), name.clone(), checked.schedule.clone());
+            let (prior, config) = (prior.clone(), self.ctx.config.clone());
+            let run_now = run_now.cloned();
+            let handled = handled.clone();
+            let normalized = normalized.clone();
+            crate::offload::cpu(move || {
+                plan(&PlanInput {
+                    uid,
+                    namespace: &ns,
+                    name: &name,
+                    generation,
+                    spec: &normalized,
+                    schedule: schedule.as_ref(),
+                    prior: prior.as_ref(),
+                    run_now: run_now.as_deref(),
+                    handled_run_now: handled.as_deref(),
+                    now,
+                    config: &config,
+                })
+            })
+            .await
+        };
+        let mut plan: Plan = planned.map_err(|source| ReconcileError::Plan {
             namespace: ns.clone(),
             name: name.clone(),
             source,
@@ -471,11 +482,22 @@ impl TaskReconciler {
             }
             None => None,
         };
-        problems.extend(validate::task_problems(
-            spec,
-            created,
-            referenced.as_deref().map(|p| &p.spec),
-        ));
+        // The schedule's compilation (twice: validation reports in UTC when the zone is
+        // unknown) is the costly, pure part: off the async threads.
+        let (task_problems, compiled) = {
+            let spec = spec.clone();
+            let referenced = referenced.clone();
+            crate::offload::cpu(move || {
+                let problems =
+                    validate::task_problems(&spec, created, referenced.as_deref().map(|p| &p.spec));
+                (
+                    problems,
+                    validate::compile_schedule(&spec.schedule, created),
+                )
+            })
+            .await
+        };
+        problems.extend(task_problems);
         if crate::chains::follows(spec).is_some() {
             let name = task.metadata.name.as_deref().unwrap_or_default();
             let others =
@@ -490,7 +512,7 @@ impl TaskReconciler {
                     })?;
             problems.extend(crate::chains::task_cycle(name, spec, others));
         }
-        let schedule = match validate::compile_schedule(&spec.schedule, created) {
+        let schedule = match compiled {
             Ok(s) => s,
             Err(p) => {
                 if !problems.contains(&p) {
