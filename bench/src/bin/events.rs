@@ -172,18 +172,20 @@ async fn topic_task(store: &Store, topic: &str) -> uuid::Uuid {
 }
 
 async fn succeeded(store: &Store) -> i64 {
-    let (n,): (i64,) =
-        sqlx::query_as("SELECT count(*) FROM task_runs WHERE status = 'succeeded'")
-            .fetch_one(store.pool())
-            .await
-            .expect("count");
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM task_runs WHERE status = 'succeeded'")
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
     n
 }
 
 async fn wait_for_runs(store: &Store, n: i64, limit: Duration) -> Duration {
     let start = Instant::now();
     while succeeded(store).await < n {
-        assert!(start.elapsed() < limit, "{n} runs did not finish within {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "{n} runs did not finish within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     start.elapsed()
