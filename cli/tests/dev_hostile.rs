@@ -96,8 +96,7 @@ fn echo_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
             let mut buf = vec![0u8; 65536];
             let mut request = Vec::new();
             // Read the head, then the body its content-length announces.
-            loop {
-                let Ok(n) = conn.read(&mut buf) else { break };
+            while let Ok(n) = conn.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
@@ -287,7 +286,10 @@ fn a_secret_used_in_query_header_and_body_surfaces_nowhere() {
         }
     }
     let ours = redis_cli(&["XRANGE", &stream, "-", "+"]);
-    assert!(ours.contains("run.failed") && ours.contains("run.succeeded"), "{ours}");
+    assert!(
+        ours.contains("run.failed") && ours.contains("run.succeeded"),
+        "{ours}"
+    );
     assert!(streams > 0);
     // What ordinaut dev printed: status lines and logs.
     let output = dev.output();

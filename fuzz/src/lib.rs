@@ -10,8 +10,11 @@ use ordinaut_pipeline::{Context, RunInfo, TaskInfo};
 use ordinaut_schedule::{Schedule, ScheduleSource};
 use serde_json::{Value, json};
 
+/// A fuzz target: takes any bytes, must not panic.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name (the names of the corpus folders and of the fuzzing binaries).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("rrule", rrule),
     ("cron", cron),
     ("template", template),
