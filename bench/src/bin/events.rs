@@ -222,7 +222,7 @@ async fn steady(args: &Args) -> Value {
              FROM task_runs r JOIN due_work d ON d.id = r.due_work_id) \
          SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), \
                 percentile_cont(0.95) WITHIN GROUP (ORDER BY ms), \
-                percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms) FROM l",
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms)::float8 FROM l",
     )
     .fetch_one(db.store.pool())
     .await
