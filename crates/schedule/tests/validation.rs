@@ -265,3 +265,29 @@ fn bysetpos_beyond_the_period_size_never_fires() {
         "2025-01-01T00:00:00",
     );
 }
+
+#[test]
+fn a_period_with_millions_of_candidate_times_is_refused_naming_the_limit() {
+    let all = |n: u32| (0..n).map(|v| v.to_string()).collect::<Vec<_>>().join(",");
+    let rule = format!(
+        "FREQ=YEARLY;BYDAY=MO,TU,WE,TH,FR,SA,SU;BYHOUR={};BYMINUTE={};BYSECOND={};BYSETPOS=-1,1",
+        all(24),
+        all(60),
+        all(60)
+    );
+    let err = rrule_err(&rule);
+    assert_eq!(err.field, "rrule");
+    assert!(err.message.contains("1000000"), "{err}");
+    // A day of every second is fine.
+    let daily = format!(
+        "FREQ=DAILY;BYHOUR={};BYMINUTE={};BYSECOND={}",
+        all(24),
+        all(60),
+        all(60)
+    );
+    let s = rrule(&daily, "UTC", "2025-01-01T00:00:00");
+    assert_eq!(
+        take(&s, "2025-01-01T00:00:00Z", 1),
+        ["2025-01-01T00:00:01+00:00"]
+    );
+}

@@ -15,6 +15,12 @@ pub(crate) use calendar::{max_month_len, month_name};
 pub(crate) use expand::Compiled;
 pub(crate) use iter::RuleIter;
 
+/// Most candidate times one FREQ period may hold (before BYSETPOS): every period is expanded
+/// in full, so a YEARLY rule listing every second of the day (31 million per year) would
+/// take seconds per period. DAILY with every second (86,400) and YEARLY with every minute
+/// (527,040) stay within it.
+const MAX_PER_PERIOD: usize = 1_000_000;
+
 /// Parses, validates and compiles an RRULE; `anchor` is DTSTART when the rule has no
 /// DTSTART line. Rejects rules that can never fire, and says so distinctly when the bounded
 /// search could not decide.
@@ -27,6 +33,17 @@ pub(crate) fn compile(
     let dtstart = rule.dtstart.unwrap_or(anchor);
     let compiled = Compiled::new(&rule, dtstart);
     let most = compiled.max_per_period();
+    if most > MAX_PER_PERIOD {
+        return Err(ScheduleError::invalid(
+            "rrule",
+            format!(
+                "one {} period of this rule can hold {most} candidate times, more than the \
+                 {MAX_PER_PERIOD} the engine expands per period; list fewer BYHOUR, BYMINUTE \
+                 or BYSECOND values, or use a finer FREQ (e.g. DAILY with the same BY-parts)",
+                rule.freq.name()
+            ),
+        ));
+    }
     if !compiled.bysetpos().is_empty()
         && compiled
             .bysetpos()

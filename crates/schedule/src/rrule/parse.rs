@@ -21,7 +21,7 @@ pub(crate) enum Freq {
 }
 
 impl Freq {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Freq::Yearly => "YEARLY",
             Freq::Monthly => "MONTHLY",
