@@ -229,5 +229,8 @@ fn a_task_finished_cycle_is_refused_naming_the_cycle() {
         ],
         "{out}"
     );
-    assert!(out.contains("taskFinished triggers form a cycle (a after c after b after a)"), "{out}");
+    assert!(
+        out.contains("taskFinished triggers form a cycle (a after c after b after a)"),
+        "{out}"
+    );
 }
