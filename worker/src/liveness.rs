@@ -91,7 +91,9 @@ mod tests {
         assert!(l.check().is_ok());
         let busy = l.recording();
         std::thread::sleep(Duration::from_millis(5));
-        let err = l.check().unwrap_err();
+        let err = l
+            .check()
+            .expect_err("a call past the limit must fail liveness");
         assert!(err.contains("the recorder"), "{err}");
         drop(busy);
         assert!(l.check().is_ok());

@@ -115,7 +115,7 @@ async fn a_thousand_events_start_a_thousand_runs_once_each_through_sigkill_and_r
     let task = on_task("listener", &format!("    topic: {topic}"));
     store.upsert_task(&task).await.unwrap();
     let events_stream = unique_stream("events");
-    let mut procs = workers(&db.url, &["w1", "w2", "w3"], &events_stream);
+    let procs = workers(&db.url, &["w1", "w2", "w3"], &events_stream);
     for i in 0..1000 {
         publish(&store, &topic, &format!("e-{i}"), json!({"n": i})).await;
     }
@@ -194,7 +194,7 @@ async fn the_filter_skips_the_events_it_rejects_and_counts_them() {
         .unwrap()
         .port();
     let listen = format!("127.0.0.1:{port}");
-    let _procs = vec![WorkerProcess::start(
+    let _procs = [WorkerProcess::start(
         &db.url,
         "w1",
         &[
