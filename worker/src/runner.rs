@@ -137,11 +137,15 @@ impl Worker {
     /// everything and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let s = self.shared;
-        let mut listener = s
-            .store
-            .listen_due_work()
-            .await
-            .map_err(WorkerError::Listen)?;
+        // A database that is down or hung at start must not stop the worker: it polls
+        // until a listener can be opened (liveness reports a lease loop that hangs).
+        let mut listener = match s.store.listen_due_work().await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not listen for due work; polling until it can");
+                None
+            }
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let recorder = tokio::spawn(recorder_loop(s.clone(), rx));
         let background_stop = CancellationToken::new();
@@ -239,17 +243,8 @@ impl Worker {
                 let busy = s.liveness.leasing();
                 let wait = idle_wait(&s, got).await;
                 drop(busy);
-                if !wait.is_zero() {
-                    tokio::select! {
-                        r = listener.wait(wait) => if let Err(e) = r {
-                            tracing::warn!(error = %e, "waiting for notifications failed; polling");
-                            tokio::select! {
-                                _ = tokio::time::sleep(s.config.poll_interval) => {}
-                                _ = shutdown.cancelled() => break,
-                            }
-                        },
-                        _ = shutdown.cancelled() => break,
-                    }
+                if !wait.is_zero() && !idle(&s, &mut listener, wait, &shutdown).await {
+                    break;
                 }
             }
         }
@@ -679,4 +674,43 @@ fn with_event(params: serde_json::Value, payload: &serde_json::Value) -> serde_j
         }
         (params, _) => params,
     }
+}
+
+/// Waits up to `wait` for queued work (a notification, or the poll interval without a
+/// listener, which it then tries to reopen). `false` once `shutdown` fired.
+async fn idle(
+    s: &Shared,
+    listener: &mut Option<ordinaut_store::Listener>,
+    wait: Duration,
+    shutdown: &CancellationToken,
+) -> bool {
+    let poll = wait.min(s.config.poll_interval);
+    let Some(l) = listener.as_mut() else {
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = shutdown.cancelled() => return false,
+        }
+        tokio::select! {
+            r = s.store.listen_due_work() => match r {
+                Ok(l) => {
+                    tracing::info!("listening for due work again");
+                    *listener = Some(l);
+                }
+                Err(e) => tracing::debug!(error = %e, "still cannot listen for due work"),
+            },
+            _ = shutdown.cancelled() => return false,
+        }
+        return true;
+    };
+    tokio::select! {
+        r = l.wait(wait) => if let Err(e) = r {
+            tracing::warn!(error = %e, "waiting for notifications failed; polling");
+            tokio::select! {
+                _ = tokio::time::sleep(s.config.poll_interval) => {}
+                _ = shutdown.cancelled() => return false,
+            }
+        },
+        _ = shutdown.cancelled() => return false,
+    }
+    true
 }
