@@ -12,21 +12,29 @@
 #      are byte-identical (GitOps), gitops: true refuses to generate passwords, the CRDs are
 #      templates kept on uninstall, Secrets are never granted cluster-wide, the worker has no
 #      API token, and Chart.yaml's kubeVersion covers the CRDs' features
+#   2c. the gateway (Deployment, Service, probes, Host names, Ingress, RBAC in its namespaces
+#      only, admin token from values or an existing Secret), the NetworkPolicies, the bundled
+#      PostgreSQL's roles (operator = owner, workers and gateway = application role), no
+#      password on any container's argv
+#   7b. the bundled PostgreSQL's roles script on a real (private) PostgreSQL: migrations as the
+#      non-superuser owner, a worker as the application role, DDL and COPY TO PROGRAM refused
 #   3. rendered built-in kinds validate against Kubernetes' schemas (kubernetes-validate)
 #   4. custom resources (the examples, a deliberate typo) validate against the CRDs'
 #      openAPIV3Schema (check-jsonschema); Prometheus Operator kinds are skipped (no schema)
 #   5. promtool check rules on the PrometheusRule (skipped if promtool cannot be had)
 #   6. the Argo CD health Lua in docs/gitops.md and kstatus' rules, on the statuses the
 #      operator's own test wrote (operator/tests/fixtures/statuses.json; lua5.4)
-#   7. every env var, flag and port the chart gives a binary exists in its --help, and the
-#      binary accepts the rendered values (operator skipped while its binary is not built)
+#   7. every env var, flag and port the chart gives a binary (operator, worker, gateway) exists
+#      in its --help, and the binary accepts the rendered values (operator skipped while its
+#      binary is not built)
 #   8. the Dockerfile: parses, builds every binary the chart runs at the path it runs it,
 #      runs as the non-root uid the chart's securityContext expects
 #   9. the e2e suite's prerequisites (tests/e2e/run.sh runs only where kind and Docker are)
 #
 # Environment: ORDINAUT_TOOLS_DIR (default /var/cache/ordinaut), CARGO_TARGET_DIR (where the
-# binaries are looked for, default $ORDINAUT_TOOLS_DIR/target), ORDINAUT_WORKER_BIN and
-# ORDINAUT_OPERATOR_BIN (explicit binaries), ORDINAUT_E2E=1 (run the e2e suite when it can).
+# binaries are looked for, default $ORDINAUT_TOOLS_DIR/target), ORDINAUT_WORKER_BIN,
+# ORDINAUT_OPERATOR_BIN and ORDINAUT_GATEWAY_BIN (explicit binaries), ORDINAUT_E2E=1 (run the
+# e2e suite when it can).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -180,7 +188,14 @@ refused "wrong type (worker.concurrency=many)" "concurrency" --set worker.concur
 refused "bad duration (operator.horizon=1 day)" "horizon" --set "operator.horizon=1 day"
 refused "two operators without leader election" "needs operator.leaderElection" \
   --set operator.replicas=2 --set operator.leaderElection=false
-refused "gateway.enabled before the gateway exists" "not released yet" --set gateway.enabled=true
+refused "typo inside gateway (gateway.replicaz)" "Additional property replicaz is not allowed" \
+  --set gateway.enabled=true --set gateway.replicaz=2
+refused "gateway Ingress without a host" "needs gateway.ingress.host" \
+  --set gateway.enabled=true --set gateway.ingress.enabled=true
+refused "workers migrating as the bundled PostgreSQL's application role" "worker.migrate=true with postgresql.enabled" \
+  --set postgresql.enabled=true --set redis.enabled=true --set worker.migrate=true
+refused "worker egress rule without a cidr" "cidr is required" \
+  --set 'networkPolicy.worker.egress[0].ports[0]=443'
 refused "no database at all" "no database" --set connection.existingSecret=
 
 # --- 2b. GitOps renders, CRD lifecycle, Secret RBAC, Kubernetes floor --------------------------
@@ -203,6 +218,11 @@ refused "gitops without postgresql.auth.password" "postgresql.auth.password is e
   -f "$CHART/ci/databases-values.yaml" --set gitops=true --set redis.auth.password=x
 refused "gitops without redis.auth.password" "redis.auth.password is empty" \
   -f "$CHART/ci/databases-values.yaml" --set gitops=true --set postgresql.auth.password=x
+twice "gateway, gitops, admin token given" -f "$CHART/ci/databases-values.yaml" --set gitops=true \
+  --set postgresql.auth.password=pgpass --set redis.auth.password=redispass \
+  --set gateway.enabled=true --set gateway.admin.token=admintoken
+refused "gitops without gateway.admin.token" "gateway.admin.token is empty" \
+  --set gitops=true --set gateway.enabled=true
 if [ -e "$CHART/crds" ]; then
   bad "charts/ordinaut/crds/ exists: Helm would install it once and never upgrade it; the CRDs live in files/crds/"
 else
@@ -260,6 +280,174 @@ while IFS=$'\t' read -r status msg; do
   case $status in ok) ok "$msg" ;; bad) bad "$msg" ;; esac
 done < "$WORK/lifecycle.out"
 [ -s "$WORK/lifecycle.out" ] || bad "the lifecycle/RBAC check produced no result"
+
+# --- 2c. gateway, NetworkPolicies, database roles, passwords off argv ---------------------------
+say "2c. the gateway; NetworkPolicies; the non-superuser database roles; no password on argv"
+"$PY" - "$HELM" "$CHART" <<'EOF' > "$WORK/gateway.out" 2> "$WORK/gateway.err" || true
+import base64, subprocess, sys, yaml
+helm, chart = sys.argv[1:3]
+def render(*args):
+    out = subprocess.run([helm, "template", "ordinaut", chart, "-n", "ordinaut", *args],
+                         capture_output=True, text=True, check=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+def find(docs, kind, suffix):
+    return [d for d in docs if d["kind"] == kind and d["metadata"]["name"].endswith(suffix)]
+def container(dep, name):
+    return next(c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == name)
+def env(c, name):
+    return next((e for e in c.get("env", []) if e["name"] == name), None)
+res = []
+def check(good, msg):
+    res.append((good, msg))
+    print(("ok" if good else "bad") + "\t" + msg, flush=True)
+DB = ["-f", f"{chart}/ci/databases-values.yaml"]
+GW = ["--set", "gateway.enabled=true"]
+default = render()
+check(not [d for d in default if "gateway" in d["metadata"]["name"]], "defaults: no gateway object (gateway.enabled is off)")
+
+# The gateway renders: Deployment, Service, ServiceAccount, Roles, admin Secret, PDB.
+gw = render(*DB, *GW)
+dep = find(gw, "Deployment", "-gateway")
+check(len(dep) == 1, "gateway: one Deployment")
+c = container(dep[0], "gateway")
+check(c["command"] == ["/usr/local/bin/ordinaut-gateway"], f"gateway: runs {c['command']}")
+probes = {p: c[p]["httpGet"]["path"] for p in ("startupProbe", "livenessProbe", "readinessProbe")}
+check(probes == {"startupProbe": "/healthz", "livenessProbe": "/healthz", "readinessProbe": "/readyz"}, f"gateway: probes {probes}")
+svc = find(gw, "Service", "-gateway")
+check(bool(svc) and svc[0]["spec"]["ports"][0]["targetPort"] == "http" and svc[0]["metadata"]["labels"].get("ordinaut.dev/metrics") == "true",
+      "gateway: Service on port http, labelled for the ServiceMonitor")
+check(bool(find(gw, "ServiceAccount", "-gateway")) and bool(find(gw, "PodDisruptionBudget", "-gateway")), "gateway: ServiceAccount and PodDisruptionBudget")
+spec = dep[0]["spec"]["template"]["spec"]
+check(spec["securityContext"]["runAsNonRoot"] and c["securityContext"]["readOnlyRootFilesystem"] and c["securityContext"]["capabilities"]["drop"] == ["ALL"],
+      "gateway: non-root, read-only root filesystem, no capabilities")
+check(bool(c["resources"].get("requests")) and bool(c["resources"].get("limits")), "gateway: resources set")
+check(spec.get("terminationGracePeriodSeconds", 0) >= 10, f"gateway: SIGTERM grace {spec.get('terminationGracePeriodSeconds')} s")
+hosts = env(c, "ORDINAUT_ALLOWED_HOSTS")["value"].split(",")
+want = ["ordinaut-gateway", "ordinaut-gateway.ordinaut", "ordinaut-gateway.ordinaut.svc", "ordinaut-gateway.ordinaut.svc.cluster.local"]
+check(all(h in hosts for h in want) and "*" not in hosts, f"gateway: /mcp accepts the Service's in-cluster names ({', '.join(want)})")
+ing = render(*DB, *GW, "--set", "gateway.ingress.enabled=true", "--set", "gateway.ingress.host=agents.example.com")
+ic = container(find(ing, "Deployment", "-gateway")[0], "gateway")
+ingress = find(ing, "Ingress", "-gateway")
+paths = [p["path"] for p in ingress[0]["spec"]["rules"][0]["http"]["paths"]] if ingress else []
+check("agents.example.com" in env(ic, "ORDINAUT_ALLOWED_HOSTS")["value"].split(",") and "/metrics" not in paths and "/mcp" in paths,
+      f"gateway Ingress: its host is an accepted Host header; routes {paths}, not /metrics")
+check(not find(gw, "Ingress", "-gateway"), "gateway: no Ingress unless gateway.ingress.enabled")
+
+# RBAC: exactly Tasks get/create/patch/delete and Secrets get, by Roles in the served namespaces.
+def gateway_rbac(docs):
+    bound = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")
+             and any(s["name"].endswith("-gateway") for s in d["subjects"])]
+    return bound, [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-gateway")]
+bound, roles = gateway_rbac(gw)
+check(bool(bound) and all(b["kind"] == "RoleBinding" for b in bound) and [r["metadata"]["namespace"] for r in roles] == ["ordinaut"],
+      "gateway RBAC: only RoleBindings, in the release namespace by default (no ClusterRole)")
+rules = sorted((tuple(r["apiGroups"]), tuple(r["resources"]), tuple(sorted(r["verbs"]))) for r in roles[0]["rules"])
+check(rules == [(("",), ("secrets",), ("get",)), (("ordinaut.dev",), ("tasks",), ("create", "delete", "get", "patch"))],
+      f"gateway RBAC: Tasks get/create/patch/delete, Secrets get only: {rules}")
+_, roles2 = gateway_rbac(render(*GW, "--set", "gateway.namespaces={team-a,team-b}"))
+check(sorted(r["metadata"]["namespace"] for r in roles2) == ["team-a", "team-b"], "gateway.namespaces: a Role in each served namespace")
+
+# Admin token: a file from a Secret; existingSecret honoured.
+vols = {v["name"]: v for v in spec["volumes"]}
+admin = find(gw, "Secret", "-gateway-admin")
+check(bool(admin) and vols["admin-token"]["secret"]["secretName"] == admin[0]["metadata"]["name"]
+      and env(c, "ORDINAUT_ADMIN_TOKEN_FILE")["value"] == "/var/run/ordinaut/admin/token",
+      "gateway: the admin token is a file mounted from the chart's Secret (--admin-token-file)")
+ex = render(*GW, "--set", "gateway.admin.existingSecret=my-admin", "--set", "gateway.admin.existingSecretKey=tok")
+exs = find(ex, "Deployment", "-gateway")[0]["spec"]["template"]["spec"]
+v = next(v for v in exs["volumes"] if v["name"] == "admin-token")["secret"]
+check(not find(ex, "Secret", "-gateway-admin") and v["secretName"] == "my-admin" and v["items"][0]["key"] == "tok",
+      "gateway.admin.existingSecret: no Secret rendered, the pod mounts my-admin's key tok")
+given = render(*GW, "--set", "gateway.admin.token=s3cr3t-admin")
+tok = base64.b64decode(find(given, "Secret", "-gateway-admin")[0]["data"]["token"]).decode()
+check(tok == "s3cr3t-admin", "gateway.admin.token: the Secret holds the given token")
+off = render(*GW, "--set", "gateway.admin.enabled=false")
+oc = container(find(off, "Deployment", "-gateway")[0], "gateway")
+check(not find(off, "Secret", "-gateway-admin") and env(oc, "ORDINAUT_ADMIN_TOKEN_FILE") is None, "gateway.admin.enabled=false: no admin identity")
+
+# Database roles: the operator (migrations) as the owner; workers and gateway as the
+# application role, never migrating; PostgreSQL's superuser is neither.
+conn = find(gw, "Secret", "-connection")[0]["data"]
+urls = {k: base64.b64decode(conn[k]).decode() for k in ("DATABASE_URL", "APP_DATABASE_URL")}
+user = lambda u: u.split("//", 1)[1].split(":", 1)[0]
+check(user(urls["DATABASE_URL"]) == "ordinaut" and user(urls["APP_DATABASE_URL"]) == "ordinaut_app",
+      f"bundled PostgreSQL: owner URL for {user(urls['DATABASE_URL'])}, application URL for {user(urls['APP_DATABASE_URL'])}")
+keys = {}
+for comp in ("operator", "worker", "gateway"):
+    cc = container(find(gw, "Deployment", f"-{comp}")[0], comp)
+    keys[comp] = env(cc, "DATABASE_URL")["valueFrom"]["secretKeyRef"]["key"]
+    if comp != "gateway": keys[comp + " migrates"] = env(cc, "ORDINAUT_MIGRATE")["value"]
+check(keys == {"operator": "DATABASE_URL", "operator migrates": "true", "worker": "APP_DATABASE_URL", "worker migrates": "false", "gateway": "APP_DATABASE_URL"},
+      f"the operator migrates as the owner; workers and gateway use the application role without migrating: {keys}")
+pgsts = find(gw, "StatefulSet", "-postgresql")[0]
+check(env(container(pgsts, "postgresql"), "POSTGRES_USER")["value"] == "postgres", "bundled PostgreSQL: the bootstrap superuser is `postgres`, not a role any component uses")
+roles_c = container(pgsts, "roles")
+check(bool(roles_c.get("readinessProbe")) and env(roles_c, "APP")["value"] == "ordinaut_app", "bundled PostgreSQL: the roles container sets the roles before the pod is Ready")
+ext = render("-f", f"{chart}/ci/monitoring-values.yaml")
+wk = container(find(ext, "Deployment", "-worker")[0], "worker")
+check(env(wk, "DATABASE_URL")["valueFrom"]["secretKeyRef"]["key"] == "APP_DATABASE_URL", "connection.appDatabaseUrl: the workers use it")
+ex2 = render("--set", "connection.appDatabaseUrlKey=APP_URL")
+check(env(container(find(ex2, "Deployment", "-worker")[0], "worker"), "DATABASE_URL")["valueFrom"]["secretKeyRef"] == {"name": "ordinaut-connection", "key": "APP_URL"},
+      "connection.appDatabaseUrlKey: the workers read that key of existingSecret")
+
+# No password, token or credentials on any container's command line or in a literal env value.
+for label, docs in (("databases+gateway", gw), ("monitoring", ext), ("given passwords", render(*DB, *GW,
+        "--set", "postgresql.auth.password=pgPASSfixed1", "--set", "redis.auth.password=redisPASSfixed1", "--set", "gateway.admin.token=adminTOKENfixed1"))):
+    secrets = set()
+    for d in docs:
+        if d["kind"] == "Secret":
+            for k, val in d.get("data", {}).items():
+                text = base64.b64decode(val).decode()
+                secrets.add(text)
+                if "://" in text and "@" in text: secrets.add(text.split("//", 1)[1].split("@", 1)[0].split(":", 1)[-1])
+                if text.startswith("requirepass"): secrets.add(text.split('"')[1])
+    secrets = {x for x in secrets if len(x) >= 6}
+    leaks = []
+    for d in docs:
+        pod = d["spec"]["template"]["spec"] if d["kind"] in ("Deployment", "StatefulSet") else None
+        if not pod: continue
+        for cc in pod.get("initContainers", []) + pod["containers"]:
+            argv = " ".join(cc.get("command", []) + cc.get("args", []))
+            literal = " ".join(str(e.get("value", "")) for e in cc.get("env", []))
+            for x in secrets:
+                if x in argv or x in literal: leaks.append(f"{d['metadata']['name']}/{cc['name']}")
+            if "requirepass" in argv or "PASSWORD)" in argv: leaks.append(f"{d['metadata']['name']}/{cc['name']} (argv)")
+    check(not leaks and len(secrets) >= 3, f"{label}: none of {len(secrets)} secret values is on a container's argv or in a literal env value {sorted(set(leaks)) or ''}")
+redis = container(find(gw, "StatefulSet", "-redis")[0], "redis")
+check(redis["args"][0] == "/etc/redis-auth/redis.conf", "bundled Redis: the password comes from a config file mounted from the Secret")
+
+# NetworkPolicies: one per pod kind; who may connect where.
+np = {d["metadata"]["name"].rsplit("-", 1)[-1]: d["spec"] for d in gw if d["kind"] == "NetworkPolicy"}
+check(sorted(np) == ["gateway", "operator", "postgresql", "redis", "worker"], f"NetworkPolicies for {sorted(np)}")
+def egress_ports(spec): return sorted({p["port"] for r in spec.get("egress", []) for p in r.get("ports", [])})
+check(all(set(n["policyTypes"]) == {"Ingress", "Egress"} for n in np.values()), "every NetworkPolicy restricts ingress and egress")
+check(not np["postgresql"].get("egress") and not np["redis"].get("egress"), "bundled PostgreSQL and Redis: no egress at all")
+pg_from = sorted(p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in np["postgresql"]["ingress"][0]["from"])
+check(pg_from == ["gateway", "operator", "worker"], f"PostgreSQL accepts only {pg_from}")
+redis_from = sorted(p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in np["redis"]["ingress"][0]["from"])
+check(redis_from == ["operator", "worker"], f"Redis accepts only {redis_from}")
+check(6443 not in egress_ports(np["worker"]) and 6443 in egress_ports(np["operator"]) and 6443 in egress_ports(np["gateway"]),
+      "the API server is reachable from the operator and the gateway, not from the workers")
+tools = [r for r in np["worker"]["egress"] if any("ipBlock" in t for t in r.get("to", []))]
+link_local = {"0.0.0.0/0": "169.254.0.0/16", "::/0": "fe80::/10"}
+check(bool(tools) and all(link_local.get(t["ipBlock"]["cidr"], "-") in t["ipBlock"].get("except", []) for r in tools for t in r["to"])
+      and all(r.get("ports") and {p["port"] for p in r["ports"]} <= {80, 443} for r in tools),
+      "worker egress to addresses by default: only ports 80 and 443, link-local (cloud metadata 169.254.169.254) excepted")
+check(6379 not in egress_ports(np["gateway"]), "the gateway has no Redis egress (it needs none)")
+mnp = {d["metadata"]["name"].rsplit("-", 1)[-1]: d["spec"] for d in ext if d["kind"] == "NetworkPolicy"}
+cidr_of = lambda spec, port: sorted(t["ipBlock"]["cidr"] for r in spec["egress"] if any(p["port"] == port for p in r.get("ports", [])) for t in r.get("to", []))
+check(cidr_of(mnp["operator"], 6443) == ["172.18.0.2/32"] and cidr_of(mnp["worker"], 5432) == ["10.40.0.0/24"] and cidr_of(mnp["operator"], 6379) == ["10.40.1.0/24"]
+      and any(p["port"] == 8080 for r in mnp["worker"]["egress"] for p in r.get("ports", [])),
+      "networkPolicy values narrow the API server, database and Redis egress and add worker egress rules")
+check(not [d for d in render("--set", "networkPolicy.enabled=false") if d["kind"] == "NetworkPolicy"], "networkPolicy.enabled=false: none rendered")
+EOF
+while IFS=$'\t' read -r status msg; do
+  case $status in ok) ok "$msg" ;; bad) bad "$msg" ;; esac
+done < "$WORK/gateway.out"
+if [ -s "$WORK/gateway.err" ]; then
+  bad "the gateway/NetworkPolicy/roles check stopped:"; tail -5 "$WORK/gateway.err" | sed 's/^/        /'
+fi
+[ -s "$WORK/gateway.out" ] || bad "the gateway/NetworkPolicy/roles check produced no result"
 
 # --- 3 and 4. schemas -------------------------------------------------------------------------
 say "3. built-in kinds against Kubernetes $K8S_VERSION schemas; 4. custom resources against the CRDs"
@@ -478,17 +666,23 @@ if [ -z "$WORKER_BIN" ]; then
   WORKER_BIN=$TARGET_DIR/debug/ordinaut-worker
 fi
 OPERATOR_BIN=$(find_bin ordinaut-operator "${ORDINAUT_OPERATOR_BIN:-}")
-for b in "$WORKER_BIN" "$OPERATOR_BIN"; do
+GATEWAY_BIN=$(find_bin ordinaut-gateway "${ORDINAUT_GATEWAY_BIN:-}")
+if [ -z "$GATEWAY_BIN" ]; then
+  say "building ordinaut-gateway (no binary under $TARGET_DIR)"
+  CARGO_TARGET_DIR=$TARGET_DIR cargo build -q --locked -p ordinaut-gateway --bin ordinaut-gateway
+  GATEWAY_BIN=$TARGET_DIR/debug/ordinaut-gateway
+fi
+for b in "$WORKER_BIN" "$OPERATOR_BIN" "$GATEWAY_BIN"; do
   [ -n "$b" ] || continue
   src=$ROOT/$(basename "$b" | sed 's/^ordinaut-//')/src/main.rs
   if [ -f "$src" ] && [ "$src" -nt "$b" ]; then
     say "note: $b is older than $src; rebuild it for an exact check"
   fi
 done
-"$PY" - "$WORK" "$WORKER_BIN" "${OPERATOR_BIN:-}" <<'EOF' > "$WORK/flags.out" || true
+"$PY" - "$WORK" "$WORKER_BIN" "${OPERATOR_BIN:-}" "$GATEWAY_BIN" <<'EOF' > "$WORK/flags.out" || true
 import os, re, subprocess, sys, yaml
-work, worker_bin, operator_bin = sys.argv[1], sys.argv[2], sys.argv[3]
-bins = {"ordinaut-worker": worker_bin, "ordinaut-operator": operator_bin}
+work, worker_bin, operator_bin, gateway_bin = sys.argv[1:5]
+bins = {"ordinaut-worker": worker_bin, "ordinaut-operator": operator_bin, "ordinaut-gateway": gateway_bin}
 helps = {}
 def help_of(name):
     if name not in helps:
@@ -582,6 +776,84 @@ while IFS=$'\t' read -r status msg; do
   case $status in ok) ok "$msg" ;; bad) bad "$msg" ;; skip) skip "$msg" ;; esac
 done < "$WORK/flags.out"
 [ -s "$WORK/flags.out" ] || bad "the --help check produced no result"
+
+# --- 7b. the bundled PostgreSQL's roles on a real server ---------------------------------------
+say "7b. files/postgresql-roles.sh on a private PostgreSQL: migrations as the owner, a worker as the application role"
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
+  skip "no PostgreSQL server binaries (apt-get install postgresql): the roles script is untested"
+else
+  pgdir=$(mktemp -d)
+  chmod 0777 "$pgdir"
+  as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi; }
+  pgport=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  roles_ok=
+  run_roles() { # as the roles container runs it: the passwords in the environment only
+    env PATH="$PGBIN:$PATH" PGHOST="$pgdir" PGPORT="$pgport" OWNER=ordinaut OWNER_PASSWORD=ownerPass1 \
+      APP=ordinaut_app APP_PASSWORD=appPass1 DB=ordinaut sh "$CHART/files/postgresql-roles.sh" >>"$pgdir/roles.log" 2>&1
+  }
+  if as_pg "$PGBIN/initdb" -D "$pgdir/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 >"$pgdir/initdb.log" 2>&1 \
+      && as_pg "$PGBIN/pg_ctl" -D "$pgdir/data" -w -l "$pgdir/server.log" \
+           -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1" start >/dev/null \
+      && as_pg "$PGBIN/psql" -X -q -h "$pgdir" -p "$pgport" -U postgres -c 'CREATE DATABASE ordinaut' \
+      && run_roles && run_roles; then
+    roles_ok=1
+    ok "the roles script runs (twice: it is idempotent) against PostgreSQL $("$PGBIN/postgres" -V | awk '{print $3}')"
+  else
+    bad "the roles script on a private PostgreSQL:"; tail -5 "$pgdir"/*.log 2>/dev/null | sed 's/^/        /'
+  fi
+  if [ -n "$roles_ok" ]; then
+    q() { PGPASSWORD=$2 "$PGBIN/psql" -X -q -tA -h 127.0.0.1 -p "$pgport" -U "$1" -d ordinaut -v ON_ERROR_STOP=1 -c "$3" 2>&1; }
+    owner_url="postgres://ordinaut:ownerPass1@127.0.0.1:$pgport/ordinaut"
+    app_url="postgres://ordinaut_app:appPass1@127.0.0.1:$pgport/ordinaut"
+    # run_worker URL MIGRATE LOG: starts the worker, waits (60 s at most) for /readyz, stops it
+    # with SIGTERM; succeeds when it was ready and exited 0.
+    run_worker() {
+      local mport; mport=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+      env -i PATH=/usr/bin:/bin HOME=/tmp DATABASE_URL="$1" ORDINAUT_MIGRATE="$2" \
+        ORDINAUT_LISTEN_ADDR="127.0.0.1:$mport" ORDINAUT_RETENTION_INTERVAL=1s "$WORKER_BIN" >"$3" 2>&1 &
+      local pid=$! ready=
+      for _ in $(seq 1 120); do
+        if curl -fsS "http://127.0.0.1:$mport/readyz" >/dev/null 2>&1; then ready=1; break; fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.5
+      done
+      kill -TERM "$pid" 2>/dev/null || true
+      local rc=0; wait "$pid" || rc=$?
+      [ -n "$ready" ] && [ "$rc" = 0 ]
+    }
+    if run_worker "$owner_url" true "$pgdir/owner-worker.log"; then
+      ok "the migrations apply as the owner role, which is no superuser ($(q ordinaut ownerPass1 'SELECT count(*) FROM _sqlx_migrations') migrations)"
+    else
+      bad "migrations as the owner role:"; tail -5 "$pgdir/owner-worker.log" | sed 's/^/        /'
+    fi
+    if run_worker "$app_url" false "$pgdir/app-worker.log" && ! grep -qi 'permission denied' "$pgdir/app-worker.log"; then
+      ok "a worker as the application role (--migrate false) becomes ready and stops cleanly, no permission error"
+    else
+      bad "a worker as the application role:"; grep -i 'permission denied\|error' "$pgdir/app-worker.log" | tail -5 | sed 's/^/        /'
+    fi
+    [ "$(q ordinaut_app appPass1 'SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles WHERE rolname = current_user')" = f ] \
+      && [ "$(q ordinaut ownerPass1 'SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles WHERE rolname = current_user')" = f ] \
+      && ok "neither the owner nor the application role is a superuser or may create roles or databases" \
+      || bad "the owner or the application role has superuser, CREATEROLE or CREATEDB"
+    out=$(q ordinaut_app appPass1 'BEGIN; UPDATE due_work SET priority = priority WHERE false; DELETE FROM outbox WHERE false; SELECT count(*) FROM tasks; ROLLBACK') \
+      && ok "the application role reads and writes Ordinaut's tables" || bad "the application role cannot use the tables: $out"
+    for stmt in 'CREATE TABLE evil (i int)' 'ALTER TABLE tasks ADD COLUMN evil int' 'DROP TABLE audit_log' "COPY (SELECT 1) TO PROGRAM 'id'"; do
+      if out=$(q ordinaut_app appPass1 "$stmt"); then
+        bad "the application role may: $stmt"
+      else
+        ok "the application role is refused: $stmt ($(grep -o 'ERROR: .*' <<<"$out" | head -1 | cut -c1-60))"
+      fi
+    done
+    if out=$(q postgres ownerPass1 'SELECT 1'); then
+      bad "the superuser logs in over TCP with the initdb password"
+    else
+      ok "the superuser has no password: TCP logins as postgres are refused"
+    fi
+  fi
+  as_pg "$PGBIN/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$pgdir"
+fi
 
 # --- 8. Dockerfile ---------------------------------------------------------------------------
 say "8. Dockerfile (parsed with Docker's parser; no engine here to build it)"
