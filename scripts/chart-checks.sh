@@ -852,6 +852,23 @@ else
     fi
   fi
   as_pg "$PGBIN/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true
+  # A data directory from chart 0.2, whose bootstrap superuser is the owner (POSTGRES_USER was
+  # `ordinaut`) and whose tables exist already: the script adds the application role to it.
+  if [ -n "$roles_ok" ] \
+      && as_pg "$PGBIN/initdb" -D "$pgdir/old" -U ordinaut --auth-local=trust --auth-host=scram-sha-256 >"$pgdir/initdb-old.log" 2>&1 \
+      && as_pg "$PGBIN/pg_ctl" -D "$pgdir/old" -w -l "$pgdir/server-old.log" \
+           -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1" start >/dev/null \
+      && as_pg "$PGBIN/psql" -X -q -h "$pgdir" -p "$pgport" -U ordinaut -d postgres -c 'CREATE DATABASE ordinaut' \
+      && as_pg "$PGBIN/psql" -X -q -h "$pgdir" -p "$pgport" -U ordinaut -d ordinaut -c 'CREATE TABLE tasks (id bigserial PRIMARY KEY, name text)' \
+      && run_roles \
+      && [ "$(q ordinaut_app appPass1 "INSERT INTO tasks (name) VALUES ('x') RETURNING id")" = 1 ] \
+      && ! q ordinaut_app appPass1 'CREATE TABLE evil (i int)' >/dev/null \
+      && grep -q 'stays one' "$pgdir/roles.log"; then
+    ok "a data directory initialised by chart 0.2 (owner = bootstrap superuser): the application role is added, writes rows, no DDL; the log says the owner stays a superuser"
+  elif [ -n "$roles_ok" ]; then
+    bad "the roles script on a chart-0.2 data directory:"; tail -5 "$pgdir"/roles.log "$pgdir"/*old.log 2>/dev/null | sed 's/^/        /'
+  fi
+  as_pg "$PGBIN/pg_ctl" -D "$pgdir/old" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$pgdir"
 fi
 

@@ -16,7 +16,9 @@
 # psql's \getenv, so no password is ever on a command line), PGHOST (the socket directory).
 set -eu
 
-until pg_isready -q; do
+# Wait on TCP, not on the socket: on a first start the image's entrypoint runs a temporary
+# server on the socket only (while it creates the database), then restarts it.
+until pg_isready -q -h 127.0.0.1 -p "${PGPORT:-5432}"; do
   echo "roles: waiting for PostgreSQL"
   sleep 1
 done
