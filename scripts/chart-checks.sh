@@ -17,7 +17,9 @@
 #      PostgreSQL's roles (operator = owner, workers and gateway = application role), no
 #      password on any container's argv
 #   7b. the bundled PostgreSQL's roles script on a real (private) PostgreSQL: migrations as the
-#      non-superuser owner, a worker as the application role, DDL and COPY TO PROGRAM refused
+#      non-superuser owner, a worker and the gateway as the application role (the gateway with
+#      the Host names and admin token file the chart renders; SIGTERM), DDL and COPY TO
+#      PROGRAM refused
 #   3. rendered built-in kinds validate against Kubernetes' schemas (kubernetes-validate)
 #   4. custom resources (the examples, a deliberate typo) validate against the CRDs'
 #      openAPIV3Schema (check-jsonschema); Prometheus Operator kinds are skipped (no schema)
@@ -778,7 +780,7 @@ done < "$WORK/flags.out"
 [ -s "$WORK/flags.out" ] || bad "the --help check produced no result"
 
 # --- 7b. the bundled PostgreSQL's roles on a real server ---------------------------------------
-say "7b. files/postgresql-roles.sh on a private PostgreSQL: migrations as the owner, a worker as the application role"
+say "7b. files/postgresql-roles.sh on a private PostgreSQL: migrations as the owner, a worker and the gateway as the application role"
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
   skip "no PostgreSQL server binaries (apt-get install postgresql): the roles script is untested"
@@ -831,6 +833,64 @@ else
       ok "a worker as the application role (--migrate false) becomes ready and stops cleanly, no permission error"
     else
       bad "a worker as the application role:"; grep -i 'permission denied\|error' "$pgdir/app-worker.log" | tail -5 | sed 's/^/        /'
+    fi
+    # The gateway as the application role, with the Host names and admin token file the chart
+    # renders (the Kubernetes API is not needed for these calls: a kubeconfig to nowhere).
+    gw_hosts=$("$HELM" template ordinaut "$CHART" -n ordinaut -f "$CHART/ci/databases-values.yaml" \
+      --set gateway.enabled=true --set gateway.admin.token=x --show-only templates/gateway/deployment.yaml \
+      | "$PY" -c 'import sys, yaml
+d = yaml.safe_load(sys.stdin)
+c = d["spec"]["template"]["spec"]["containers"][0]
+print(next(e["value"] for e in c["env"] if e["name"] == "ORDINAUT_ALLOWED_HOSTS"))')
+    printf '%s\n' 'apiVersion: v1' 'kind: Config' 'clusters: [{name: c, cluster: {server: "http://127.0.0.1:1"}}]' \
+      'users: [{name: u, user: {token: x}}]' 'contexts: [{name: c, context: {cluster: c, user: u}}]' \
+      'current-context: c' >"$pgdir/kubeconfig"
+    echo gatewayAdmin1 >"$pgdir/admin-token"
+    gport=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    env -i PATH=/usr/bin:/bin HOME=/tmp KUBECONFIG="$pgdir/kubeconfig" DATABASE_URL="$app_url" \
+      ORDINAUT_LISTEN_ADDR="127.0.0.1:$gport" ORDINAUT_ADMIN_TOKEN_FILE="$pgdir/admin-token" \
+      ORDINAUT_ALLOWED_HOSTS="$gw_hosts" "$GATEWAY_BIN" >"$pgdir/gateway.log" 2>&1 &
+    gpid=$!
+    gready=
+    for _ in $(seq 1 120); do
+      if curl -fsS "http://127.0.0.1:$gport/readyz" >/dev/null 2>&1; then gready=1; break; fi
+      kill -0 "$gpid" 2>/dev/null || break
+      sleep 0.5
+    done
+    mcp_init() { # mcp_init HOST: the HTTP status of an MCP initialize with that Host header
+      curl -s -o /dev/null -w '%{http_code}' -H "Host: $1" -H 'Authorization: Bearer gatewayAdmin1' \
+        -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+        -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"chart-checks","version":"1"}}}' \
+        "http://127.0.0.1:$gport/mcp"
+    }
+    if [ -n "$gready" ]; then
+      ok "the gateway as the application role becomes ready"
+      codes=""
+      for h in ordinaut-gateway:8080 ordinaut-gateway.ordinaut:8080 ordinaut-gateway.ordinaut.svc.cluster.local:8080; do
+        codes="$codes $h=$(mcp_init "$h")"
+      done
+      if ! grep -qv '=200$' <<<"$(tr ' ' '\n' <<<"${codes# }")"; then
+        ok "the gateway's /mcp accepts the Service's in-cluster names the chart renders:$codes"
+      else
+        bad "the gateway's /mcp refuses an in-cluster name:$codes"
+      fi
+      c=$(mcp_init attacker.example.com)
+      [ "$c" = 403 ] && ok "the gateway's /mcp refuses an unknown Host (403)" || bad "the gateway's /mcp answered $c to an unknown Host"
+      a=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer gatewayAdmin1' "http://127.0.0.1:$gport/v1/tasks")
+      n=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$gport/v1/tasks")
+      [ "$a" = 200 ] && [ "$n" = 401 ] && ok "the admin token file signs in (GET /v1/tasks $a; without a token $n)" \
+        || bad "GET /v1/tasks: admin token $a (want 200), no token $n (want 401)"
+    else
+      bad "the gateway as the application role did not become ready:"; tail -5 "$pgdir/gateway.log" | sed 's/^/        /'
+    fi
+    kill -TERM "$gpid" 2>/dev/null || true
+    stopped=
+    for _ in $(seq 1 60); do kill -0 "$gpid" 2>/dev/null || { stopped=1; break; }; sleep 0.5; done
+    grc=0; [ -n "$stopped" ] && { wait "$gpid" || grc=$?; }
+    if [ -n "$stopped" ] && [ "$grc" = 0 ]; then
+      ok "the gateway stops on SIGTERM (exit 0)"
+    else
+      bad "the gateway on SIGTERM: stopped=${stopped:-no} exit $grc"; kill -KILL "$gpid" 2>/dev/null || true
     fi
     [ "$(q ordinaut_app appPass1 'SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles WHERE rolname = current_user')" = f ] \
       && [ "$(q ordinaut ownerPass1 'SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles WHERE rolname = current_user')" = f ] \
