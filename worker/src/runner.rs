@@ -33,18 +33,70 @@ use recorder::{Record, recorder_loop};
 use std::sync::atomic::AtomicU64;
 
 /// Why a run's cancellation token fired.
-const REASON_NONE: u8 = 0;
-const REASON_REPLACED: u8 = 1;
-const REASON_LOST: u8 = 2;
-const REASON_DRAIN: u8 = 3;
-const REASON_TIMEOUT: u8 = 4;
-/// Self-fencing: the lease was not renewed in time (see the `fence` module).
-const REASON_FENCED: u8 = 5;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum CancelReason {
+    /// Not cancelled (or not yet).
+    None = 0,
+    /// A `concurrencyPolicy: Replace` run displaced it.
+    Replaced = 1,
+    /// The heartbeat found the lease gone (reaped, perhaps leased again).
+    Lost = 2,
+    /// The drain timeout passed during shutdown: handed back.
+    Drain = 3,
+    /// The Task's `timeout` passed.
+    Timeout = 4,
+    /// Self-fencing: the lease was not renewed in time (see the `fence` module).
+    Fenced = 5,
+}
+
+/// A run's [`CancelReason`], shared between the run and whoever stops it. The first reason
+/// set wins.
+#[derive(Debug, Clone, Default)]
+struct Reason(Arc<AtomicU8>);
+
+impl Reason {
+    fn get(&self) -> CancelReason {
+        match self.0.load(Ordering::SeqCst) {
+            1 => CancelReason::Replaced,
+            2 => CancelReason::Lost,
+            3 => CancelReason::Drain,
+            4 => CancelReason::Timeout,
+            5 => CancelReason::Fenced,
+            _ => CancelReason::None,
+        }
+    }
+
+    /// Sets `why` unless a reason was set before.
+    fn set(&self, why: CancelReason) {
+        let _ = self.0.compare_exchange(
+            CancelReason::None as u8,
+            why as u8,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+}
+
+impl RunControl {
+    /// Cancels the run for `why` (the first reason given is the one it reports).
+    fn stop(&self, why: CancelReason) {
+        self.reason.set(why);
+        self.cancel.cancel();
+    }
+}
 
 struct HeldRun {
     attempt: i32,
+    control: RunControl,
+}
+
+/// How a run and the loops around it (heartbeat, drain, fence) stop and track it; shared
+/// between the run's task and its [`HeldRun`] entry.
+#[derive(Clone)]
+struct RunControl {
     cancel: CancellationToken,
-    reason: Arc<AtomicU8>,
+    reason: Reason,
     /// Set once the result is on its way to the recorder: a missing heartbeat row then means
     /// "finished", not "lost".
     finishing: Arc<AtomicBool>,
@@ -206,33 +258,23 @@ impl Worker {
             crate::budget::note_waits(&s.metrics, &leases.waits);
             for lease in leases.leases {
                 let Some(permit) = permits.pop() else { break };
-                let cancel = CancellationToken::new();
-                let reason = Arc::new(AtomicU8::new(REASON_NONE));
-                let finishing = Arc::new(AtomicBool::new(false));
-                let deadline = Arc::new(AtomicU64::new(
-                    sent.saturating_add(fence::ms(s.config.lease_duration)),
-                ));
+                let control = RunControl {
+                    cancel: CancellationToken::new(),
+                    reason: Reason::default(),
+                    finishing: Arc::new(AtomicBool::new(false)),
+                    deadline: Arc::new(AtomicU64::new(
+                        sent.saturating_add(fence::ms(s.config.lease_duration)),
+                    )),
+                };
                 let lease_key = (lease.id, lease.attempt);
                 lock(&s.held).insert(
                     lease.id,
                     HeldRun {
                         attempt: lease.attempt,
-                        cancel: cancel.clone(),
-                        reason: reason.clone(),
-                        finishing: finishing.clone(),
-                        deadline: deadline.clone(),
+                        control: control.clone(),
                     },
                 );
-                let handle = runs.spawn(run_one(
-                    s.clone(),
-                    lease,
-                    permit,
-                    tx.clone(),
-                    cancel,
-                    reason,
-                    finishing,
-                    deadline,
-                ));
+                let handle = runs.spawn(run_one(s.clone(), lease, permit, tx.clone(), control));
                 tasks.insert(handle.id(), lease_key);
             }
             drop(permits);
@@ -264,8 +306,7 @@ impl Worker {
                     let held = lock(&s.held);
                     tracing::warn!(runs = held.len(), "drain timeout reached; handing back leases of unfinished runs");
                     for h in held.values() {
-                        let _ = h.reason.compare_exchange(REASON_NONE, REASON_DRAIN, Ordering::SeqCst, Ordering::SeqCst);
-                        h.cancel.cancel();
+                        h.control.stop(CancelReason::Drain);
                     }
                 }
             }
@@ -385,243 +426,405 @@ fn compile_spec(raw: &serde_json::Value) -> Result<Prepared, String> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Runs one leased occurrence and hands its outcome to the recorder.
 async fn run_one(
     s: Arc<Shared>,
     lease: Lease,
     permit: OwnedSemaphorePermit,
     tx: mpsc::UnboundedSender<Record>,
-    cancel: CancellationToken,
-    reason: Arc<AtomicU8>,
-    finishing: Arc<AtomicBool>,
-    deadline: Arc<AtomicU64>,
+    control: RunControl,
 ) {
-    let run_id = Uuid::now_v7();
+    let run = Run {
+        run_id: Uuid::now_v7(),
+        started: Utc::now(),
+        s,
+        lease,
+        tx,
+        control,
+    };
     let span = tracing::info_span!(
         "run",
-        namespace = %lease.namespace,
-        task = %lease.name,
-        run_id = %run_id,
-        attempt = lease.attempt,
-        trigger = %lease.trigger,
+        namespace = %run.lease.namespace,
+        task = %run.lease.name,
+        run_id = %run.run_id,
+        attempt = run.lease.attempt,
+        trigger = %run.lease.trigger,
     );
     async move {
-        let started = Utc::now();
-        if lease.trigger == Trigger::Schedule && lease.attempt == 1 {
-            let lag = (started - lease.run_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
-            s.metrics.schedule_lag.observe(lag);
+        run.observe_lag();
+        run.s.metrics.in_flight.inc();
+        let outcome = run.execute().await;
+        run.conclude(outcome, permit);
+    }
+    .instrument(span)
+    .await
+}
+
+/// How a run ends for the worker.
+enum Outcome {
+    /// Recorded (succeeded, failed, skipped or cancelled).
+    Record(Box<RunRecord>),
+    /// Not recorded and not handed back: the lease is no longer this worker's.
+    Dropped,
+    /// Handed back unrecorded, to run again as the next attempt (drain, self-fencing, a
+    /// concurrency policy that could not be applied).
+    HandBack,
+}
+
+/// One leased occurrence being run.
+struct Run {
+    s: Arc<Shared>,
+    lease: Lease,
+    run_id: Uuid,
+    started: chrono::DateTime<Utc>,
+    tx: mpsc::UnboundedSender<Record>,
+    control: RunControl,
+}
+
+impl Run {
+    fn observe_lag(&self) {
+        if self.lease.trigger == Trigger::Schedule && self.lease.attempt == 1 {
+            let lag = (self.started - self.lease.run_at)
+                .num_microseconds()
+                .unwrap_or(0)
+                .max(0) as f64
+                / 1e6;
+            self.s.metrics.schedule_lag.observe(lag);
         }
-        s.metrics.in_flight.inc();
-        let finish = |status: RunStatus, output, error: Option<String>, steps: Vec<ordinaut_store::StepRecord>| {
-            let finished = Utc::now();
-            let mut outcome = Storable { status, output, error, steps };
-            if let Some(why) = make_storable(&mut outcome, s.config.max_output_bytes) {
-                s.metrics.unstorable_results.inc();
-                tracing::warn!(reason = %why, "the run's result cannot be stored as it is; recording the run as failed");
-            }
-            let Storable { status, output, error, steps } = outcome;
-            let mut evs: Vec<OutboxEvent> = steps.iter().map(|st| events::step(&lease, run_id, st)).collect();
-            evs.push(events::run_finished(&lease, run_id, status, started, finished, error.as_deref()));
-            for e in &mut evs {
-                e.stream = Some(s.config.events_stream.clone());
-            }
-            RunRecord {
-                due_work_id: lease.id,
-                attempt: lease.attempt,
-                run_id,
-                status,
-                started_at: started,
-                finished_at: finished,
-                worker: s.config.worker_id.clone(),
-                output,
-                error,
-                steps,
-                events: evs,
-                disposition: Disposition::Done,
+    }
+
+    /// A failure recorded without running anything.
+    fn failed(&self, msg: String) -> Outcome {
+        self.finish(RunStatus::Failed, None, Some(msg), Vec::new())
+    }
+
+    /// The run record (with its step records and events) for this outcome.
+    fn finish(
+        &self,
+        status: RunStatus,
+        output: Option<serde_json::Value>,
+        error: Option<String>,
+        steps: Vec<ordinaut_store::StepRecord>,
+    ) -> Outcome {
+        let (s, lease) = (&self.s, &self.lease);
+        let finished = Utc::now();
+        let mut outcome = Storable {
+            status,
+            output,
+            error,
+            steps,
+        };
+        if let Some(why) = make_storable(&mut outcome, s.config.max_output_bytes) {
+            s.metrics.unstorable_results.inc();
+            tracing::warn!(reason = %why, "the run's result cannot be stored as it is; recording the run as failed");
+        }
+        let Storable {
+            status,
+            output,
+            error,
+            steps,
+        } = outcome;
+        let mut evs: Vec<OutboxEvent> = steps
+            .iter()
+            .map(|st| events::step(lease, self.run_id, st))
+            .collect();
+        evs.push(events::run_finished(
+            lease,
+            self.run_id,
+            status,
+            self.started,
+            finished,
+            error.as_deref(),
+        ));
+        for e in &mut evs {
+            e.stream = Some(s.config.events_stream.clone());
+        }
+        Outcome::Record(Box::new(RunRecord {
+            due_work_id: lease.id,
+            attempt: lease.attempt,
+            run_id: self.run_id,
+            status,
+            started_at: self.started,
+            finished_at: finished,
+            worker: s.config.worker_id.clone(),
+            output,
+            error,
+            steps,
+            events: evs,
+            disposition: Disposition::Done,
+        }))
+    }
+
+    /// Prepares, applies the concurrency policy, runs the pipeline under its limits.
+    async fn execute(&self) -> Outcome {
+        let prepared = match self.s.prepare(&self.lease) {
+            Ok(p) => p,
+            Err(msg) => {
+                tracing::warn!(error = %msg, "cannot run task");
+                return self.failed(msg);
             }
         };
-        let record = 'run: {
-            let prepared = match s.prepare(&lease) {
-                Ok(p) => p,
-                Err(msg) => {
-                    tracing::warn!(error = %msg, "cannot run task");
-                    break 'run Some(finish(RunStatus::Failed, None, Some(msg), Vec::new()));
+        if let Some(msg) = exhausted(&prepared.spec, self.lease.attempt) {
+            self.s.metrics.exhausted.inc();
+            tracing::error!(error = %msg, "giving up on the occurrence");
+            return self.failed(msg);
+        }
+        if let Err(outcome) = self.apply_policy(prepared.spec.concurrency_policy).await {
+            return outcome;
+        }
+        let mut started_event = events::run_started(
+            &self.lease,
+            self.run_id,
+            self.started,
+            &self.s.config.worker_id,
+        );
+        started_event.stream = Some(self.s.config.events_stream.clone());
+        let _ = self
+            .tx
+            .send(Record::Started(self.lease.task_uid, started_event));
+        let agent_scopes = match prepared.spec.agent_ref.as_deref() {
+            None => None,
+            Some(name) => match lookup_agent(&self.s, &self.lease.namespace, name).await {
+                Some(scopes) => Some((name.to_string(), scopes)),
+                None => {
+                    return self.failed(format!(
+                        "Agent `{name}` does not exist (or is invalid) in namespace `{}`; create it or fix spec.agentRef",
+                        self.lease.namespace
+                    ));
                 }
-            };
-            if let Some(msg) = exhausted(&prepared.spec, lease.attempt) {
-                s.metrics.exhausted.inc();
-                tracing::error!(error = %msg, "giving up on the occurrence");
-                break 'run Some(finish(RunStatus::Failed, None, Some(msg), Vec::new()));
-            }
-            let policy = prepared.spec.concurrency_policy;
-            if policy != ConcurrencyPolicy::Allow {
-                let policy_name = match policy {
-                    ConcurrencyPolicy::Forbid => "Forbid",
-                    ConcurrencyPolicy::Replace => "Replace",
-                    ConcurrencyPolicy::Allow => "Allow",
-                };
-                match s.store.begin_run(lease.id, lease.attempt, lease.task_uid, policy_name).await {
-                    Ok(RunDecision::Run) => {}
-                    Ok(RunDecision::Replaced { cancelled }) => {
-                        tracing::info!(?cancelled, "replacing active runs (concurrencyPolicy: Replace)");
-                    }
-                    Ok(RunDecision::Skip { active }) => {
-                        tracing::info!(?active, "skipped: another run is active (concurrencyPolicy: Forbid)");
-                        let msg = "skipped: another run of this task was active (concurrencyPolicy: Forbid)".to_string();
-                        break 'run Some(finish(RunStatus::Skipped, None, Some(msg), Vec::new()));
-                    }
-                    Err(StoreError::StaleAttempt { .. } | StoreError::NotFound { .. }) => {
-                        s.metrics.lost_leases.inc();
-                        break 'run None;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not apply the concurrency policy; handing the run back");
-                        finishing.store(true, Ordering::SeqCst);
-                        s.metrics.in_flight.dec();
-                        let _ = tx.send(Record::Release(lease.id, lease.attempt, Some(permit)));
-                        return;
-                    }
-                }
-            }
-            let mut started_event = events::run_started(&lease, run_id, started, &s.config.worker_id);
-            started_event.stream = Some(s.config.events_stream.clone());
-            let _ = tx.send(Record::Started(lease.task_uid, started_event));
-            let agent_scopes = match prepared.spec.agent_ref.as_deref() {
-                None => None,
-                Some(name) => match lookup_agent(&s, &lease.namespace, name).await {
-                    Some(scopes) => Some((name.to_string(), scopes)),
-                    None => {
-                        let msg = format!(
-                            "Agent `{name}` does not exist (or is invalid) in namespace `{}`; create it or fix spec.agentRef",
-                            lease.namespace
-                        );
-                        break 'run Some(finish(RunStatus::Failed, None, Some(msg), Vec::new()));
-                    }
-                },
-            };
-            // An MCP tool not configured here yet (its McpServer was applied a moment ago):
-            // read the definitions once before the run fails on it.
-            if let Some(sync) = &s.sync
-                && prepared
-                    .pipeline
-                    .steps
-                    .iter()
-                    .any(|st| !s.executor.has_tool(&lease.namespace, &st.tool.to_string()))
-            {
-                sync.sync_now().await;
-            }
-            let params = with_event(
-                prepared.spec.params.clone().unwrap_or_else(|| serde_json::json!({})),
-                &lease.payload,
+            },
+        };
+        self.sync_unknown_tools(&prepared).await;
+        let result = self.supervised(&prepared, agent_scopes.as_ref()).await;
+        if self.fenced() {
+            // Never recorded (not as succeeded, not as failed): another worker may hold
+            // the occurrence by now. Handed back, so it runs again as the next attempt.
+            self.s.metrics.fenced.inc();
+            tracing::warn!(
+                "lease not renewed within the safety margin of its expiry: run stopped and handed back (self-fencing)"
             );
-            let context = Context::new(
-                params,
-                RunInfo {
-                    id: run_id.to_string(),
-                    attempt: u32::try_from(lease.attempt).unwrap_or(1),
-                },
-                TaskInfo {
-                    name: lease.name.clone(),
-                    namespace: lease.namespace.clone(),
-                },
-                reference_time(lease.scheduled_for),
-                prepared.timezone,
-            );
-            let input = RunInput {
-                pipeline: &prepared.pipeline,
-                context,
-                task_retry: prepared.spec.retry.as_ref(),
-                idempotency_key: format!(
-                    "{}:{}:{}",
-                    lease.task_uid,
-                    lease.scheduled_for.timestamp_micros(),
-                    lease.trigger
-                ),
-                run_attempt: u32::try_from(lease.attempt).unwrap_or(1),
-                run_id,
-                namespace: &lease.namespace,
-                agent: agent_scopes.as_ref().map(|(n, sc)| (n.as_str(), sc.as_slice())),
-            };
-            // A panicking tool fails this run (and only this run): recorded, lease released.
-            let guarded = std::panic::AssertUnwindSafe(s.executor.run(input, &cancel))
-                .catch_unwind()
-                .map(|r| r.unwrap_or_else(|p| {
+            return Outcome::HandBack;
+        }
+        self.audit_denied(&prepared, &result.denied).await;
+        if result.status != RunStatus::Cancelled {
+            return self.finish(result.status, result.output, result.error, result.steps);
+        }
+        match self.control.reason.get() {
+            CancelReason::Drain => Outcome::HandBack,
+            CancelReason::Lost => Outcome::Dropped,
+            CancelReason::Timeout => {
+                let msg = format!(
+                    "run timed out after {}",
+                    ordinaut_schedule::duration::format_duration(
+                        prepared.timeout.unwrap_or_default()
+                    )
+                );
+                self.finish(RunStatus::Failed, None, Some(msg), result.steps)
+            }
+            CancelReason::None | CancelReason::Replaced | CancelReason::Fenced => {
+                let msg =
+                    "cancelled: replaced by a newer run (concurrencyPolicy: Replace)".to_string();
+                self.finish(RunStatus::Cancelled, None, Some(msg), result.steps)
+            }
+        }
+    }
+
+    /// `Forbid` / `Replace`: whether this run may start (`Err`: how it ends instead).
+    async fn apply_policy(&self, policy: ConcurrencyPolicy) -> Result<(), Outcome> {
+        let policy_name = match policy {
+            ConcurrencyPolicy::Allow => return Ok(()),
+            ConcurrencyPolicy::Forbid => "Forbid",
+            ConcurrencyPolicy::Replace => "Replace",
+        };
+        let lease = &self.lease;
+        match self
+            .s
+            .store
+            .begin_run(lease.id, lease.attempt, lease.task_uid, policy_name)
+            .await
+        {
+            Ok(RunDecision::Run) => Ok(()),
+            Ok(RunDecision::Replaced { cancelled }) => {
+                tracing::info!(
+                    ?cancelled,
+                    "replacing active runs (concurrencyPolicy: Replace)"
+                );
+                Ok(())
+            }
+            Ok(RunDecision::Skip { active }) => {
+                tracing::info!(
+                    ?active,
+                    "skipped: another run is active (concurrencyPolicy: Forbid)"
+                );
+                let msg =
+                    "skipped: another run of this task was active (concurrencyPolicy: Forbid)"
+                        .to_string();
+                Err(self.finish(RunStatus::Skipped, None, Some(msg), Vec::new()))
+            }
+            Err(StoreError::StaleAttempt { .. } | StoreError::NotFound { .. }) => {
+                self.s.metrics.lost_leases.inc();
+                Err(Outcome::Dropped)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not apply the concurrency policy; handing the run back");
+                Err(Outcome::HandBack)
+            }
+        }
+    }
+
+    /// An MCP tool not configured here yet (its McpServer was applied a moment ago): read
+    /// the definitions once before the run fails on it.
+    async fn sync_unknown_tools(&self, prepared: &Prepared) {
+        if let Some(sync) = &self.s.sync
+            && prepared.pipeline.steps.iter().any(|st| {
+                !self
+                    .s
+                    .executor
+                    .has_tool(&self.lease.namespace, &st.tool.to_string())
+            })
+        {
+            sync.sync_now().await;
+        }
+    }
+
+    /// Runs the pipeline, stopped by its timeout, the self-fencing deadline or a cancel; a
+    /// panicking tool fails this run (and only this run).
+    async fn supervised(
+        &self,
+        prepared: &Prepared,
+        agent_scopes: Option<&(String, Vec<String>)>,
+    ) -> crate::executor::RunResult {
+        let (s, lease) = (&self.s, &self.lease);
+        let params = with_event(
+            prepared
+                .spec
+                .params
+                .clone()
+                .unwrap_or_else(|| serde_json::json!({})),
+            &lease.payload,
+        );
+        let context = Context::new(
+            params,
+            RunInfo {
+                id: self.run_id.to_string(),
+                attempt: u32::try_from(lease.attempt).unwrap_or(1),
+            },
+            TaskInfo {
+                name: lease.name.clone(),
+                namespace: lease.namespace.clone(),
+            },
+            reference_time(lease.scheduled_for),
+            prepared.timezone,
+        );
+        let input = RunInput {
+            pipeline: &prepared.pipeline,
+            context,
+            task_retry: prepared.spec.retry.as_ref(),
+            idempotency_key: format!(
+                "{}:{}:{}",
+                lease.task_uid,
+                lease.scheduled_for.timestamp_micros(),
+                lease.trigger
+            ),
+            run_attempt: u32::try_from(lease.attempt).unwrap_or(1),
+            run_id: self.run_id,
+            namespace: &lease.namespace,
+            agent: agent_scopes.map(|(n, sc)| (n.as_str(), sc.as_slice())),
+        };
+        let guarded = std::panic::AssertUnwindSafe(s.executor.run(input, &self.control.cancel))
+            .catch_unwind()
+            .map(|r| {
+                r.unwrap_or_else(|p| {
                     s.metrics.panics.inc();
                     fence::panicked(p.as_ref())
-                }));
-            let limits = fence::Limits {
-                cancel: &cancel,
-                reason: &reason,
-                deadline: &deadline,
-                margin: s.config.fence_margin(),
-                timeout: prepared.timeout,
-            };
-            let result = fence::supervise(guarded, limits).await;
-            let fenced = reason.load(Ordering::SeqCst) == REASON_FENCED
-                || (reason.load(Ordering::SeqCst) == REASON_NONE
-                    && fence::fenced(&deadline, s.config.fence_margin()));
-            if fenced {
-                // Never recorded (not as succeeded, not as failed): another worker may hold
-                // the occurrence by now. Handed back, so it runs again as the next attempt.
-                s.metrics.fenced.inc();
-                tracing::warn!("lease not renewed within the safety margin of its expiry: run stopped and handed back (self-fencing)");
-                finishing.store(true, Ordering::SeqCst);
-                s.metrics.in_flight.dec();
-                let _ = tx.send(Record::Release(lease.id, lease.attempt, Some(permit)));
-                return;
-            }
-            for (tool, why) in &result.denied {
-                // The run id correlates the audit entry with this run's log lines.
-                let detail = serde_json::json!({"runId": run_id, "reason": why, "outcome": "refused"});
-                let actor = prepared.spec.agent_ref.as_deref().unwrap_or("(no agent)");
-                let correlation = run_id.to_string();
-                tracing::warn!(tool = %tool, reason = %why, correlation_id = %correlation, "tool call refused by the Agent's scopes");
-                if let Err(e) = s.store.audit_correlated(actor, "tool.call", false, Some(lease.task_uid), Some(tool), &detail, &correlation).await {
-                    tracing::warn!(error = %e, "writing the audit log failed");
-                }
-            }
-            if result.status != RunStatus::Cancelled {
-                break 'run Some(finish(result.status, result.output, result.error, result.steps));
-            }
-            match reason.load(Ordering::SeqCst) {
-                REASON_DRAIN => {
-                    finishing.store(true, Ordering::SeqCst);
-                    s.metrics.in_flight.dec();
-                    let _ = tx.send(Record::Release(lease.id, lease.attempt, Some(permit)));
-                    return;
-                }
-                REASON_LOST => None,
-                REASON_TIMEOUT => {
-                    let msg = format!(
-                        "run timed out after {}",
-                        ordinaut_schedule::duration::format_duration(prepared.timeout.unwrap_or_default())
-                    );
-                    Some(finish(RunStatus::Failed, None, Some(msg), result.steps))
-                }
-                _ => {
-                    let msg = "cancelled: replaced by a newer run (concurrencyPolicy: Replace)".to_string();
-                    Some(finish(RunStatus::Cancelled, None, Some(msg), result.steps))
-                }
-            }
+                })
+            });
+        let limits = fence::Limits {
+            cancel: &self.control.cancel,
+            reason: &self.control.reason,
+            deadline: &self.control.deadline,
+            margin: s.config.fence_margin(),
+            timeout: prepared.timeout,
         };
-        let elapsed = (Utc::now() - started).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+        fence::supervise(guarded, limits).await
+    }
+
+    /// Whether the run was (or must now be) stopped by self-fencing.
+    fn fenced(&self) -> bool {
+        match self.control.reason.get() {
+            CancelReason::Fenced => true,
+            CancelReason::None => {
+                fence::fenced(&self.control.deadline, self.s.config.fence_margin())
+            }
+            _ => false,
+        }
+    }
+
+    /// Audits the tool calls the Agent's scopes refused; the run id correlates each entry
+    /// with this run's log lines.
+    async fn audit_denied(&self, prepared: &Prepared, denied: &[(String, String)]) {
+        for (tool, why) in denied {
+            let detail =
+                serde_json::json!({"runId": self.run_id, "reason": why, "outcome": "refused"});
+            let actor = prepared.spec.agent_ref.as_deref().unwrap_or("(no agent)");
+            let correlation = self.run_id.to_string();
+            tracing::warn!(tool = %tool, reason = %why, correlation_id = %correlation, "tool call refused by the Agent's scopes");
+            if let Err(e) = self
+                .s
+                .store
+                .audit_correlated(
+                    actor,
+                    "tool.call",
+                    false,
+                    Some(self.lease.task_uid),
+                    Some(tool),
+                    &detail,
+                    &correlation,
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "writing the audit log failed");
+            }
+        }
+    }
+
+    /// Hands the outcome to the recorder (or the lease back), releasing the slot with it.
+    fn conclude(self, outcome: Outcome, permit: OwnedSemaphorePermit) {
+        let s = &self.s;
+        if let Outcome::HandBack = outcome {
+            self.control.finishing.store(true, Ordering::SeqCst);
+            s.metrics.in_flight.dec();
+            let _ = self.tx.send(Record::Release(
+                self.lease.id,
+                self.lease.attempt,
+                Some(permit),
+            ));
+            return;
+        }
+        let elapsed = (Utc::now() - self.started)
+            .num_microseconds()
+            .unwrap_or(0)
+            .max(0) as f64
+            / 1e6;
         s.metrics.run_duration.observe(elapsed);
         s.metrics.in_flight.dec();
-        match record {
-            Some(r) => {
-                tracing::info!(status = r.status.as_str(), error = r.error.as_deref().unwrap_or(""), "run finished");
-                finishing.store(true, Ordering::SeqCst);
+        match outcome {
+            Outcome::Record(r) => {
+                tracing::info!(
+                    status = r.status.as_str(),
+                    error = r.error.as_deref().unwrap_or(""),
+                    "run finished"
+                );
+                self.control.finishing.store(true, Ordering::SeqCst);
                 s.metrics.results_waiting.inc();
-                let _ = tx.send(Record::Finished(Box::new(r), permit));
+                let _ = self.tx.send(Record::Finished(r, permit));
             }
-            None => {
-                lock(&s.held).remove(&lease.id);
+            Outcome::Dropped | Outcome::HandBack => {
+                lock(&s.held).remove(&self.lease.id);
                 drop(permit);
             }
         }
     }
-    .instrument(span)
-    .await
 }
 
 /// Why an occurrence leased for the `attempt`th time is given up, if it is: every attempt

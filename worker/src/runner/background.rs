@@ -3,7 +3,7 @@
 //! displaced) and the reaper (returns the expired leases of crashed workers to the queue).
 
 use super::fence::now_ms;
-use super::{REASON_LOST, REASON_NONE, REASON_REPLACED, Shared, lock};
+use super::{CancelReason, Shared, lock};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -57,27 +57,15 @@ pub(super) async fn heartbeat_loop(s: Arc<Shared>, stop: CancellationToken) {
             match kept.get(id) {
                 Some((cancel, remaining)) => {
                     let until = sent + u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX);
-                    h.deadline.fetch_max(until, Ordering::SeqCst);
+                    h.control.deadline.fetch_max(until, Ordering::SeqCst);
                     if *cancel {
-                        let _ = h.reason.compare_exchange(
-                            REASON_NONE,
-                            REASON_REPLACED,
-                            Ordering::SeqCst,
-                            Ordering::SeqCst,
-                        );
-                        h.cancel.cancel();
+                        h.control.stop(CancelReason::Replaced);
                     }
                 }
-                None if !h.finishing.load(Ordering::SeqCst) => {
+                None if !h.control.finishing.load(Ordering::SeqCst) => {
                     tracing::warn!(due_work = id, "lease lost; abandoning the run");
                     s.metrics.lost_leases.inc();
-                    let _ = h.reason.compare_exchange(
-                        REASON_NONE,
-                        REASON_LOST,
-                        Ordering::SeqCst,
-                        Ordering::SeqCst,
-                    );
-                    h.cancel.cancel();
+                    h.control.stop(CancelReason::Lost);
                 }
                 None => {}
             }

@@ -7,12 +7,12 @@
 //! counting while the process is stopped (SIGSTOP), so a resumed worker sees at once that
 //! its deadlines have passed.
 
-use super::{REASON_FENCED, REASON_NONE, REASON_TIMEOUT};
+use super::{CancelReason, Reason};
 use crate::executor::RunResult;
 use ordinaut_store::RunStatus;
 use std::future::Future;
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -49,7 +49,7 @@ async fn until_fenced(deadline: &AtomicU64, margin: Duration) {
 /// What stops a run besides finishing.
 pub(super) struct Limits<'a> {
     pub cancel: &'a CancellationToken,
-    pub reason: &'a AtomicU8,
+    pub reason: &'a Reason,
     pub deadline: &'a AtomicU64,
     pub margin: Duration,
     /// The Task's `timeout`.
@@ -79,12 +79,12 @@ pub(super) async fn supervise(
             biased;
             _ = &mut fence, if !fence_done => {
                 fence_done = true;
-                let _ = limits.reason.compare_exchange(REASON_NONE, REASON_FENCED, Ordering::SeqCst, Ordering::SeqCst);
+                limits.reason.set(CancelReason::Fenced);
                 limits.cancel.cancel();
             }
             _ = &mut timeout, if !timeout_done => {
                 timeout_done = true;
-                let _ = limits.reason.compare_exchange(REASON_NONE, REASON_TIMEOUT, Ordering::SeqCst, Ordering::SeqCst);
+                limits.reason.set(CancelReason::Timeout);
                 limits.cancel.cancel();
             }
             result = &mut run => return result,
