@@ -30,6 +30,12 @@ fn map_err(what: &str, e: kube::Error) -> WriteError {
             "Task {what}: {}; choose another name, or read it again and retry",
             s.message
         )),
+        kube::Error::Api(s) if s.code == 403 => WriteError::Forbidden(format!(
+            "the gateway may not write Task {what} through the Kubernetes API ({}); \
+             it writes only in the namespaces it serves: add this namespace to the chart's \
+             gateway.namespaces (a Role is created in each)",
+            s.message
+        )),
         kube::Error::Api(s) if s.code == 422 || s.code == 400 => WriteError::Refused(format!(
             "the Kubernetes API refused Task {what}: {}",
             s.message
@@ -85,5 +91,38 @@ impl TaskWriter for KubeWriter {
 
     fn describe(&self) -> String {
         "the Kubernetes API".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::OpError;
+
+    fn api_error(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure(message, "Forbidden")
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    #[test]
+    fn a_forbidden_write_names_the_namespace_setting() {
+        let e = map_err(
+            "team-b/report",
+            api_error(
+                403,
+                "tasks.ordinaut.dev is forbidden: User \"system:serviceaccount:ordinaut:gateway\" \
+                 cannot create resource \"tasks\" in namespace \"team-b\"",
+            ),
+        );
+        let WriteError::Forbidden(m) = &e else {
+            panic!("want Forbidden, got {e:?}")
+        };
+        assert!(m.contains("team-b/report"), "{m}");
+        assert!(m.contains("gateway.namespaces"), "{m}");
+        assert!(m.contains("cannot create resource"), "{m}");
+        assert!(matches!(OpError::from(e), OpError::Forbidden(_)));
     }
 }

@@ -29,6 +29,9 @@ pub enum WriteError {
     /// The API server refused the object (schema, CEL rules).
     #[error("{0}")]
     Refused(String),
+    /// The gateway's own identity may not write there (RBAC).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Failed(String),
 }
@@ -39,6 +42,7 @@ impl From<WriteError> for OpError {
             WriteError::NotFound(what) => OpError::NotFound(format!("Task {what} not found")),
             WriteError::Conflict(m) => OpError::Conflict(m),
             WriteError::Refused(m) => OpError::invalid("spec", m),
+            WriteError::Forbidden(m) => OpError::Forbidden(m),
             WriteError::Failed(m) => OpError::Unavailable(m),
         }
     }
