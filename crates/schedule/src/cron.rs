@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use crate::ScheduleError;
 use crate::order::InOrder;
 use crate::rrule::{max_month_len, month_name};
-use crate::zone::resolve_with_floor;
+use crate::zone::Resolver;
 
 /// A parsed cron expression as bit masks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,7 +314,7 @@ impl Cron {
 /// Lazily yields a cron expression's occurrences strictly after an instant.
 pub(crate) struct CronIter<'a> {
     cron: &'a Cron,
-    tz: Tz,
+    zone: Resolver,
     cursor: Option<NaiveDateTime>,
     order: InOrder,
 }
@@ -329,7 +329,7 @@ impl<'a> CronIter<'a> {
             .unwrap_or(local);
         CronIter {
             cron,
-            tz,
+            zone: Resolver::new(tz),
             cursor: Some(cursor),
             order: InOrder::new(after),
         }
@@ -349,7 +349,7 @@ impl Iterator for CronIter<'_> {
                 return self.order.drain().map(Ok);
             };
             self.cursor = Some(c);
-            self.order.push(resolve_with_floor(self.tz, c));
+            self.order.push(self.zone.resolve(c));
         }
     }
 }

@@ -38,6 +38,7 @@ mod error;
 mod order;
 mod rrule;
 mod schedule;
+mod transitions;
 pub mod zone;
 
 pub use error::{ErrorKind, ScheduleError};

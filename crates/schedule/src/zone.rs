@@ -5,10 +5,11 @@
 //! Zone data comes from `chrono-tz` (the IANA database compiled in). It has no DST rules
 //! after 2099: later instants use the last known offset.
 
-use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
 use chrono_tz::{GapInfo, Tz};
 
 use crate::ScheduleError;
+use crate::transitions::{Place, ZoneTable};
 
 /// Parses an IANA timezone name (`Europe/Chisinau`, `UTC`). The error names the field
 /// `timezone`.
@@ -39,7 +40,7 @@ pub fn parse_timezone(name: &str) -> Result<Tz, ScheduleError> {
 ///   before the gap, i.e. it is shifted forward by the size of the gap (02:30 becomes 03:30 on
 ///   a one-hour gap), as RFC 5545, `java.time` and Python's `zoneinfo` (fold=0) do.
 pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Tz> {
-    resolve_with_floor(tz, local).at
+    Resolver::new(tz).resolve(local).at
 }
 
 /// A wall time resolved by [`resolve_local`], with a lower bound on what any *later* wall time
@@ -55,10 +56,79 @@ pub(crate) struct Resolved {
     pub floor: DateTime<Utc>,
 }
 
-/// [`resolve_local`], also telling how early a later wall time may resolve (see [`Resolved`]).
-/// Iterators use the floor to merge shifted gap times into place instead of dropping the real
-/// wall times that they overtook.
-pub(crate) fn resolve_with_floor(tz: Tz, local: NaiveDateTime) -> Resolved {
+/// Resolves wall times of one zone by [`resolve_local`]'s rules through the zone's cached
+/// table of offset changes ([`ZoneTable`]), remembering the span of offsets the previous wall
+/// time fell in: iterators resolve ascending wall times, so most are one range check away.
+#[derive(Debug)]
+pub(crate) struct Resolver {
+    tz: Tz,
+    table: &'static ZoneTable,
+    /// Wall-clock seconds `[lo, hi)` that resolve in span `span` (empty at first).
+    lo: i64,
+    hi: i64,
+    span: usize,
+    /// Span `span`'s offset.
+    fixed: FixedOffset,
+}
+
+impl Resolver {
+    pub(crate) fn new(tz: Tz) -> Resolver {
+        Resolver {
+            tz,
+            table: ZoneTable::of(tz),
+            lo: 0,
+            hi: 0,
+            span: 0,
+            fixed: Utc.fix(),
+        }
+    }
+
+    /// [`resolve_local`] with the floor (see [`Resolved`]).
+    pub(crate) fn resolve(&mut self, local: NaiveDateTime) -> Resolved {
+        let ts = local.and_utc().timestamp();
+        if !(self.lo <= ts && ts < self.hi) {
+            match self.table.place(ts) {
+                Place::In(i) => self.enter(i),
+                Place::GapBefore(i) => return self.in_gap(local, ts, i),
+            }
+        }
+        let Some(utc) = local.checked_sub_offset(self.fixed) else {
+            return resolve_with_chrono_tz(self.tz, local);
+        };
+        let at = DateTime::from_naive_utc_and_offset(utc, self.table.offset(self.span));
+        Resolved {
+            at,
+            floor: utc.and_utc(),
+        }
+    }
+
+    /// Makes span `i` the remembered one.
+    fn enter(&mut self, i: usize) {
+        (self.lo, self.hi) = self.table.resolving_range(i);
+        self.span = i;
+        let secs = i32::try_from(self.table.secs(i)).unwrap_or(0);
+        self.fixed = FixedOffset::east_opt(secs).unwrap_or(self.fixed);
+    }
+
+    /// A wall time in the gap before span `i`: read with span `i - 1`'s offset; the floor is
+    /// the transition instant.
+    fn in_gap(&self, local: NaiveDateTime, ts: i64, i: usize) -> Resolved {
+        let utc = ts - self.table.secs(i - 1);
+        let offset = self.table.offset_at_utc(utc);
+        let floor = DateTime::<Utc>::from_timestamp(self.table.start(i), 0);
+        match (DateTime::<Utc>::from_timestamp(utc, 0), floor) {
+            (Some(at), Some(floor)) => Resolved {
+                at: DateTime::from_naive_utc_and_offset(at.naive_utc(), offset),
+                floor,
+            },
+            _ => resolve_with_chrono_tz(self.tz, local),
+        }
+    }
+}
+
+/// [`resolve_local`] asked of chrono-tz directly, one lookup per wall time: the reference the
+/// cached tables are tested against, and the fallback at the edges of the representable range.
+pub(crate) fn resolve_with_chrono_tz(tz: Tz, local: NaiveDateTime) -> Resolved {
     match tz.from_local_datetime(&local) {
         LocalResult::Single(t) => Resolved {
             at: t,

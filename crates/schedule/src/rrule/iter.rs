@@ -10,7 +10,7 @@ use super::expand::{Compiled, Next};
 use super::parse::Until;
 use crate::ScheduleError;
 use crate::order::InOrder;
-use crate::zone::resolve_with_floor;
+use crate::zone::Resolver;
 
 /// Work allowed between two candidates before the iterator reports that it gave up.
 /// A validated rule produces a candidate at least once per 400-year cycle, which the cycle
@@ -27,7 +27,7 @@ const JUMP_MARGIN_DAYS: i64 = 3;
 /// Lazily yields a rule's occurrences strictly after an instant.
 pub(crate) struct RuleIter<'a> {
     rule: &'a Compiled,
-    tz: Tz,
+    zone: Resolver,
     next_period: Option<i64>,
     buf: Vec<NaiveDateTime>,
     pos: usize,
@@ -50,7 +50,7 @@ impl<'a> RuleIter<'a> {
             .unwrap_or(local);
         let mut it = RuleIter {
             rule,
-            tz,
+            zone: Resolver::new(tz),
             next_period: Some(0),
             buf: Vec::new(),
             pos: 0,
@@ -137,7 +137,7 @@ impl<'a> RuleIter<'a> {
             self.ended = true;
             return;
         }
-        let r = resolve_with_floor(self.tz, c);
+        let r = self.zone.resolve(c);
         if let Some(Until::Utc(u)) = self.rule.until
             && r.at.to_utc() > u
         {
