@@ -8,6 +8,7 @@ pub mod egress;
 pub mod event_metrics;
 pub mod events;
 pub mod executor;
+pub mod kube_secrets;
 pub mod liveness;
 pub mod mcp;
 pub mod metrics;

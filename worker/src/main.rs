@@ -133,11 +133,27 @@ struct Args {
     #[command(flatten)]
     egress: ordinaut_worker::egress::EgressFlags,
 
-    /// Folder with the Secret values McpServers reference, laid out like mounted Secrets:
-    /// `<dir>/<namespace>/<secret>/<key>`. Without it, McpServers that reference Secrets
-    /// cannot be started by this worker.
+    /// Folder with the Secret values Tasks (`${secrets.NAME.KEY}`) and McpServers reference,
+    /// laid out like mounted Secrets: `<dir>/<namespace>/<secret>/<key>`. Without it (or
+    /// --secrets-from-api), Tasks and McpServers that reference Secrets fail naming them.
     #[arg(long, env = "ORDINAUT_SECRETS_DIR")]
     secrets_dir: Option<std::path::PathBuf>,
+
+    /// Read the Secrets Tasks and McpServers reference through the Kubernetes API instead
+    /// (in-cluster service account, else the kubeconfig): one `get` of the named Secret in
+    /// the Task's or McpServer's own namespace, reused for --secrets-cache-ttl. The worker's
+    /// account then needs `get` on secrets in those namespaces (nothing else).
+    #[arg(
+        long,
+        env = "ORDINAUT_SECRETS_FROM_API",
+        conflicts_with = "secrets_dir"
+    )]
+    secrets_from_api: bool,
+
+    /// How long a Secret read through the API (--secrets-from-api) is reused before it is
+    /// read again.
+    #[arg(long, env = "ORDINAUT_SECRETS_CACHE_TTL", default_value = "10s", value_parser = duration)]
+    secrets_cache_ttl: Duration,
 
     /// How often McpServers and Agents are re-read from the database.
     #[arg(long, env = "ORDINAUT_MCP_SYNC_INTERVAL", default_value = "2s", value_parser = duration)]
@@ -196,10 +212,7 @@ async fn main() -> anyhow::Result<()> {
         ..Default::default()
     });
     tools.set_provider(Arc::new(pool.clone()));
-    let secrets: Arc<dyn ordinaut_tools::secrets::SecretSource> = match &args.secrets_dir {
-        Some(dir) => Arc::new(ordinaut_tools::secrets::DirSecrets::new(dir)),
-        None => Arc::new(ordinaut_tools::secrets::NoSecrets),
-    };
+    let secrets = secret_source(&args).await?;
     let agents = Arc::new(ordinaut_worker::mcp::Agents::default());
     let sync_stop = CancellationToken::new();
     let sync = ordinaut_worker::mcp::DefinitionSync::new(
@@ -211,101 +224,14 @@ async fn main() -> anyhow::Result<()> {
     .shared();
     let sync_task = tokio::spawn(sync.clone().run(args.mcp_sync_interval, sync_stop.clone()));
     let executor = Arc::new(Executor::new(tools, args.step_timeout).with_secrets(secrets));
-    let config = WorkerConfig {
-        worker_id: args
-            .worker_id
-            .clone()
-            .unwrap_or_else(ordinaut_worker::config::default_worker_id),
-        concurrency: args.concurrency,
-        batch_size: args.batch_size,
-        lease_duration: args.lease_duration,
-        heartbeat_interval: args.heartbeat_interval,
-        poll_interval: args.poll_interval,
-        reap_interval: args.reap_interval,
-        drain_timeout: args.drain_timeout,
-        default_step_timeout: args.step_timeout,
-        events_stream: args.events_stream.clone(),
-        lease_safety_margin: args.lease_safety_margin,
-        max_output_bytes: args.max_output_bytes,
-        retention: (!args.retention_interval.is_zero()).then(|| {
-            let forever = Duration::from_secs(100 * 365 * 24 * 3600);
-            let age = |d: Duration| if d.is_zero() { forever } else { d };
-            ordinaut_store::retention::Retention {
-                max_age: age(args.retention_max_age),
-                successful_per_task: args.retention_successful_runs,
-                failed_per_task: args.retention_failed_runs,
-                outbox_max_age: age(args.retention_outbox_age),
-                audit_max_age: age(args.retention_audit_age),
-                ..Default::default()
-            }
-        }),
-        retention_interval: args.retention_interval,
-    };
-    if config.heartbeat_interval + config.fence_margin() >= config.lease_duration {
-        anyhow::bail!(
-            "--heartbeat-interval ({:?}) plus the lease safety margin ({:?}) must be shorter than \
-             --lease-duration ({:?}), or every run would stop itself; lengthen the lease or \
-             shorten the others",
-            config.heartbeat_interval,
-            config.fence_margin(),
-            config.lease_duration
-        );
-    }
+    let config = worker_config(&args)?;
 
     let shutdown = CancellationToken::new();
     let draining = CancellationToken::new();
     let relay_stop = CancellationToken::new();
-    let relay = match &args.redis_url {
-        Some(url) => {
-            let relay = ordinaut_events::OutboxRelay::new(store.clone(), url)
-                .context("configuring the outbox relay")?
-                .with_maxlen(args.events_maxlen);
-            let stats = relay.stats();
-            tokio::spawn(export_relay_stats(
-                stats,
-                metrics.clone(),
-                relay_stop.clone(),
-            ));
-            Some(tokio::spawn(relay.run(relay_stop.clone())))
-        }
-        None => {
-            tracing::warn!(
-                "no --redis-url: events stay in the outbox until a process with one relays them"
-            );
-            None
-        }
-    };
-    let triggers = match (&args.redis_url, args.event_triggers) {
-        (Some(url), true) => {
-            let mut config = ordinaut_events::TriggerConfig::new(config.worker_id.clone());
-            config.reclaim_idle = args.event_reclaim_idle;
-            let triggers = ordinaut_events::EventTriggers::new(store.clone(), url, config)
-                .context("configuring event triggers")?;
-            tokio::spawn(event_metrics.export(triggers.stats(), relay_stop.clone()));
-            Some(tokio::spawn(triggers.run(relay_stop.clone())))
-        }
-        _ => None,
-    };
-    let ready: ReadyCheck = {
-        let store = store.clone();
-        let draining = draining.clone();
-        Arc::new(move || {
-            let store = store.clone();
-            let draining = draining.clone();
-            Box::pin(async move {
-                if draining.is_cancelled() {
-                    return Err("draining".to_string());
-                }
-                if !store.ping().await {
-                    return Err("database unreachable".to_string());
-                }
-                // Redis is not asked: down, it leaves the worker degraded, not unready (runs go
-                // on; their events wait in the outbox: ordinaut_outbox_backlog and
-                // ordinaut_outbox_relay_failures show it).
-                Ok(())
-            })
-        })
-    };
+    let relay = spawn_relay(&args, &store, &metrics, &relay_stop)?;
+    let triggers = spawn_triggers(&args, &store, &config, event_metrics, &relay_stop)?;
+    let ready = ready_check(store.clone(), draining.clone());
     let http_stop = CancellationToken::new();
     let liveness = Arc::new(ordinaut_worker::liveness::Liveness::new(
         args.liveness_stall,
@@ -351,6 +277,140 @@ async fn main() -> anyhow::Result<()> {
     http_stop.cancel();
     let _ = http.await;
     Ok(())
+}
+
+/// Where `${secrets.…}` and McpServer Secret references are read from.
+async fn secret_source(
+    args: &Args,
+) -> anyhow::Result<Arc<dyn ordinaut_tools::secrets::SecretSource>> {
+    if args.secrets_from_api {
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the Kubernetes API for --secrets-from-api")?;
+        return Ok(Arc::new(ordinaut_worker::kube_secrets::KubeSecrets::new(
+            client,
+            args.secrets_cache_ttl,
+        )));
+    }
+    Ok(match &args.secrets_dir {
+        Some(dir) => Arc::new(ordinaut_tools::secrets::DirSecrets::new(dir)),
+        None => Arc::new(ordinaut_tools::secrets::NoSecrets),
+    })
+}
+
+/// The worker's settings from its flags, refused when the lease could never be kept.
+fn worker_config(args: &Args) -> anyhow::Result<WorkerConfig> {
+    let config = WorkerConfig {
+        worker_id: args
+            .worker_id
+            .clone()
+            .unwrap_or_else(ordinaut_worker::config::default_worker_id),
+        concurrency: args.concurrency,
+        batch_size: args.batch_size,
+        lease_duration: args.lease_duration,
+        heartbeat_interval: args.heartbeat_interval,
+        poll_interval: args.poll_interval,
+        reap_interval: args.reap_interval,
+        drain_timeout: args.drain_timeout,
+        default_step_timeout: args.step_timeout,
+        events_stream: args.events_stream.clone(),
+        lease_safety_margin: args.lease_safety_margin,
+        max_output_bytes: args.max_output_bytes,
+        retention: (!args.retention_interval.is_zero()).then(|| {
+            let forever = Duration::from_secs(100 * 365 * 24 * 3600);
+            let age = |d: Duration| if d.is_zero() { forever } else { d };
+            ordinaut_store::retention::Retention {
+                max_age: age(args.retention_max_age),
+                successful_per_task: args.retention_successful_runs,
+                failed_per_task: args.retention_failed_runs,
+                outbox_max_age: age(args.retention_outbox_age),
+                audit_max_age: age(args.retention_audit_age),
+                ..Default::default()
+            }
+        }),
+        retention_interval: args.retention_interval,
+    };
+    if config.heartbeat_interval + config.fence_margin() >= config.lease_duration {
+        anyhow::bail!(
+            "--heartbeat-interval ({:?}) plus the lease safety margin ({:?}) must be shorter than \
+             --lease-duration ({:?}), or every run would stop itself; lengthen the lease or \
+             shorten the others",
+            config.heartbeat_interval,
+            config.fence_margin(),
+            config.lease_duration
+        );
+    }
+    Ok(config)
+}
+
+/// `/readyz`: the database answers and the worker is not draining.
+fn ready_check(store: Store, draining: CancellationToken) -> ReadyCheck {
+    Arc::new(move || {
+        let store = store.clone();
+        let draining = draining.clone();
+        Box::pin(async move {
+            if draining.is_cancelled() {
+                return Err("draining".to_string());
+            }
+            if !store.ping().await {
+                return Err("database unreachable".to_string());
+            }
+            // Redis is not asked: down, it leaves the worker degraded, not unready (runs go
+            // on; their events wait in the outbox: ordinaut_outbox_backlog and
+            // ordinaut_outbox_relay_failures show it).
+            Ok(())
+        })
+    })
+}
+
+/// The outbox relay (with `--redis-url`), its counters exported to the metrics.
+fn spawn_relay(
+    args: &Args,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+    relay_stop: &CancellationToken,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    Ok(match &args.redis_url {
+        Some(url) => {
+            let relay = ordinaut_events::OutboxRelay::new(store.clone(), url)
+                .context("configuring the outbox relay")?
+                .with_maxlen(args.events_maxlen);
+            let stats = relay.stats();
+            tokio::spawn(export_relay_stats(
+                stats,
+                metrics.clone(),
+                relay_stop.clone(),
+            ));
+            Some(tokio::spawn(relay.run(relay_stop.clone())))
+        }
+        None => {
+            tracing::warn!(
+                "no --redis-url: events stay in the outbox until a process with one relays them"
+            );
+            None
+        }
+    })
+}
+
+/// Event triggers (`on: {topic}` Tasks), with `--redis-url` and `--event-triggers`.
+fn spawn_triggers(
+    args: &Args,
+    store: &Store,
+    config: &WorkerConfig,
+    event_metrics: Arc<ordinaut_worker::event_metrics::EventMetrics>,
+    relay_stop: &CancellationToken,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    Ok(match (&args.redis_url, args.event_triggers) {
+        (Some(url), true) => {
+            let mut config = ordinaut_events::TriggerConfig::new(config.worker_id.clone());
+            config.reclaim_idle = args.event_reclaim_idle;
+            let triggers = ordinaut_events::EventTriggers::new(store.clone(), url, config)
+                .context("configuring event triggers")?;
+            tokio::spawn(event_metrics.export(triggers.stats(), relay_stop.clone()));
+            Some(tokio::spawn(triggers.run(relay_stop.clone())))
+        }
+        _ => None,
+    })
 }
 
 /// Copies the relay's counters into the Prometheus metrics once a second.
