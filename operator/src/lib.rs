@@ -20,6 +20,7 @@ pub mod discovery;
 pub mod feed;
 pub mod k8s;
 pub mod leader;
+pub mod mcp_pod;
 pub mod metrics;
 pub mod offload;
 pub mod plan;

@@ -86,6 +86,14 @@ struct RunArgs {
     /// Log filter (tracing `EnvFilter` syntax, e.g. `info`, `ordinaut_operator=debug`).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log_level: String,
+    /// Ordinaut's image, which holds `ordinaut-mcp-bridge`: a stdio McpServer's pod copies the
+    /// bridge out of it with an init container (the chart sets the operator's own image).
+    #[arg(
+        long,
+        env = "ORDINAUT_BRIDGE_IMAGE",
+        default_value = concat!("ghcr.io/ordinaut/ordinaut:", env!("CARGO_PKG_VERSION"))
+    )]
+    bridge_image: String,
     /// Apply database migrations at start.
     #[arg(long, env = "ORDINAUT_MIGRATE")]
     migrate: bool,
@@ -162,6 +170,11 @@ async fn main() -> anyhow::Result<()> {
     )
     .with_secrets(Arc::new(ordinaut_operator::k8s::KubeSecrets::new(
         client.clone(),
+    )))
+    // In a cluster stdio McpServers run in pods of their own: never in this process.
+    .with_mcp_pods(Arc::new(ordinaut_operator::k8s::KubeMcpPods::new(
+        client.clone(),
+        args.bridge_image.clone(),
     )));
     let mut registry = prometheus_client::registry::Registry::default();
     ctx.metrics.register(&mut registry);

@@ -62,6 +62,13 @@ pub enum ReconcileError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Lookup(#[from] LookupError),
+    /// A stdio McpServer's pod is not ready yet; checked again shortly (not with backoff).
+    #[error("McpServer {namespace}/{name}: {message}")]
+    PodNotReady {
+        namespace: String,
+        name: String,
+        message: String,
+    },
     /// An McpServer could not be reached or listed; retried with backoff.
     #[error("McpServer {namespace}/{name}: {message}")]
     Discovery {
@@ -102,6 +109,9 @@ pub struct Context {
     pub secrets: Arc<dyn ordinaut_tools::secrets::SecretSource>,
     /// How long discovering one McpServer's tools may take.
     pub discovery_timeout: std::time::Duration,
+    /// In a cluster: where stdio McpServers run (pods of their own). `None` (`ordinaut dev`):
+    /// stdio servers run as local processes.
+    pub mcp_pods: Option<Arc<dyn crate::seam::McpPods>>,
     /// The store calls of concurrent Task reconciles, batched.
     batches: Arc<TaskBatches>,
     /// Serializes status writes per Task between reconciles and the status feed.
@@ -128,6 +138,7 @@ impl Context {
             metrics: Metrics::default(),
             secrets: Arc::new(ordinaut_tools::secrets::NoSecrets),
             discovery_timeout: std::time::Duration::from_secs(30),
+            mcp_pods: None,
             locks: Arc::default(),
         }
     }
@@ -135,6 +146,13 @@ impl Context {
     /// Reads McpServers' Secret references from `secrets` (default: none available).
     pub fn with_secrets(mut self, secrets: Arc<dyn ordinaut_tools::secrets::SecretSource>) -> Self {
         self.secrets = secrets;
+        self
+    }
+
+    /// Runs stdio McpServers in pods of their own through `pods` (a cluster): one without
+    /// an image is then invalid, and no stdio command runs in the operator or the workers.
+    pub fn with_mcp_pods(mut self, pods: Arc<dyn crate::seam::McpPods>) -> Self {
+        self.mcp_pods = Some(pods);
         self
     }
 
@@ -835,7 +853,17 @@ impl DefinitionReconciler {
             })
     }
 
-    /// An McpServer is gone: remove its projection (idempotent).
+    /// An McpServer is gone: remove its projection and its pod's Deployment and Service
+    /// (idempotent; the owner references would let Kubernetes delete them too).
+    pub async fn mcp_server_gone(&self, namespace: &str, name: &str) -> Result<(), ReconcileError> {
+        self.mcp_server_deleted(namespace, name).await?;
+        if let Some(pods) = &self.ctx.mcp_pods {
+            pods.remove(namespace, name).await?;
+        }
+        Ok(())
+    }
+
+    /// An McpServer's projection goes (idempotent).
     pub async fn mcp_server_deleted(
         &self,
         namespace: &str,
@@ -856,7 +884,11 @@ impl DefinitionReconciler {
     /// its status with `Ready`, and projects it for the workers. An unreachable server gets
     /// `Ready=False` with the reason and is retried with backoff (the error requeues it).
     pub async fn mcp_server(&self, m: &McpServer) -> Result<bool, ReconcileError> {
-        let problems = validate::mcp_server_problems(m.metadata.name.as_deref(), &m.spec);
+        let mut problems = validate::mcp_server_problems(m.metadata.name.as_deref(), &m.spec);
+        if self.ctx.mcp_pods.is_some() {
+            let name = m.metadata.name.as_deref().unwrap_or_default();
+            problems.extend(crate::mcp_pod::cluster_problems(name, &m.spec));
+        }
         let old = m
             .status
             .as_ref()
@@ -869,6 +901,7 @@ impl DefinitionReconciler {
             if !valid && self.ctx.leader.is_leader() {
                 let k = key(Kind::McpServer, &m.metadata);
                 self.mcp_server_deleted(&k.namespace, &k.name).await?;
+                crate::discovery::remove_pod(&self.ctx, &k).await?;
             }
             return Ok(valid);
         }

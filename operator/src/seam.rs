@@ -126,6 +126,21 @@ pub trait StatusSink: Send + Sync {
     async fn notice(&self, key: &ObjectKey, notice: &Notice) -> Result<(), SinkError>;
 }
 
+/// Runs stdio McpServers that name an image in pods of their own: a Deployment and a
+/// Service owned by the McpServer (the Kubernetes side, [`crate::k8s::KubeMcpPods`]).
+/// `ordinaut dev` has none and runs stdio servers as local processes.
+#[async_trait]
+pub trait McpPods: Send + Sync {
+    /// Creates or updates the Deployment and Service of `server` (which has an image) and
+    /// returns how many of its pods are ready.
+    async fn apply(
+        &self,
+        server: &ordinaut_api::McpServer,
+    ) -> Result<ordinaut_api::McpPodStatus, SinkError>;
+    /// Deletes them (idempotent: absent objects are success).
+    async fn remove(&self, namespace: &str, name: &str) -> Result<(), SinkError>;
+}
+
 /// Objects held in memory (dev mode, tests).
 #[derive(Default)]
 pub struct MemoryObjects {

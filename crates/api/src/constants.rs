@@ -78,6 +78,11 @@ pub mod reason {
     pub const DISCOVERED: &str = "Discovered";
     /// The McpServer could not be reached or did not answer tool discovery.
     pub const DISCOVERY_FAILED: &str = "DiscoveryFailed";
+    /// A stdio McpServer's pod (Deployment `<name>-mcp`) has no ready pod yet.
+    pub const POD_NOT_READY: &str = "PodNotReady";
+    /// The operator could not create or update a stdio McpServer's Deployment or Service
+    /// (most often RBAC: the chart grants them per namespace).
+    pub const POD_APPLY_FAILED: &str = "PodApplyFailed";
     /// A referenced Secret or key is missing.
     pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
     /// The Secret (or key) an Agent's `tokenSecretRef` names is missing or empty: the Agent is

@@ -16,8 +16,8 @@ pub mod tolerant;
 pub use agent::{Agent, AgentSpec, AgentStatus, Budgets};
 pub use crd::{crds, render, render_all};
 pub use mcp_server::{
-    DiscoveredTool, EnvVar, Header, HttpTransport, McpServer, McpServerSpec, McpServerStatus,
-    McpTransport, SecretKeyRef, StdioTransport, ValueFrom,
+    DiscoveredTool, EnvVar, Header, HttpTransport, McpPodStatus, McpServer, McpServerSpec,
+    McpServerStatus, McpTransport, SecretKeyRef, StdioTransport, ValueFrom,
 };
 pub use pipeline::{Pipeline, PipelineSpec, PipelineStatus, RetryPolicy, Step};
 pub use task::{

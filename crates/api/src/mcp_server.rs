@@ -8,7 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// An MCP server whose tools pipeline steps call as `<name>.<tool>`. Created by cluster
-/// admins: a stdio server runs a command in the worker.
+/// admins. In a cluster a stdio server runs in a pod of its own (`stdio.image`, with the
+/// bridge to streamable HTTP); `ordinaut dev` runs its command as a local process.
 // `printcolumn(...)` repeats keys such as `type_` by design; clippy mistakes them for duplicates.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -46,6 +47,18 @@ use serde::{Deserialize, Serialize};
         priority = 1
     ),
     printcolumn(
+        name = "Image",
+        type_ = "string",
+        json_path = ".spec.transport.stdio.image",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Pod Ready",
+        type_ = "string",
+        json_path = ".status.pod.ready",
+        priority = 1
+    ),
+    printcolumn(
         name = "Last Discovery",
         type_ = "date",
         json_path = ".status.lastDiscoveryTime"
@@ -72,7 +85,8 @@ pub struct McpServerSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(validation = Rule::new("has(self.stdio) != has(self.http)").message("set exactly one of stdio or http"))]
 pub struct McpTransport {
-    /// Run the server as a child process of the worker and speak MCP over its stdin/stdout.
+    /// A server that speaks MCP over its stdin/stdout. In a cluster it runs in a pod of its
+    /// own (`image`); `ordinaut dev` runs `command` as a local process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdio: Option<StdioTransport>,
 
@@ -85,7 +99,18 @@ pub struct McpTransport {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StdioTransport {
-    /// Executable to run (a path, or a name looked up in the worker's `PATH`).
+    /// Container image holding `command` (e.g. `node:22-alpine` for an `npx` server). In a
+    /// cluster the operator runs it as a Deployment `<name>-mcp` with a Service of the same
+    /// name; Ordinaut's `ordinaut-mcp-bridge` (copied in by an init container) starts the
+    /// command and serves it over streamable HTTP on port 8080. Required in a cluster: the
+    /// operator and workers never run a stdio command in their own pods. Ignored by
+    /// `ordinaut dev`, which runs the command locally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub image: Option<String>,
+
+    /// Executable to run (a path, or a name looked up in the `PATH` of the image, or of the
+    /// local machine under `ordinaut dev`).
     #[schemars(length(min = 1, max = 4096))]
     pub command: String,
 
@@ -100,7 +125,7 @@ pub struct StdioTransport {
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub env: Vec<EnvVar>,
 
-    /// Working directory of the process; the worker's when absent.
+    /// Working directory of the process; the image's (or the local one's) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
 }
@@ -197,6 +222,29 @@ pub struct McpServerStatus {
     /// When the tools were last discovered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_discovery_time: Option<DateTime<Utc>>,
+
+    /// The pod a stdio server with an `image` runs in (in a cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<McpPodStatus>,
+}
+
+/// The Deployment and Service the operator runs a stdio server with an `image` in.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct McpPodStatus {
+    /// Name of the Deployment and of the Service (`<name>-mcp`).
+    pub deployment: String,
+    /// The URL discovery and the workers reach the server at.
+    pub url: String,
+    /// Pods of the Deployment that pass their readiness probe.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Pods the Deployment wants.
+    #[serde(default)]
+    pub replicas: i32,
+    /// True when at least one pod is ready.
+    #[serde(default)]
+    pub ready: bool,
 }
 
 /// A tool an MCP server offers.

@@ -61,6 +61,10 @@ pub enum ControllerError {
     Finalizer(#[source] Box<finalizer::Error<ReconcileError>>),
 }
 
+/// How often a stdio McpServer whose pod is not ready yet is looked at again (its
+/// Deployment is not watched: the operator may only get, patch and delete Deployments).
+const POD_RECHECK: Duration = Duration::from_secs(5);
+
 /// The longest wait before retrying a reconcile that failed on a transient database error.
 const TRANSIENT_RETRY_MAX: Duration = Duration::from_secs(5);
 
@@ -252,9 +256,14 @@ async fn reconcile_mcp_server(
     let api: Api<McpServer> = Api::namespaced(s.client.clone(), &ns);
     let result = finalizer::finalizer(&api, MCP_SERVER_FINALIZER, m.clone(), |event| async {
         match event {
-            Finalizer::Apply(m) => s.defs.mcp_server(&m).await.map(|_| Action::await_change()),
+            Finalizer::Apply(m) => match s.defs.mcp_server(&m).await {
+                Ok(_) => Ok(Action::await_change()),
+                // Its pod is starting (an image pull can take minutes): look again shortly.
+                Err(ReconcileError::PodNotReady { .. }) => Ok(Action::requeue(POD_RECHECK)),
+                Err(e) => Err(e),
+            },
             Finalizer::Cleanup(_) => {
-                s.defs.mcp_server_deleted(&ns, &name).await?;
+                s.defs.mcp_server_gone(&ns, &name).await?;
                 tracing::info!(namespace = %ns, mcpserver = %name, "McpServer deleted; workers drop it");
                 Ok(Action::await_change())
             }

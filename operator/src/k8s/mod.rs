@@ -3,6 +3,9 @@
 //! [`controllers::run`], which drives the reconcile core from `kube::runtime::Controller`s.
 
 pub mod controllers;
+mod mcp_pods;
+
+pub use mcp_pods::KubeMcpPods;
 
 use std::sync::Arc;
 
