@@ -267,14 +267,18 @@ fn main() -> std::process::ExitCode {
         let theirs = peer[case.name]["seconds"].as_f64().unwrap_or(f64::NAN);
         let their_last = peer[case.name]["last"].as_str().unwrap_or("");
         let ratio = theirs / ours;
-        let same = !case.peer || their_last == last;
+        // Without the peer's run (`--no-peer`, or a case it does not run) nothing is compared.
+        let compared = case.peer && !peer.is_null();
+        let same = !compared || their_last == last;
         println!(
             "{:<50} {:>12} {:>12} {:>8.0}×  {}",
             case.name,
             fmt_time(ours),
             fmt_time(theirs),
             ratio,
-            if same {
+            if !compared {
+                "—".to_string()
+            } else if same {
                 "yes".to_string()
             } else {
                 format!("NO: {last} vs {their_last}")

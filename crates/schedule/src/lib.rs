@@ -11,6 +11,8 @@
 //!   every matching wall time that exists runs once and each shifted one runs once too.
 //! * Zone data is `chrono-tz`'s bundled IANA database, which has no DST rules after 2099
 //!   (later instants keep the last known offset; Python's zoneinfo extends the rules instead).
+//!   Each zone's offset changes are read from it once into a table (`transitions.rs`), so
+//!   resolving a wall time is a range check against the span the previous one fell in.
 //!
 //! Decisions where the standards leave room:
 //! * A `DTSTART;TZID=...` line must name the schedule's own timezone (one schedule, one zone);
