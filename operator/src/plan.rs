@@ -145,89 +145,136 @@ fn before(t: DateTime<Utc>) -> DateTime<Utc> {
     t - TimeDelta::microseconds(1)
 }
 
-/// Computes a reconcile's plan. Pure: the same input gives the same plan.
-pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
-    let now = input.now.trunc_subsecs(6);
-    let spec = input.spec;
-    let s = &spec.schedule;
-    let grace = delta(input.config.missed_after);
-    let jitter = s
-        .jitter
-        .as_deref()
-        .and_then(|j| parse_duration(j).ok())
-        .unwrap_or_default();
-    let window = parse_duration(&s.catchup.window).unwrap_or(Duration::from_secs(3600));
-    let spec_json = serde_json::to_value(spec)?;
+/// What every part of the plan reads, computed once.
+struct Ctx<'a> {
+    input: &'a PlanInput<'a>,
+    spec: &'a TaskSpec,
+    /// The spec as projected.
+    spec_json: serde_json::Value,
+    now: DateTime<Utc>,
+    /// The start deadline after `run_at` ([`MaterializeConfig::missed_after`]).
+    grace: TimeDelta,
+    jitter: Duration,
+    /// The catch-up window.
+    window: Duration,
+    /// The store's state, unless the Task was deleted there.
+    live_prior: Option<&'a OperatorTaskState>,
+    /// Whether the schedule (or what orders its runs) changed since the last projection.
+    changed: bool,
+    snoozed: Option<DateTime<Utc>>,
+    /// Suspended or snoozed: nothing is queued.
+    holding: bool,
+    /// Just before `startAt` (so that it is included).
+    start_at: Option<DateTime<Utc>>,
+    end_at: Option<DateTime<Utc>>,
+}
 
-    let live_prior = input.prior.filter(|p| !p.deleted);
-    let changed = match live_prior {
-        None => true,
-        Some(p) => {
+impl<'a> Ctx<'a> {
+    fn new(input: &'a PlanInput<'a>) -> Result<Self, PlanError> {
+        let now = input.now.trunc_subsecs(6);
+        let spec = input.spec;
+        let s = &spec.schedule;
+        let spec_json = serde_json::to_value(spec)?;
+        let live_prior = input.prior.filter(|p| !p.deleted);
+        let changed = live_prior.is_none_or(|p| {
             let old = &p.projection;
             old.generation != input.generation
                 || old.spec.get("schedule") != spec_json.get("schedule")
                 || old.priority != spec.priority
                 || old.suspended != spec.suspend
                 || old.snooze_until != spec.snooze_until
+        });
+        let snoozed = spec.snooze_until.filter(|t| *t > now);
+        Ok(Self {
+            input,
+            spec,
+            spec_json,
+            now,
+            grace: delta(input.config.missed_after),
+            jitter: s
+                .jitter
+                .as_deref()
+                .and_then(|j| parse_duration(j).ok())
+                .unwrap_or_default(),
+            window: parse_duration(&s.catchup.window).unwrap_or(Duration::from_secs(3600)),
+            live_prior,
+            changed,
+            snoozed,
+            holding: spec.suspend || snoozed.is_some(),
+            start_at: s.start_at.map(before),
+            end_at: s.end_at,
+        })
+    }
+
+    /// The plan before any occurrence: the projection, what to withdraw.
+    fn empty_plan(&self) -> Result<Plan, PlanError> {
+        let (input, spec, now) = (self.input, self.spec, self.now);
+        let s = &spec.schedule;
+        // A change withdraws the queued future of the old schedule; entering a suspension or
+        // a snooze withdraws everything queued (but manual runs, which a person asked for).
+        let withdraw_after = match (self.changed && input.prior.is_some(), self.holding) {
+            (false, _) => None,
+            (true, false) => Some(now),
+            (true, true) => Some(DateTime::UNIX_EPOCH),
+        };
+        Ok(Plan {
+            projection: TaskProjection {
+                uid: input.uid,
+                namespace: input.namespace.to_string(),
+                name: input.name.to_string(),
+                generation: input.generation,
+                spec: self.spec_json.clone(),
+                schedule_kind: schedule_kind(spec).to_string(),
+                schedule: schedule_text(spec),
+                timezone: s.timezone.clone(),
+                next_run_at: None,
+                materialized_until: None,
+                suspended: spec.suspend,
+                snooze_until: spec.snooze_until,
+                priority: spec.priority,
+                concurrency_policy: concurrency(spec).to_string(),
+            },
+            prior_materialized_until: input.prior.and_then(|p| p.projection.materialized_until),
+            withdraw_after,
+            drop_stale: Vec::new(),
+            occurrences: Vec::new(),
+            missed: Vec::new(),
+            caught_up: Vec::new(),
+            events: Vec::new(),
+            handled_run_now: None,
+            next_run_time: None,
+            last_schedule_time: input.prior.and_then(|p| p.last_due),
+            state: ScheduleState::Active,
+        })
+    }
+
+    fn in_bounds(&self, t: DateTime<Utc>) -> bool {
+        self.start_at.is_none_or(|a| t > a)
+            && self.end_at.is_none_or(|e| t <= e)
+            && self.spec.snooze_until.is_none_or(|z| t >= z)
+    }
+
+    /// Run-now: one manual occurrence per new annotation value, whatever the schedule does.
+    fn run_now(&self, plan: &mut Plan) {
+        let input = self.input;
+        let Some(value) = input.run_now.map(str::trim).filter(|v| !v.is_empty()) else {
+            return;
+        };
+        if input.handled_run_now == Some(value) {
+            return;
         }
-    };
-    let snoozed = spec.snooze_until.filter(|t| *t > now);
-    let holding = spec.suspend || snoozed.is_some();
-    // A change withdraws the queued future of the old schedule; entering a suspension or a
-    // snooze withdraws everything queued (but manual runs, which a person asked for).
-    let withdraw_after = match (changed && input.prior.is_some(), holding) {
-        (false, _) => None,
-        (true, false) => Some(now),
-        (true, true) => Some(DateTime::UNIX_EPOCH),
-    };
-    let prior_materialized_until = input.prior.and_then(|p| p.projection.materialized_until);
-
-    let mut plan = Plan {
-        projection: TaskProjection {
-            uid: input.uid,
-            namespace: input.namespace.to_string(),
-            name: input.name.to_string(),
-            generation: input.generation,
-            spec: spec_json,
-            schedule_kind: schedule_kind(spec).to_string(),
-            schedule: schedule_text(spec),
-            timezone: s.timezone.clone(),
-            next_run_at: None,
-            materialized_until: None,
-            suspended: spec.suspend,
-            snooze_until: spec.snooze_until,
-            priority: spec.priority,
-            concurrency_policy: concurrency(spec).to_string(),
-        },
-        prior_materialized_until,
-        withdraw_after,
-        drop_stale: Vec::new(),
-        occurrences: Vec::new(),
-        missed: Vec::new(),
-        caught_up: Vec::new(),
-        events: Vec::new(),
-        handled_run_now: None,
-        next_run_time: None,
-        last_schedule_time: input.prior.and_then(|p| p.last_due),
-        state: ScheduleState::Active,
-    };
-
-    // Run-now: one manual occurrence per new annotation value, whatever the schedule does.
-    if let Some(value) = input.run_now.map(str::trim).filter(|v| !v.is_empty())
-        && input.handled_run_now != Some(value)
-    {
         // Scheduled for now; just after the previous manual run if that is at the same
         // instant (the time is part of the unique key: an equal one would be no new run).
         let at = match input.prior.and_then(|p| p.last_manual) {
-            Some(last) if last >= now => last + TimeDelta::microseconds(1),
-            _ => now,
+            Some(last) if last >= self.now => last + TimeDelta::microseconds(1),
+            _ => self.now,
         };
         plan.occurrences.push(PlannedOccurrence {
             occurrence: NewOccurrence {
                 task_uid: input.uid,
                 scheduled_for: at,
                 run_at: at,
-                priority: spec.priority,
+                priority: self.spec.priority,
                 trigger: Trigger::Manual,
                 payload: json!({ "runNow": value }),
             },
@@ -236,31 +283,12 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         plan.handled_run_now = Some(value.to_string());
     }
 
-    let Some(schedule) = input.schedule else {
-        plan.state = ScheduleState::EventDriven;
-        plan.projection.materialized_until = Some(now);
-        finish_last_schedule_time(&mut plan, now);
-        return Ok(plan);
-    };
-    if spec.suspend {
-        // Nothing queued, and the time suspended is not counted as missed later.
-        plan.state = ScheduleState::Suspended;
-        plan.projection.materialized_until = Some(now);
-        finish_last_schedule_time(&mut plan, now);
-        return Ok(plan);
-    }
-
-    let start_at = s.start_at.map(before);
-    let end_at = s.end_at;
-    let in_bounds = |t: DateTime<Utc>| {
-        start_at.is_none_or(|a| t > a)
-            && end_at.is_none_or(|e| t <= e)
-            && spec.snooze_until.is_none_or(|z| t >= z)
-    };
-
-    // Catch-up: stale queued rows, plus what was never inserted while the operator was away.
-    if !holding {
-        let mut candidates: Vec<(DateTime<Utc>, Option<i64>)> = live_prior
+    /// Missed occurrences: stale queued rows, plus what was never inserted while the
+    /// operator was away; the catch-up policy keeps some (due now) and drops the rest.
+    fn catch_up(&self, plan: &mut Plan, schedule: &Schedule) -> Result<(), PlanError> {
+        let (now, s) = (self.now, &self.spec.schedule);
+        let mut candidates: Vec<(DateTime<Utc>, Option<i64>)> = self
+            .live_prior
             .map(|p| {
                 p.stale
                     .iter()
@@ -268,15 +296,20 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                     .collect()
             })
             .unwrap_or_default();
-        if let Some(m) = live_prior.and_then(|p| p.projection.materialized_until)
-            && m < now - grace
+        if let Some(m) = self
+            .live_prior
+            .and_then(|p| p.projection.materialized_until)
+            && m < now - self.grace
         {
-            for t in schedule.iter_after(m).take(input.config.max_missed_scan) {
+            for t in schedule
+                .iter_after(m)
+                .take(self.input.config.max_missed_scan)
+            {
                 let t = t?.to_utc();
-                if t > now - grace {
+                if t > now - self.grace {
                     break;
                 }
-                if in_bounds(t) {
+                if self.in_bounds(t) {
                     candidates.push((t, None));
                 }
             }
@@ -284,7 +317,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         candidates.sort();
         candidates.dedup_by_key(|c| c.0);
         plan.drop_stale = candidates.iter().filter_map(|c| c.1).collect();
-        let oldest_kept = now - delta(window);
+        let oldest_kept = now - delta(self.window);
         let eligible: Vec<DateTime<Utc>> = candidates
             .iter()
             .map(|c| c.0)
@@ -297,35 +330,17 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         };
         let caught: Vec<DateTime<Utc>> = eligible[eligible.len().saturating_sub(keep)..].to_vec();
         for (t, _) in &candidates {
-            if caught.contains(t) {
-                continue;
+            if !caught.contains(t) {
+                self.missed(plan, *t, *t < oldest_kept);
             }
-            plan.missed.push(*t);
-            plan.events.push(OutboxEvent::new(
-                "run.missed",
-                json!({
-                    "namespace": input.namespace,
-                    "task": input.name,
-                    "taskUid": input.uid,
-                    "trigger": Trigger::Schedule.as_str(),
-                    "scheduledFor": t,
-                    "detectedAt": now,
-                    "policy": format!("{:?}", s.catchup.policy),
-                    "reason": if *t < oldest_kept {
-                        "older than the catch-up window"
-                    } else {
-                        "dropped by the catch-up policy"
-                    },
-                }),
-            ));
         }
         for t in &caught {
             plan.occurrences.push(PlannedOccurrence {
                 occurrence: NewOccurrence {
-                    task_uid: input.uid,
+                    task_uid: self.input.uid,
                     scheduled_for: *t,
                     run_at: now,
-                    priority: spec.priority,
+                    priority: self.spec.priority,
                     trigger: Trigger::Catchup,
                     payload: json!({ "lateBy": (now - *t).num_seconds() }),
                 },
@@ -333,72 +348,124 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             });
         }
         plan.caught_up = caught;
+        Ok(())
     }
 
-    // The horizon: from where the last reconcile stopped (late occurrences within the grace
-    // still go in), or from now after a change.
-    let continue_from = match live_prior.and_then(|p| p.projection.materialized_until) {
-        Some(m) if !changed => m.clamp(now - grace, now),
-        _ => now,
-    };
-    let mut from = continue_from;
-    if let Some(a) = start_at {
-        from = from.max(a);
+    /// Records `t` as missed, with its `run.missed` event.
+    fn missed(&self, plan: &mut Plan, t: DateTime<Utc>, too_old: bool) {
+        let input = self.input;
+        plan.missed.push(t);
+        plan.events.push(OutboxEvent::new(
+            "run.missed",
+            json!({
+                "namespace": input.namespace,
+                "task": input.name,
+                "taskUid": input.uid,
+                "trigger": Trigger::Schedule.as_str(),
+                "scheduledFor": t,
+                "detectedAt": self.now,
+                "policy": format!("{:?}", self.spec.schedule.catchup.policy),
+                "reason": if too_old {
+                    "older than the catch-up window"
+                } else {
+                    "dropped by the catch-up policy"
+                },
+            }),
+        ));
     }
-    if let Some(z) = spec.snooze_until {
-        from = from.max(before(z));
-    }
-    let horizon_end = now + delta(input.config.horizon);
-    let to = end_at.map_or(horizon_end, |e| e.min(horizon_end));
-    let upcoming = schedule.between(from, to, input.config.max_occurrences)?;
-    let materialized_until = if upcoming.len() >= input.config.max_occurrences {
-        upcoming.last().map_or(to, |t| t.to_utc())
-    } else {
-        to
-    };
-    plan.projection.materialized_until = Some(materialized_until.max(now));
-    // What the last reconcile queued up to its `materialized_until` is queued (or ran):
-    // an unchanged Task only sends what lies beyond. (The expansion still starts at `from`,
-    // so the cap counts from now.)
-    let queued_until = match live_prior.and_then(|p| p.projection.materialized_until) {
-        Some(m) if !changed => Some(m),
-        _ => None,
-    };
-    for t in upcoming {
-        let t = t.to_utc();
-        if queued_until.is_some_and(|m| t <= m) {
-            continue;
+
+    /// The horizon: from where the last reconcile stopped (late occurrences within the grace
+    /// still go in), or from now after a change, up to the horizon or the count cap.
+    fn horizon(&self, plan: &mut Plan, schedule: &Schedule) -> Result<(), PlanError> {
+        let (input, now) = (self.input, self.now);
+        let prior_until = self
+            .live_prior
+            .and_then(|p| p.projection.materialized_until)
+            .filter(|_| !self.changed);
+        let mut from = prior_until.map_or(now, |m| m.clamp(now - self.grace, now));
+        if let Some(a) = self.start_at {
+            from = from.max(a);
         }
-        let run_at = t + jitter_offset(input.uid, t, jitter);
-        plan.occurrences.push(PlannedOccurrence {
-            occurrence: NewOccurrence {
-                task_uid: input.uid,
-                scheduled_for: t,
-                run_at,
-                priority: spec.priority,
-                trigger: Trigger::Schedule,
-                payload: json!({}),
-            },
-            start_deadline: Some(run_at + grace),
-        });
+        if let Some(z) = self.spec.snooze_until {
+            from = from.max(before(z));
+        }
+        let horizon_end = now + delta(input.config.horizon);
+        let to = self.end_at.map_or(horizon_end, |e| e.min(horizon_end));
+        let upcoming = schedule.between(from, to, input.config.max_occurrences)?;
+        let materialized_until = if upcoming.len() >= input.config.max_occurrences {
+            upcoming.last().map_or(to, |t| t.to_utc())
+        } else {
+            to
+        };
+        plan.projection.materialized_until = Some(materialized_until.max(now));
+        // What the last reconcile queued up to its `materialized_until` is queued (or ran):
+        // an unchanged Task only sends what lies beyond. (The expansion still starts at
+        // `from`, so the cap counts from now.)
+        for t in upcoming {
+            let t = t.to_utc();
+            if prior_until.is_some_and(|m| t <= m) {
+                continue;
+            }
+            let run_at = t + jitter_offset(input.uid, t, self.jitter);
+            plan.occurrences.push(PlannedOccurrence {
+                occurrence: NewOccurrence {
+                    task_uid: input.uid,
+                    scheduled_for: t,
+                    run_at,
+                    priority: self.spec.priority,
+                    trigger: Trigger::Schedule,
+                    payload: json!({}),
+                },
+                start_deadline: Some(run_at + self.grace),
+            });
+        }
+        Ok(())
     }
 
-    let next_from = [Some(now), start_at, spec.snooze_until.map(before)]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(now);
-    plan.next_run_time = schedule
-        .next_after(next_from)?
-        .map(|t| t.to_utc())
-        .filter(|t| end_at.is_none_or(|e| *t <= e));
-    plan.projection.next_run_at = plan.next_run_time;
-    plan.state = match (snoozed, plan.next_run_time) {
-        (Some(until), _) => ScheduleState::Snoozed(until),
-        (None, None) if plan.caught_up.is_empty() => ScheduleState::Exhausted,
-        _ => ScheduleState::Active,
+    /// The next run time and where the schedule stands.
+    fn next_state(&self, plan: &mut Plan, schedule: &Schedule) -> Result<(), PlanError> {
+        let now = self.now;
+        let next_from = [Some(now), self.start_at, self.spec.snooze_until.map(before)]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(now);
+        plan.next_run_time = schedule
+            .next_after(next_from)?
+            .map(|t| t.to_utc())
+            .filter(|t| self.end_at.is_none_or(|e| *t <= e));
+        plan.projection.next_run_at = plan.next_run_time;
+        plan.state = match (self.snoozed, plan.next_run_time) {
+            (Some(until), _) => ScheduleState::Snoozed(until),
+            (None, None) if plan.caught_up.is_empty() => ScheduleState::Exhausted,
+            _ => ScheduleState::Active,
+        };
+        Ok(())
+    }
+}
+
+/// Computes a reconcile's plan. Pure: the same input gives the same plan.
+pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
+    let ctx = Ctx::new(input)?;
+    let mut plan = ctx.empty_plan()?;
+    ctx.run_now(&mut plan);
+    let held = match input.schedule {
+        None => Some(ScheduleState::EventDriven),
+        // Nothing queued, and the time suspended is not counted as missed later.
+        Some(_) if ctx.spec.suspend => Some(ScheduleState::Suspended),
+        Some(_) => None,
     };
-    finish_last_schedule_time(&mut plan, now);
+    if let Some(state) = held {
+        plan.state = state;
+        plan.projection.materialized_until = Some(ctx.now);
+    } else if let Some(schedule) = input.schedule {
+        if !ctx.holding {
+            ctx.catch_up(&mut plan, schedule)?;
+        }
+        ctx.horizon(&mut plan, schedule)?;
+        ctx.next_state(&mut plan, schedule)?;
+    }
+    finish_last_schedule_time(&mut plan, ctx.now);
     Ok(plan)
 }
 
