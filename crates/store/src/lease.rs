@@ -71,16 +71,34 @@ struct LeaseRow {
 /// The lease statement (public so its plan can be checked). A first attempt past its
 /// `start_deadline` is not taken: the operator's catch-up policy decides whether it runs
 /// (migration 0002, `operator` module); retries (attempt > 0) and rows without a deadline
-/// are unaffected. The CTE's `FOR UPDATE SKIP LOCKED` skips rows another worker is
+/// are unaffected. The CTEs' `FOR UPDATE SKIP LOCKED` skips rows another worker is
 /// taking at this moment; the outer `UPDATE` re-checks `locked_until IS NULL`, so a row can
 /// never be handed to two workers.
+///
+/// Two lanes, each in priority then `run_at` order. The on-time lane: first attempts of
+/// scheduled occurrences due within the last second; it takes up to three
+/// quarters of the batch (all of a batch under 4). The rest of the batch comes from
+/// everything due (the backlog: overdue, manual, event, catch-up, retried occurrences), so
+/// an overdue backlog never delays occurrences at their time by more than its share, and
+/// the backlog is never starved: it gets at least a quarter of every batch of 4 or more,
+/// and everything the on-time lane leaves.
 pub const LEASE_SQL: &str = "\
-WITH picked AS (
+WITH on_time AS (
+    SELECT id FROM due_work
+    WHERE locked_until IS NULL AND done_at IS NULL AND run_at <= now()
+      AND run_at > now() - interval '1 second'
+      AND trigger = 'schedule' AND attempt = 0
+      AND (start_deadline IS NULL OR start_deadline > now())
+    ORDER BY priority DESC, run_at
+    LIMIT $2 - $2 / 4
+    FOR UPDATE SKIP LOCKED
+), backlog AS (
     SELECT id FROM due_work
     WHERE locked_until IS NULL AND done_at IS NULL AND run_at <= now()
       AND (start_deadline IS NULL OR attempt > 0 OR start_deadline > now())
+      AND id NOT IN (SELECT id FROM on_time)
     ORDER BY priority DESC, run_at
-    LIMIT $2
+    LIMIT $2 - (SELECT count(*) FROM on_time)
     FOR UPDATE SKIP LOCKED
 )
 UPDATE due_work d
@@ -88,8 +106,9 @@ SET locked_until = now() + make_interval(secs => $3),
     locked_by = $1,
     leased_at = now(),
     attempt = d.attempt + 1
-FROM picked, tasks t
-WHERE d.id = picked.id AND t.uid = d.task_uid AND d.locked_until IS NULL
+FROM tasks t
+WHERE d.id = ANY (ARRAY(SELECT id FROM on_time UNION ALL SELECT id FROM backlog))
+  AND t.uid = d.task_uid AND d.locked_until IS NULL
 RETURNING d.id, d.task_uid, t.namespace, t.name, t.generation, t.spec, d.scheduled_for,
           d.run_at, d.priority, d.attempt, d.trigger, d.payload, d.locked_until, d.leased_at";
 
@@ -99,7 +118,7 @@ fn secs(d: Duration) -> f64 {
 
 impl Store {
     /// Leases up to `limit` due, queued occurrences for `worker`, in priority then `run_at`
-    /// order, for `lease_for`. One statement; rows other workers are taking are skipped, not
+    /// order within the on-time lane and the backlog (see [`LEASE_SQL`]), for `lease_for`. One statement; rows other workers are taking are skipped, not
     /// waited for. Each returned lease has its new attempt number.
     pub async fn lease(
         &self,
