@@ -80,19 +80,12 @@ async fn start() -> Running {
 }
 
 /// Polls an async condition until it holds or the deadline passes.
-async fn eventually<F, Fut>(what: &str, mut f: F)
+async fn eventually<F, Fut>(what: &str, f: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !f().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ordinaut_test_support::until(WAIT, what, f).await
 }
 
 fn ready_status(obj: &Value) -> Option<(&str, &str)> {

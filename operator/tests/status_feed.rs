@@ -15,9 +15,7 @@ use ordinaut_operator::feed::{GROUP, StatusFeed};
 use ordinaut_store::{Disposition, NewOccurrence, OutboxEvent, RunRecord, RunStatus, Trigger};
 use serde_json::json;
 
-fn redis_url() -> String {
-    std::env::var("ORDINAUT_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+use ordinaut_test_support::redis_url;
 
 /// Runs one occurrence of `task` through the store as a worker would (lease, finish with
 /// `status`), then relays the outbox to `stream` the way the relay does.

@@ -1,11 +1,14 @@
-//! Test support for the worker: task fixtures, real worker processes, waiting with deadlines.
-#![allow(dead_code, clippy::unwrap_used)]
+//! Test support for the worker: task fixtures and real worker processes. Databases, Redis,
+//! ports and waiting come from `ordinaut-test-support`.
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
+
+pub use ordinaut_test_support::{PrivateRedis, count, redis_url, wait_for_count};
 
 use chrono::{Duration as ChronoDuration, Utc};
 use ordinaut_api::TaskSpec;
 use ordinaut_store::{NewOccurrence, Store, TaskProjection};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// A projection of a Task whose spec is `spec_yaml` (a TaskSpec in YAML).
@@ -37,30 +40,6 @@ pub async fn insert_due(store: &Store, task: &TaskProjection, n: usize) {
         .map(|i| NewOccurrence::scheduled(task.uid, now - ChronoDuration::milliseconds(i as i64)))
         .collect();
     assert_eq!(store.insert_occurrences(&occ).await.unwrap(), n as u64);
-}
-
-pub async fn count(store: &Store, sql: &str) -> i64 {
-    let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string()))
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    n
-}
-
-/// Polls `sql` (a count) until it equals `want`, failing after `timeout`.
-pub async fn wait_for_count(store: &Store, sql: &str, want: i64, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let got = count(store, sql).await;
-        if got == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for `{sql}` = {want} (got {got})"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A worker process, killed (SIGKILL) when dropped if still running.
@@ -111,18 +90,9 @@ impl WorkerProcess {
 
     /// Waits for exit, at most `timeout`; returns the exit status.
     pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "worker {} did not exit within {timeout:?}",
-                self.id
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let what = format!("worker {} to exit", self.id);
+        let child = &mut self.child;
+        ordinaut_test_support::wait_blocking(timeout, &what, || child.try_wait().unwrap())
     }
 }
 
@@ -146,36 +116,15 @@ pipeline:
         message: "hello ${task.name} run ${run.id} attempt ${run.attempt}"
 "#;
 
-/// The shared Redis for tests (each test uses its own stream key).
-pub fn redis_url() -> String {
-    std::env::var("ORDINAUT_TEST_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string())
-}
-
 /// A unique stream key for one test.
 pub fn unique_stream(name: &str) -> String {
-    format!("ordinaut:test:{name}:{}", Uuid::new_v4().simple())
+    ordinaut_test_support::unique_key(name)
 }
 
 /// Every entry of `stream` as (type, payload), oldest first.
 pub async fn stream_entries(url: &str, stream: &str) -> Vec<(String, serde_json::Value)> {
-    let client = redis::Client::open(url).unwrap();
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(
-            &redis::AsyncConnectionConfig::new()
-                .set_response_timeout(Some(std::time::Duration::from_secs(30))),
-        )
+    ordinaut_test_support::redis::xrange(url, stream)
         .await
-        .unwrap();
-    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(stream)
-        .arg("-")
-        .arg("+")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    reply
-        .ids
         .into_iter()
         .map(|e| {
             let ty: String = e.get("type").unwrap();
@@ -186,73 +135,5 @@ pub async fn stream_entries(url: &str, stream: &str) -> Vec<(String, serde_json:
 }
 
 pub async fn delete_key(url: &str, key: &str) {
-    let client = redis::Client::open(url).unwrap();
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(
-            &redis::AsyncConnectionConfig::new()
-                .set_response_timeout(Some(std::time::Duration::from_secs(30))),
-        )
-        .await
-        .unwrap();
-    let _: () = redis::cmd("DEL")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-}
-
-/// A private `redis-server` on a free port, killed when dropped.
-pub struct PrivateRedis {
-    pub port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut r = Self { port, child: None };
-        r.restart();
-        r
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// (Re)starts the server on the same port and waits until it answers.
-    pub fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start redis-server ({e}); install it (`apt-get install redis-server`; scripts/test.sh does)"));
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on port {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
+    ordinaut_test_support::redis::delete(url, &[key]).await;
 }

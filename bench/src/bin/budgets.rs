@@ -8,8 +8,8 @@
 
 use chrono::{Duration as ChronoDuration, Utc};
 use ordinaut_store::{Disposition, NewOccurrence, RunRecord, RunStatus, Store, TaskProjection};
+use ordinaut_test_support::ScratchDb;
 use serde_json::json;
-use sqlx::Connection;
 use std::time::{Duration, Instant};
 
 const LEASE_FOR: Duration = Duration::from_secs(60);
@@ -43,11 +43,6 @@ fn parse_args() -> Args {
         i += 2;
     }
     a
-}
-
-fn db_url(admin: &str, name: &str) -> String {
-    let base = &admin[..admin.rfind('/').expect("admin URL with a database")];
-    format!("{base}/{name}?sslmode=disable")
 }
 
 async fn task(store: &Store, name: &str, agent: Option<&str>) -> uuid::Uuid {
@@ -148,18 +143,8 @@ async fn drain(store: &Store, batch: i64) -> (serde_json::Value, serde_json::Val
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = parse_args();
-    let name = format!("ordinaut_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&args.admin_url)
-        .await
-        .expect("admin connection");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    let store = Store::connect(&db_url(&args.admin_url, &name), 4)
-        .await
-        .expect("connect");
-    store.migrate().await.expect("migrate");
+    let db = ScratchDb::create(&args.admin_url, "ordinaut_bench", 4).await;
+    let store = db.store.clone();
 
     let mut results = serde_json::Map::new();
     let cases: [(&str, Option<serde_json::Value>); 3] = [
@@ -198,10 +183,6 @@ async fn main() {
     if let Some(path) = args.out {
         std::fs::write(path, out.to_string()).expect("write results");
     }
-    store.pool().close().await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await;
+    drop(store);
+    db.drop_db().await;
 }

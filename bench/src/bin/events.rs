@@ -14,8 +14,8 @@
 
 use chrono::Utc;
 use ordinaut_store::{OutboxEvent, PUBLISHED_EVENT_TYPE, PublishRequest, Store, TaskProjection};
+use ordinaut_test_support::ScratchDb;
 use serde_json::{Value, json};
-use sqlx::Connection;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -107,44 +107,6 @@ fn start_workers(args: &Args, url: &str, stream: &str) -> Workers {
     )
 }
 
-struct BenchDb {
-    name: String,
-    url: String,
-    store: Store,
-}
-
-async fn create_db(admin_url: &str) -> BenchDb {
-    let name = format!("ordinaut_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(admin_url)
-        .await
-        .expect("admin connection");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    let url = match admin_url.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{name}"),
-        None => panic!("admin URL without a database"),
-    };
-    let store = Store::connect(&url, 8).await.expect("connect");
-    store.migrate().await.expect("migrate");
-    BenchDb { name, url, store }
-}
-
-impl BenchDb {
-    async fn drop_db(self, admin_url: &str) {
-        self.store.pool().close().await;
-        if let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE {} WITH (FORCE)",
-                self.name
-            )))
-            .execute(&mut admin)
-            .await;
-        }
-    }
-}
-
 /// A Task on `topic` whose run echoes one field.
 async fn topic_task(store: &Store, topic: &str) -> uuid::Uuid {
     let spec: ordinaut_api::TaskSpec = serde_yaml::from_str(&format!(
@@ -192,7 +154,7 @@ async fn wait_for_runs(store: &Store, n: i64, limit: Duration) -> Duration {
 }
 
 async fn steady(args: &Args) -> Value {
-    let db = create_db(&args.admin_url).await;
+    let db = ScratchDb::create(&args.admin_url, "ordinaut_bench", 8).await;
     let topic = format!("bench-{}", uuid::Uuid::new_v4().simple());
     topic_task(&db.store, &topic).await;
     let stream = format!("ordinaut:bench:{}", uuid::Uuid::new_v4().simple());
@@ -228,7 +190,7 @@ async fn steady(args: &Args) -> Value {
     .await
     .expect("latency");
     drop(workers);
-    db.drop_db(&args.admin_url).await;
+    db.drop_db().await;
     println!(
         "steady {} events/s for {} s: event to run start p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
         args.rate, args.seconds
@@ -238,7 +200,7 @@ async fn steady(args: &Args) -> Value {
 }
 
 async fn burst(args: &Args) -> Value {
-    let db = create_db(&args.admin_url).await;
+    let db = ScratchDb::create(&args.admin_url, "ordinaut_bench", 8).await;
     let topic = format!("bench-{}", uuid::Uuid::new_v4().simple());
     topic_task(&db.store, &topic).await;
     let now = Utc::now().to_rfc3339();
@@ -257,7 +219,7 @@ async fn burst(args: &Args) -> Value {
     let workers = start_workers(args, &db.url, &stream);
     let took = wait_for_runs(&db.store, args.burst as i64, Duration::from_secs(600)).await;
     drop(workers);
-    db.drop_db(&args.admin_url).await;
+    db.drop_db().await;
     let rate = args.burst as f64 / took.as_secs_f64();
     println!(
         "burst of {} events: all runs succeeded in {:.1} s ({rate:.0} events/s, {} workers, from their start)",

@@ -19,8 +19,8 @@
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use ordinaut_store::{NewOccurrence, Store, TaskProjection};
+use ordinaut_test_support::{ScratchDb, count};
 use serde_json::{Value, json};
-use sqlx::Connection;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -125,63 +125,6 @@ fn start_workers(args: &Args, url: &str, relay: Option<(&str, &str)>) -> Workers
     )
 }
 
-/// The URL of database `name` on the server of `admin_url`, keeping its parameters. Without
-/// an `sslmode`, `sslmode=disable`: the peer's client (node-postgres) talks plain TCP unless
-/// told otherwise, and so must Ordinaut's workers for a fair comparison (PostgreSQL here has
-/// `ssl = on`, and sqlx's default `prefer` then encrypts every byte).
-fn db_url(admin_url: &str, name: &str) -> String {
-    let (base, query) = match admin_url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (admin_url, None),
-    };
-    let base = match base.rfind('/') {
-        Some(i) if i > base.find("//").map_or(0, |j| j + 1) => &base[..i],
-        _ => base,
-    };
-    let query = match query {
-        Some(q) if q.split('&').any(|kv| kv.starts_with("sslmode=")) => q.to_string(),
-        Some(q) => format!("{q}&sslmode=disable"),
-        None => "sslmode=disable".to_string(),
-    };
-    format!("{base}/{name}?{query}")
-}
-
-/// A fresh database with Ordinaut's schema, dropped by [`BenchDb::drop_db`].
-struct BenchDb {
-    name: String,
-    url: String,
-    store: Store,
-}
-
-async fn create_db(admin_url: &str) -> BenchDb {
-    let name = format!("ordinaut_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(admin_url)
-        .await
-        .expect("admin connection");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    let url = db_url(admin_url, &name);
-    let store = Store::connect(&url, 8).await.expect("connect");
-    store.migrate().await.expect("migrate");
-    BenchDb { name, url, store }
-}
-
-impl BenchDb {
-    async fn drop_db(self, admin_url: &str) {
-        self.store.pool().close().await;
-        if let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE {} WITH (FORCE)",
-                self.name
-            )))
-            .execute(&mut admin)
-            .await;
-        }
-    }
-}
-
 /// A no-op Task (`core.echo`) with the given schedule.
 async fn noop_task(store: &Store, name: &str, every: &str) -> uuid::Uuid {
     let spec: ordinaut_api::TaskSpec = serde_yaml::from_str(&format!(
@@ -236,14 +179,6 @@ async fn analyze(store: &Store) -> bool {
             .expect("analyze");
     }
     analyze
-}
-
-async fn count(store: &Store, sql: &str) -> i64 {
-    let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string()))
-        .fetch_one(store.pool())
-        .await
-        .expect("count");
-    n
 }
 
 /// Whether any occurrence is still queued or leased, or (with `events`) any event is still
@@ -322,7 +257,7 @@ fn lag_row(what: &str, l: Lag) {
 
 /// Drains `args.runs` due occurrences; with `relay`, until every event is on the stream too.
 async fn drain(args: &Args, relay: Option<&str>) -> Value {
-    let db = create_db(&args.admin_url).await;
+    let db = ScratchDb::create(&args.admin_url, "ordinaut_bench", 8).await;
     let task = noop_task(&db.store, "noop", "1h").await;
     insert_due_now(&db.store, task, args.runs).await;
     let analyzed = analyze(&db.store).await;
@@ -400,13 +335,13 @@ async fn drain(args: &Args, relay: Option<&str>) -> Value {
         seconds,
         events
     );
-    db.drop_db(&args.admin_url).await;
+    db.drop_db().await;
     result
 }
 
 /// 100 due/s for `args.steady_seconds`, materialized ahead.
 async fn steady(args: &Args) -> Value {
-    let db = create_db(&args.admin_url).await;
+    let db = ScratchDb::create(&args.admin_url, "ordinaut_bench", 8).await;
     let task = noop_task(&db.store, "steady", "1s").await;
     let workers = start_workers(args, &db.url, None);
     let start = Utc::now() + ChronoDuration::seconds(2);
@@ -427,7 +362,7 @@ async fn steady(args: &Args) -> Value {
     drop(workers);
     let l = lag(&db.store, &[task], start).await;
     lag_row("steady 100 due/s", l);
-    db.drop_db(&args.admin_url).await;
+    db.drop_db().await;
     json!({"rate_per_sec": 100, "seconds": args.steady_seconds, "lag_ms": lag_json(l)})
 }
 
@@ -435,7 +370,7 @@ async fn steady(args: &Args) -> Value {
 /// worst case: each second starts with a burst of `tasks` runs); with `with_drain`, a drain
 /// of `args.runs` due occurrences is queued as the window opens.
 async fn every_tasks(args: &Args, tasks: usize, with_drain: bool) -> Value {
-    let db = create_db(&args.admin_url).await;
+    let db = ScratchDb::create(&args.admin_url, "ordinaut_bench", 8).await;
     let mut uids = Vec::with_capacity(tasks);
     for i in 0..tasks {
         uids.push(noop_task(&db.store, &format!("every-{i}"), "1s").await);
@@ -491,7 +426,7 @@ async fn every_tasks(args: &Args, tasks: usize, with_drain: bool) -> Value {
         ),
         l,
     );
-    db.drop_db(&args.admin_url).await;
+    db.drop_db().await;
     json!({"tasks": tasks, "seconds": args.every_seconds, "with_drain": with_drain, "lag_ms": lag_json(l)})
 }
 

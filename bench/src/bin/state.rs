@@ -20,9 +20,9 @@ use ordinaut_gateway::{AppState, GatewayConfig, Metrics};
 use ordinaut_kube_fake::FakeApiServer;
 use ordinaut_schedule::clock::SystemClock;
 use ordinaut_store::Store;
+use ordinaut_test_support::ScratchDb;
 use ordinaut_tools::secrets::SecretSource;
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 const TOKEN: &str = "bench-agent-token";
 
@@ -228,31 +228,13 @@ async fn phases(url: &str, args: &Args) -> Value {
 #[tokio::main]
 async fn main() {
     let args = parse_args();
-    let name = format!("ordinaut_bench_state_{}", std::process::id());
-    let mut admin = sqlx::PgConnection::connect(&args.admin_url)
-        .await
-        .expect("admin");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    let base = &args.admin_url[..args
-        .admin_url
-        .rfind('/')
-        .expect("admin URL with a database")];
-    let store = Store::connect(&format!("{base}/{name}?sslmode=disable"), 20)
-        .await
-        .expect("connect");
-    store.migrate().await.expect("migrate");
+    let db = ScratchDb::create(&args.admin_url, "ordinaut_bench_state", 20).await;
+    let store = db.store.clone();
     let url = serve(store.clone()).await;
     let result = phases(&url, &args).await;
     if let Some(out) = &args.out {
         std::fs::write(out, serde_json::to_string_pretty(&result).expect("json")).expect("write");
     }
     drop(store);
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await;
+    db.drop_db().await;
 }

@@ -1,6 +1,6 @@
 //! Running the built `ordinaut` binary as a real process: `ordinaut dev` in the background
 //! with its output collected line by line, stopped with real signals.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -13,18 +13,7 @@ use nix::unistd::Pid;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ordinaut");
 
-pub fn redis_url() -> String {
-    std::env::var("ORDINAUT_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// A port nothing listens on (bound, then released).
-pub fn unused_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use ordinaut_test_support::{free_port as unused_port, redis_url, wait_blocking as wait_for};
 
 /// A command for the binary with the environment cleared of what would change its services.
 pub fn ordinaut(args: &[&str]) -> Command {
@@ -49,23 +38,12 @@ pub fn text(o: &Output) -> String {
     )
 }
 
-/// Polls `f` until it returns `Some`, or panics with `what` after `within`.
-pub fn wait_for<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A running `ordinaut dev`.
 pub struct Dev {
     pub child: Child,
     lines: Arc<Mutex<Vec<String>>>,
     errors: Arc<Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Dev {
@@ -77,6 +55,7 @@ impl Dev {
             .unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let errors = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         for (stream, sink) in [
             (
                 Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
@@ -84,17 +63,18 @@ impl Dev {
             ),
             (Box::new(child.stderr.take().unwrap()), errors.clone()),
         ] {
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines() {
                     let Ok(line) = line else { break };
                     sink.lock().unwrap().push(line);
                 }
-            });
+            }));
         }
         Self {
             child,
             lines,
             errors,
+            readers,
         }
     }
 
@@ -150,8 +130,12 @@ impl Dev {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader threads take the last lines.
-                std::thread::sleep(Duration::from_millis(100));
+                // The reader threads take the last lines until the pipes close (a service
+                // `dev` started may hold them a little longer: wait, but not forever).
+                let closed = Instant::now() + Duration::from_secs(10);
+                while !self.readers.iter().all(|r| r.is_finished()) && Instant::now() < closed {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
                 return status;
             }
             assert!(

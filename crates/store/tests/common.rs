@@ -1,5 +1,7 @@
 //! Fixtures shared by the store's integration tests.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
+
+pub use ordinaut_test_support::count;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use ordinaut_store::{
@@ -60,14 +62,6 @@ pub fn success(id: i64, attempt: i32, worker: &str) -> RunRecord {
         )],
         disposition: Disposition::Done,
     }
-}
-
-pub async fn count(store: &Store, sql: &str) -> i64 {
-    let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string()))
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    n
 }
 
 pub fn at(s: &str) -> DateTime<Utc> {

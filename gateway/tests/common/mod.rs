@@ -1,6 +1,6 @@
 //! A cluster in a test: the in-process fake Kubernetes API, the operator's controllers on
 //! real PostgreSQL, and the gateway serving on a free port with its Kubernetes write path.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 pub const ADMIN: &str = "admin-token-for-tests";
-pub const WAIT: Duration = Duration::from_secs(30);
+pub use ordinaut_test_support::WAIT;
 
 pub struct Cluster {
     pub fake: FakeApiServer,
@@ -187,17 +187,10 @@ pub fn echo_spec(every: &str) -> Value {
 }
 
 /// Waits until `check` holds, failing the test after [`WAIT`].
-pub async fn wait_for<F, Fut>(what: &str, mut check: F)
+pub async fn wait_for<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ordinaut_test_support::until(WAIT, what, check).await
 }

@@ -2,7 +2,7 @@
 //! (ticking every second, so a Task's status shows its last run within seconds), a worker
 //! that runs the pipelines, and the gateway with the dashboard on a free port; plus a
 //! browser-like client (session cookie, CSRF token, no redirects followed).
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
 use std::future::Future;
 use std::sync::Arc;
@@ -267,17 +267,10 @@ pub fn echo_task(agent: &str, schedule: Value) -> Value {
 }
 
 /// Waits until `check` holds, failing the test after [`WAIT`].
-pub async fn wait_for<F, Fut>(what: &str, mut check: F)
+pub async fn wait_for<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    ordinaut_test_support::until(WAIT, what, check).await
 }

@@ -7,7 +7,7 @@ use ordinaut_tools::mcp::ResolvedServer;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const INSTALL: &str = "run `bash scripts/install-test-peers.sh` (from the repository root) to install the MCP test peers";
 
@@ -83,11 +83,7 @@ pub fn ctx(step: &str, timeout: Duration) -> CallContext {
 
 /// Polls `cond` until it holds or `within` passes.
 pub async fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    ordinaut_test_support::until(within, what, || std::future::ready(cond())).await
 }
 
 /// server-everything over streamable HTTP on a free loopback port; killed (and reaped) on
@@ -100,11 +96,7 @@ pub struct HttpEverything {
 impl HttpEverything {
     pub async fn start() -> Self {
         let js = everything_js();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = ordinaut_test_support::free_port();
         let child = Command::new("node")
             .arg(js)
             .arg("streamableHttp")
@@ -118,17 +110,13 @@ impl HttpEverything {
             child,
             url: format!("http://127.0.0.1:{port}/mcp"),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "server-everything did not listen on port {port} within 30s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let what = format!("server-everything to listen on port {port}");
+        ordinaut_test_support::until(Duration::from_secs(30), &what, || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
         guard
     }
 }

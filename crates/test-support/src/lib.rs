@@ -1,0 +1,19 @@
+//! What Ordinaut's tests and benchmarks share: a fresh database per test (re-exported from
+//! the store's `testing` feature), a scratch database for a benchmark, Redis connections,
+//! keys and a private `redis-server`, free ports, and waiting on a condition with a deadline.
+//!
+//! Tests wait on conditions, never on the wall clock's speed: every helper here polls until
+//! the condition holds and fails with what it waited for after a generous deadline (the CI
+//! box is a loaded 2-core machine).
+#![allow(clippy::unwrap_used)] // a failed helper is a failed test
+
+pub mod db;
+pub mod net;
+pub mod redis;
+pub mod wait;
+
+pub use db::{ScratchDb, count, wait_for_count};
+pub use net::free_port;
+pub use ordinaut_store::testing::{PrivatePostgres, Shutdown, TestDb, admin_url};
+pub use redis::{Keys, PrivateRedis, redis_url, unique_key};
+pub use wait::{WAIT, eventually, until, wait_blocking};
