@@ -1,13 +1,76 @@
 //! Watches: raw `Api::watch` and kube-runtime's `watcher`.
 
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use kube::ResourceExt;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
 use kube::runtime::watcher;
 use serde_json::json;
 use tokio::time::timeout;
 
 use super::common::*;
+
+type Watch = BoxStream<'static, kube::Result<WatchEvent<Widget>>>;
+
+/// The list's resourceVersion (where a watch starts).
+async fn list_rv(api: &Api<Widget>) -> String {
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap()
+}
+
+/// A raw watch from `rv`.
+async fn watch(api: &Api<Widget>, params: &WatchParams, rv: &str) -> Watch {
+    api.watch(params, rv).await.unwrap().boxed()
+}
+
+/// The next raw watch event that is not a bookmark; `None` when the watch ended.
+async fn next_event(events: &mut Watch) -> Option<WatchEvent<Widget>> {
+    loop {
+        match timeout(DEADLINE, events.try_next())
+            .await
+            .expect("a watch event before the deadline")
+            .expect("no watch error")
+        {
+            Some(WatchEvent::Bookmark(_)) => {}
+            other => return other,
+        }
+    }
+}
+
+/// Whether the watch ends (only bookmarks before) within the deadline.
+async fn ends(events: &mut Watch) -> bool {
+    timeout(DEADLINE, async {
+        while let Some(ev) = events.try_next().await.unwrap() {
+            assert!(matches!(ev, WatchEvent::Bookmark(_)), "{ev:?}");
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// The names in a watcher's initial list, up to its `InitDone`.
+async fn initial_list<S>(stream: &mut S) -> Vec<String>
+where
+    S: futures::Stream<Item = Result<watcher::Event<Widget>, watcher::Error>> + Unpin,
+{
+    let mut names = Vec::new();
+    loop {
+        match timeout(DEADLINE, stream.try_next())
+            .await
+            .expect("a watcher event before the deadline")
+            .expect("no watcher error")
+            .expect("the watcher does not end")
+        {
+            watcher::Event::InitApply(w) => names.push(w.name_any()),
+            watcher::Event::InitDone => return names,
+            _ => {}
+        }
+    }
+}
 
 /// The next watcher event that is not part of an initial list.
 async fn next_change<S>(stream: &mut S) -> watcher::Event<Widget>
@@ -26,29 +89,24 @@ where
     }
 }
 
+async fn resize(api: &Api<Widget>, name: &str, size: i32) {
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"size": size}})),
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn watcher_sees_added_modified_deleted_in_order() {
     let (_fake, api) = setup();
     let mut stream = watcher(api.clone(), watcher::Config::default()).boxed();
     // The initial (empty) list completes before anything is created.
-    loop {
-        let ev = timeout(DEADLINE, stream.try_next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if matches!(ev, watcher::Event::InitDone) {
-            break;
-        }
-    }
+    assert!(initial_list(&mut stream).await.is_empty());
     create(&api, "a", 1).await;
-    api.patch(
-        "a",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"size": 2}})),
-    )
-    .await
-    .unwrap();
+    resize(&api, "a", 2).await;
     api.delete("a", &DeleteParams::default()).await.unwrap();
 
     let watcher::Event::Apply(added) = next_change(&mut stream).await else {
@@ -69,38 +127,16 @@ async fn watcher_sees_added_modified_deleted_in_order() {
 async fn watch_replays_changes_after_the_given_resource_version() {
     let (_fake, api) = setup();
     create(&api, "before", 1).await;
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let rv = list_rv(&api).await;
     create(&api, "after", 2).await;
-    api.patch(
-        "after",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"size": 3}})),
-    )
-    .await
-    .unwrap();
+    resize(&api, "after", 3).await;
 
-    let mut events = api
-        .watch(&WatchParams::default(), &rv)
-        .await
-        .unwrap()
-        .boxed();
+    let mut events = watch(&api, &WatchParams::default(), &rv).await;
     let mut seen = Vec::new();
     while seen.len() < 2 {
-        match timeout(DEADLINE, events.try_next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap()
-        {
-            WatchEvent::Added(w) => seen.push(("ADDED", w.name_any(), w.spec.size)),
-            WatchEvent::Modified(w) => seen.push(("MODIFIED", w.name_any(), w.spec.size)),
-            WatchEvent::Bookmark(_) => {}
+        match next_event(&mut events).await {
+            Some(WatchEvent::Added(w)) => seen.push(("ADDED", w.name_any(), w.spec.size)),
+            Some(WatchEvent::Modified(w)) => seen.push(("MODIFIED", w.name_any(), w.spec.size)),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -117,60 +153,26 @@ async fn watch_replays_changes_after_the_given_resource_version() {
 async fn watch_from_an_expired_resource_version_is_410_gone() {
     let (fake, api) = setup();
     create(&api, "a", 1).await;
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let rv = list_rv(&api).await;
     fake.expire_watch_history();
 
-    let mut events = api
-        .watch(&WatchParams::default(), &rv)
-        .await
-        .unwrap()
-        .boxed();
-    match timeout(DEADLINE, events.try_next()).await.unwrap().unwrap() {
+    let mut events = watch(&api, &WatchParams::default(), &rv).await;
+    match next_event(&mut events).await {
         Some(WatchEvent::Error(status)) => {
             assert_eq!(status.code, 410);
             assert_eq!(status.reason, "Expired");
         }
         other => panic!("expected a 410 watch error, got {other:?}"),
     }
-    assert!(
-        timeout(DEADLINE, events.try_next())
-            .await
-            .unwrap()
-            .unwrap()
-            .is_none()
-    );
+    assert!(next_event(&mut events).await.is_none());
 
     // A fresh list hands out a resourceVersion that can be watched again.
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
-    let mut events = api
-        .watch(&WatchParams::default(), &rv)
-        .await
-        .unwrap()
-        .boxed();
+    let rv = list_rv(&api).await;
+    let mut events = watch(&api, &WatchParams::default(), &rv).await;
     create(&api, "b", 1).await;
-    loop {
-        match timeout(DEADLINE, events.try_next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap()
-        {
-            WatchEvent::Added(w) => break assert_eq!(w.name_any(), "b"),
-            WatchEvent::Bookmark(_) => {}
-            other => panic!("unexpected {other:?}"),
-        }
+    match next_event(&mut events).await {
+        Some(WatchEvent::Added(w)) => assert_eq!(w.name_any(), "b"),
+        other => panic!("unexpected {other:?}"),
     }
 }
 
@@ -178,21 +180,11 @@ async fn watch_from_an_expired_resource_version_is_410_gone() {
 async fn history_limit_makes_old_resource_versions_expire() {
     let (fake, api) = setup();
     fake.set_watch_history_limit(2);
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let rv = list_rv(&api).await;
     for i in 0..3 {
         create(&api, &format!("w{i}"), 1).await;
     }
-    let mut events = api
-        .watch(&WatchParams::default(), &rv)
-        .await
-        .unwrap()
-        .boxed();
+    let mut events = watch(&api, &WatchParams::default(), &rv).await;
     let first = timeout(DEADLINE, events.try_next()).await.unwrap().unwrap();
     assert!(
         matches!(first, Some(WatchEvent::Error(ref s)) if s.code == 410),
@@ -205,18 +197,7 @@ async fn watcher_recovers_from_410_by_relisting() {
     let (fake, api) = setup();
     create(&api, "a", 1).await;
     let mut stream = watcher(api.clone(), watcher::Config::default()).boxed();
-    let mut inits = 0;
-    loop {
-        let ev = timeout(DEADLINE, stream.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if matches!(ev, watcher::Event::InitDone) {
-            inits += 1;
-            break;
-        }
-    }
+    assert_eq!(initial_list(&mut stream).await, vec!["a"]);
     // (The watcher is lazy: its watch call happens on the next poll, after the expiry.)
     fake.expire_watch_history();
     create(&api, "b", 1).await;
@@ -232,24 +213,14 @@ async fn watcher_recovers_from_410_by_relisting() {
             }
             Err(other) => panic!("unexpected watcher error {other}"),
             Ok(watcher::Event::InitApply(w)) => relisted.push(w.name_any()),
-            Ok(watcher::Event::InitDone) => {
-                inits += 1;
-                break;
-            }
+            Ok(watcher::Event::InitDone) => break,
             Ok(_) => {}
         }
     }
     assert!(saw_gone, "the watcher saw the 410");
-    assert_eq!(inits, 2);
     assert_eq!(relisted, vec!["a", "b"]);
 
-    api.patch(
-        "b",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"size": 5}})),
-    )
-    .await
-    .unwrap();
+    resize(&api, "b", 5).await;
     let watcher::Event::Apply(w) = next_change(&mut stream).await else {
         panic!("not Apply")
     };
@@ -261,20 +232,7 @@ async fn streaming_list_watcher_gets_initial_events_then_changes() {
     let (_fake, api) = setup();
     create(&api, "a", 1).await;
     let mut stream = watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
-    let mut initial = Vec::new();
-    loop {
-        match timeout(DEADLINE, stream.try_next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap()
-        {
-            watcher::Event::InitApply(w) => initial.push(w.name_any()),
-            watcher::Event::InitDone => break,
-            _ => {}
-        }
-    }
-    assert_eq!(initial, vec!["a"]);
+    assert_eq!(initial_list(&mut stream).await, vec!["a"]);
     create(&api, "b", 1).await;
     let watcher::Event::Apply(w) = next_change(&mut stream).await else {
         panic!("not Apply")
@@ -285,18 +243,8 @@ async fn streaming_list_watcher_gets_initial_events_then_changes() {
 #[tokio::test]
 async fn label_selected_watch_sees_objects_leave_and_enter_the_selection() {
     let (_fake, api) = setup();
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
-    let mut events = api
-        .watch(&WatchParams::default().labels("tier=web"), &rv)
-        .await
-        .unwrap()
-        .boxed();
+    let rv = list_rv(&api).await;
+    let mut events = watch(&api, &WatchParams::default().labels("tier=web"), &rv).await;
     create(&api, "a", 1).await; // not selected
     let pp = PatchParams::default();
     let label = |tier: &str| Patch::Merge(json!({"metadata": {"labels": {"tier": tier}}}));
@@ -304,15 +252,9 @@ async fn label_selected_watch_sees_objects_leave_and_enter_the_selection() {
     api.patch("a", &pp, &label("db")).await.unwrap(); // leaves
     let mut seen = Vec::new();
     while seen.len() < 2 {
-        match timeout(DEADLINE, events.try_next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap()
-        {
-            WatchEvent::Added(w) => seen.push(("ADDED", w.labels()["tier"].clone())),
-            WatchEvent::Deleted(w) => seen.push(("DELETED", w.labels()["tier"].clone())),
-            WatchEvent::Bookmark(_) => {}
+        match next_event(&mut events).await {
+            Some(WatchEvent::Added(w)) => seen.push(("ADDED", w.labels()["tier"].clone())),
+            Some(WatchEvent::Deleted(w)) => seen.push(("DELETED", w.labels()["tier"].clone())),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -325,50 +267,21 @@ async fn label_selected_watch_sees_objects_leave_and_enter_the_selection() {
 #[tokio::test]
 async fn watches_end_at_their_timeout() {
     let (_fake, api) = setup();
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
-    let mut events = api
-        .watch(&WatchParams::default().timeout(1), &rv)
-        .await
-        .unwrap()
-        .boxed();
-    let ended = timeout(DEADLINE, async {
-        while let Some(ev) = events.try_next().await.unwrap() {
-            assert!(matches!(ev, WatchEvent::Bookmark(_)), "{ev:?}");
-        }
-    })
-    .await;
-    assert!(ended.is_ok(), "the watch ended after timeoutSeconds");
+    let rv = list_rv(&api).await;
+    let mut events = watch(&api, &WatchParams::default().timeout(1), &rv).await;
+    assert!(
+        ends(&mut events).await,
+        "the watch ended after timeoutSeconds"
+    );
 }
 
 #[tokio::test]
 async fn expiring_history_closes_open_watches() {
     let (fake, api) = setup();
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
-    let mut events = api
-        .watch(&WatchParams::default(), &rv)
-        .await
-        .unwrap()
-        .boxed();
+    let rv = list_rv(&api).await;
+    let mut events = watch(&api, &WatchParams::default(), &rv).await;
     assert_eq!(fake.open_watches(), 1);
     fake.expire_watch_history();
-    let ended = timeout(DEADLINE, async {
-        while let Some(ev) = events.try_next().await.unwrap() {
-            assert!(matches!(ev, WatchEvent::Bookmark(_)), "{ev:?}");
-        }
-    })
-    .await;
-    assert!(ended.is_ok(), "the open watch was closed");
+    assert!(ends(&mut events).await, "the open watch was closed");
     assert_eq!(fake.open_watches(), 0);
 }
