@@ -16,10 +16,10 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
 pub enum RenderError {
     #[error("CRD has no metadata.name")]
     Unnamed,
-    #[error("cannot render CRD {name} as YAML: {source}")]
+    #[error("cannot render CRD {name} as YAML: {cause}")]
     Yaml {
         name: String,
-        source: serde_yaml::Error,
+        cause: serde_yaml::Error,
     },
 }
 
@@ -35,9 +35,9 @@ pub struct RenderedCrd {
 /// Renders one CRD as its committed file.
 pub fn render(crd: &CustomResourceDefinition) -> Result<RenderedCrd, RenderError> {
     let name = crd.metadata.name.clone().ok_or(RenderError::Unnamed)?;
-    let body = serde_yaml::to_string(crd).map_err(|source| RenderError::Yaml {
+    let body = serde_yaml::to_string(crd).map_err(|cause| RenderError::Yaml {
         name: name.clone(),
-        source,
+        cause,
     })?;
     Ok(RenderedCrd {
         file_name: format!("{name}.yaml"),

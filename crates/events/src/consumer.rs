@@ -27,12 +27,11 @@ use tokio::time::Instant;
 /// A consumer-group failure. Nothing is lost: unacknowledged entries stay pending.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
-    #[error("stream {stream}, group {group}: Redis failed: {source} (is Redis reachable?)")]
+    #[error("stream {stream}, group {group}: Redis failed: {cause} (is Redis reachable?)")]
     Redis {
         stream: String,
         group: String,
-        #[source]
-        source: RedisError,
+        cause: RedisError,
     },
     #[error("stream {stream}, group {group}: Redis did not answer within {timeout:?}")]
     Timeout {
@@ -48,7 +47,7 @@ pub enum ConsumerError {
         detail: String,
     },
     #[error("invalid Redis URL: {0}")]
-    Url(#[source] RedisError),
+    Url(RedisError),
 }
 
 /// Where a new group starts reading.
@@ -179,7 +178,7 @@ impl GroupConsumer {
             .arg("MKSTREAM");
         match self.call::<()>(&cmd, REPLY_MARGIN).await {
             Ok(()) => Ok(true),
-            Err(ConsumerError::Redis { source, .. }) if source.code() == Some("BUSYGROUP") => {
+            Err(ConsumerError::Redis { cause, .. }) if cause.code() == Some("BUSYGROUP") => {
                 Ok(false)
             }
             Err(e) => Err(e),
@@ -337,10 +336,10 @@ impl GroupConsumer {
             .run(|mut conn| async move { cmd.query_async::<T>(&mut conn).await });
         match tokio::time::timeout(timeout, call).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(source)) => Err(ConsumerError::Redis {
+            Ok(Err(cause)) => Err(ConsumerError::Redis {
                 stream: self.stream.clone(),
                 group: self.group.clone(),
-                source,
+                cause,
             }),
             Err(_) => {
                 // The reply may still come; this connection can no longer be trusted.

@@ -38,20 +38,26 @@ const BACKLOG_COUNT_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     #[error("outbox relay: PostgreSQL failed ({0}); the events stay in the outbox")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error(
         "outbox relay: publishing {count} events (outbox ids {first}..={last}) to Redis failed: \
-         {source}; they stay in the outbox and are retried (is Redis reachable?)"
+         {cause}; they stay in the outbox and are retried (is Redis reachable?)"
     )]
     Redis {
         count: usize,
         first: i64,
         last: i64,
-        #[source]
-        source: RedisError,
+        cause: RedisError,
     },
     #[error("outbox relay: invalid Redis URL: {0}")]
-    Url(#[source] RedisError),
+    Url(RedisError),
+}
+
+// The causes are part of the messages (printed once), so not `#[source]`.
+impl From<StoreError> for RelayError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
 }
 
 /// What the relay has done, shared (`Arc`) with whoever exports metrics.
@@ -222,12 +228,12 @@ impl OutboxRelay {
                 .redis
                 .run(|mut conn| async move { pipe.exec_async(&mut conn).await })
                 .await;
-            if let Err(source) = result {
+            if let Err(cause) = result {
                 return Err(RelayError::Redis {
                     count,
                     first,
                     last,
-                    source,
+                    cause,
                 });
             }
         }

@@ -258,9 +258,9 @@ async fn sleep_or_stop(stop: &CancellationToken, backoff: &mut Duration) -> bool
 
 #[derive(Debug, thiserror::Error)]
 enum BatchError {
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] ordinaut_store::StoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Redis(#[from] crate::ConsumerError),
 }
 

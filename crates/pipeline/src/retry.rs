@@ -31,11 +31,11 @@ pub struct EffectiveRetry {
 pub enum RetryError {
     #[error("retry.attempts must be between 1 and {max}, got {got}")]
     Attempts { got: u32, max: u32 },
-    #[error("retry.{field}: {source}")]
+    #[error("retry.{field}: {cause}")]
     Duration {
         /// `backoff` or `maxBackoff`.
         field: &'static str,
-        source: DurationError,
+        cause: DurationError,
     },
     #[error(
         "retry.backoff ({backoff}) is larger than retry.maxBackoff ({max_backoff}); raise maxBackoff or lower backoff"
@@ -90,7 +90,7 @@ pub fn resolve_retry(
     }
     let duration = |field: &'static str, text: Option<&String>, default: Duration| match text {
         None => Ok(default),
-        Some(text) => parse_duration(text).map_err(|source| RetryError::Duration { field, source }),
+        Some(text) => parse_duration(text).map_err(|cause| RetryError::Duration { field, cause }),
     };
     let backoff_text = pick(step, task, |p| p.backoff.as_ref());
     let max_text = pick(step, task, |p| p.max_backoff.as_ref());
@@ -128,7 +128,7 @@ pub fn check_policy(policy: &RetryPolicy) -> Vec<RetryError> {
     let mut parse = |field: &'static str, text: Option<&String>| {
         let text = text?;
         parse_duration(text)
-            .map_err(|source| errors.push(RetryError::Duration { field, source }))
+            .map_err(|cause| errors.push(RetryError::Duration { field, cause }))
             .ok()
             .map(|d| (d, text.clone()))
     };

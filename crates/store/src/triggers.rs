@@ -51,7 +51,14 @@ pub enum PublishError {
     )]
     TooLarge { bytes: usize, max: usize },
     #[error("publishing the event failed: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+// The cause is part of the message (printed once), so not `#[source]`.
+impl From<StoreError> for PublishError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
 }
 
 /// `Ok` when `topic` is a valid topic name (the CRD's `on.topic` pattern).
