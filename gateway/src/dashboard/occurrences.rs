@@ -46,7 +46,8 @@ pub async fn between(
     let Some(created) = anchor(ops, t).await else {
         return Vec::new();
     };
-    within(&spec, created, from, to, max)
+    // Expanding the schedule is CPU work: off the async threads that serve the pages.
+    ordinaut_operator::offload::cpu(move || within(&spec, created, from, to, max)).await
 }
 
 /// [`between`] once the anchor is known (pure).

@@ -208,7 +208,12 @@ impl Ops {
         let spec: TaskSpec = serde_json::from_value(row.projection.spec.clone())
             .map_err(|_| not_found(&ns, &input.name))?;
         let created = self.created_at(&row).await;
-        let instants = backfill_instants(&spec, created, input.from, input.to, max)?;
+        // Expanding the schedule over the range is CPU work: off the async threads.
+        let (from, to) = (input.from, input.to);
+        let instants = ordinaut_operator::offload::cpu(move || {
+            backfill_instants(&spec, created, from, to, max)
+        })
+        .await?;
         let occupied = self
             .store
             .occupied_instants(row.projection.uid, input.from, input.to)

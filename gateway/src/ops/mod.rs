@@ -192,6 +192,16 @@ fn is_path(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "._[]-".contains(c))
 }
 
+/// [`check_spec`] on the blocking pool: compiling a schedule costs what the rule costs, and
+/// the gateway's async threads serve every other request meanwhile.
+async fn check_spec_offloaded(
+    spec: &TaskSpec,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), OpError> {
+    let spec = spec.clone();
+    ordinaut_operator::offload::cpu(move || check_spec(&spec, now)).await
+}
+
 /// The problems `ordinaut validate` and the operator find in a spec, as field errors.
 fn check_spec(spec: &TaskSpec, now: chrono::DateTime<chrono::Utc>) -> Result<(), OpError> {
     let problems = ordinaut_operator::validate::task_problems(spec, now, None);

@@ -145,27 +145,8 @@ impl Ops {
         let schedule: TaskSchedule = parse_spec(&input.schedule, "schedule")?;
         let now = self.clock.now();
         let after = input.after.unwrap_or(now);
-        let compiled = ordinaut_operator::validate::compile_schedule(&schedule, after)
-            .map_err(|p| {
-                OpError::invalid(p.path.replacen("spec.schedule", "schedule", 1), p.message)
-            })?
-            .ok_or_else(|| {
-                OpError::invalid("schedule.on", "runs on events: it has no times to preview")
-            })?;
-        let mut spec_like = schedule.clone();
-        spec_like.timezone = compiled.timezone().to_string();
-        let occurrences = compiled
-            .iter_after(after)
-            .take(count as usize)
-            .filter_map(Result::ok)
-            .map(|t| t.to_utc())
-            .take_while(|t| schedule.end_at.is_none_or(|end| *t <= end))
-            .collect();
-        Ok(PreviewResult {
-            schedule: compiled.describe(),
-            timezone: spec_like.timezone,
-            occurrences,
-        })
+        // Compiling and expanding cost what the rule costs: off the async threads.
+        ordinaut_operator::offload::cpu(move || preview(schedule, after, count)).await
     }
 
     /// The tools the caller's Tasks may use: built-ins and the MCP servers' tools its scope
@@ -308,4 +289,31 @@ impl Ops {
             correlation_id: call.correlation_id.clone(),
         })
     }
+}
+
+/// The next `count` occurrences of `schedule` after `after` (pure CPU work).
+fn preview(
+    schedule: TaskSchedule,
+    after: chrono::DateTime<chrono::Utc>,
+    count: u32,
+) -> Result<PreviewResult, OpError> {
+    let compiled = ordinaut_operator::validate::compile_schedule(&schedule, after)
+        .map_err(|p| OpError::invalid(p.path.replacen("spec.schedule", "schedule", 1), p.message))?
+        .ok_or_else(|| {
+            OpError::invalid("schedule.on", "runs on events: it has no times to preview")
+        })?;
+    let mut spec_like = schedule.clone();
+    spec_like.timezone = compiled.timezone().to_string();
+    let occurrences = compiled
+        .iter_after(after)
+        .take(count as usize)
+        .filter_map(Result::ok)
+        .map(|t| t.to_utc())
+        .take_while(|t| schedule.end_at.is_none_or(|end| *t <= end))
+        .collect();
+    Ok(PreviewResult {
+        schedule: compiled.describe(),
+        timezone: spec_like.timezone,
+        occurrences,
+    })
 }

@@ -10,7 +10,7 @@ use super::types::{
     ActionResult, GetTaskInput, ListTasksInput, ScheduleTaskInput, TaskList, TaskState, TaskView,
     UpdateTaskInput,
 };
-use super::{Call, Ops, check_name, check_spec, limit, not_found, parse_spec};
+use super::{Call, Ops, check_name, check_spec_offloaded, limit, not_found, parse_spec};
 use crate::problem::OpError;
 use crate::writer::AGENT_LABEL;
 
@@ -193,9 +193,13 @@ impl Ops {
             }
             let spec: Option<TaskSpec> = serde_json::from_value(row.projection.spec.clone()).ok();
             let created = self.created_at(&row).await;
-            let next = spec
-                .map(|s| next_runs(&s, created, now, n))
-                .unwrap_or_default();
+            // Expanding the schedule is CPU work: off the async threads.
+            let next = match spec {
+                Some(s) => {
+                    ordinaut_operator::offload::cpu(move || next_runs(&s, created, now, n)).await
+                }
+                None => Vec::new(),
+            };
             return Ok(view_of_row(&row, now, next));
         }
         // Written but not projected yet.
@@ -246,7 +250,7 @@ impl Ops {
         let mut spec: TaskSpec = parse_spec(&input.spec, "spec")?;
         self.own_agent_ref(call, &mut spec)?;
         let now = self.clock.now();
-        check_spec(&spec, now)?;
+        check_spec_offloaded(&spec, now).await?;
         let mut task = Task::new(&input.name, spec);
         task.metadata.namespace = Some(ns);
         if let Some(agent) = &task.spec.agent_ref {
@@ -311,7 +315,7 @@ impl Ops {
         let mut spec: TaskSpec = parse_spec(&merged, "spec")?;
         self.own_agent_ref(call, &mut spec)?;
         let now = self.clock.now();
-        check_spec(&spec, now)?;
+        check_spec_offloaded(&spec, now).await?;
         self.writer
             .patch(&ns, &input.name, &json!({"spec": patch}))
             .await?;
