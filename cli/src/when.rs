@@ -29,9 +29,7 @@ pub fn instant(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
 }
 
 /// A clap value parser for durations (`10s`, `PT1M`).
-pub fn duration(s: &str) -> Result<std::time::Duration, String> {
-    parse_duration(s).map_err(|e| e.to_string())
-}
+pub use ordinaut_schedule::duration::duration_arg as duration;
 
 #[cfg(test)]
 mod tests {

@@ -67,9 +67,7 @@ struct Args {
     log_level: String,
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    ordinaut_schedule::duration::parse_duration(s).map_err(|e| e.to_string())
-}
+use ordinaut_schedule::duration::duration_arg as duration;
 
 /// Reads a token file (trailing newline trimmed); an empty file is an error.
 fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {

@@ -14,7 +14,6 @@ use ordinaut_operator::k8s::{KubeObjects, KubeSink};
 use ordinaut_operator::leader::{AlwaysLeader, Leadership, LeaseElector};
 use ordinaut_operator::{Context, MaterializeConfig, TaskReconciler};
 use ordinaut_schedule::clock::SystemClock;
-use ordinaut_schedule::duration::parse_duration;
 use ordinaut_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -99,9 +98,7 @@ struct RunArgs {
     migrate: bool,
 }
 
-fn duration(s: &str) -> Result<std::time::Duration, String> {
-    parse_duration(s).map_err(|e| e.to_string())
-}
+use ordinaut_schedule::duration::duration_arg as duration;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

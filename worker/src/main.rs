@@ -15,9 +15,7 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn duration(s: &str) -> Result<Duration, String> {
-    ordinaut_schedule::duration::parse_duration(s).map_err(|e| e.to_string())
-}
+use ordinaut_schedule::duration::duration_arg as duration;
 
 /// Ordinaut worker: leases due occurrences from PostgreSQL and runs their pipelines.
 ///

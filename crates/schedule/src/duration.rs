@@ -14,6 +14,12 @@ pub enum DurationError {
     Overflow(String),
 }
 
+/// [`parse_duration`] as a clap value parser (`value_parser = duration_arg`): the error is
+/// the message clap prints after the flag's name. One copy for every binary's flags.
+pub fn duration_arg(input: &str) -> Result<Duration, String> {
+    parse_duration(input).map_err(|e| e.to_string())
+}
+
 /// Parses a duration. Units: `ms`, `s`, `m`, `h`, `d` (24 h of elapsed time), `w` (7 d);
 /// several may be combined in decreasing order of size (`1h30m`). ISO 8601 `PnDTnHnMnS`
 /// (and `PnW`) is accepted as well. Whitespace around the value is ignored.
