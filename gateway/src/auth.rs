@@ -150,7 +150,8 @@ impl Tokens {
         *self.last_refresh.lock().await = Some(Instant::now());
         let mut table = Vec::new();
         for row in self.store.agents().await? {
-            let Ok(spec) = serde_json::from_value::<AgentSpec>(row.spec) else {
+            // Tolerant: an Agent projected by a newer operator still authenticates.
+            let Ok((spec, _)) = ordinaut_api::tolerant::agent_spec_from_value(&row.spec) else {
                 continue;
             };
             let Some(r) = &spec.token_secret_ref else {

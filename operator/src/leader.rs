@@ -114,6 +114,8 @@ pub struct LeaseElector {
     changes: watch::Sender<bool>,
     /// The record last seen and when (by `clock`) it was first seen.
     observed: Mutex<Option<(String, DateTime<Utc>)>>,
+    /// A fenced store: becoming leader takes the next leader epoch in PostgreSQL first.
+    epoch: Option<ordinaut_store::Store>,
 }
 
 impl LeaseElector {
@@ -133,7 +135,29 @@ impl LeaseElector {
             clock,
             changes: watch::channel(false).0,
             observed: Mutex::new(None),
+            epoch: None,
         }
+    }
+
+    /// Takes the next leader epoch through `store` (a [`ordinaut_store::Store::fenced`]
+    /// handle, the one the reconcilers write through) each time this instance becomes leader,
+    /// before it reports leadership: the previous leader's writes are refused from then on.
+    /// Failing to take it (database down) is a failed round: no leadership without an epoch.
+    pub fn with_epoch(mut self, store: ordinaut_store::Store) -> Self {
+        self.epoch = Some(store);
+        self
+    }
+
+    /// A round, then, on becoming leader, the new epoch.
+    async fn round_with_epoch(&self, now: DateTime<Utc>) -> Result<bool, kube::Error> {
+        let won = self.round(now).await?;
+        if let (true, false, Some(store)) = (won, self.flag.is_leader(), &self.epoch) {
+            store
+                .take_leadership()
+                .await
+                .map_err(|e| kube::Error::Service(Box::new(e)))?;
+        }
+        Ok(won)
     }
 
     /// The flag the reconcilers read.
@@ -174,7 +198,7 @@ impl LeaseElector {
     pub async fn try_acquire_or_renew(&self) -> Result<bool, kube::Error> {
         let started = self.clock.now();
         let deadline = self.renew_deadline();
-        let result = match tokio::time::timeout(deadline, self.round(started)).await {
+        let result = match tokio::time::timeout(deadline, self.round_with_epoch(started)).await {
             Ok(r) => r,
             Err(_) => Err(kube::Error::Service(Box::new(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,

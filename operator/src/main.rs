@@ -136,23 +136,59 @@ async fn main() -> anyhow::Result<()> {
         .identity
         .clone()
         .unwrap_or_else(|| format!("ordinaut-operator-{}", uuid::Uuid::new_v4().simple()));
+    run(args, store, client, identity).await
+}
+
+/// The leader elector (with leader election on) and the store the reconcilers write
+/// through: fenced by the leader epoch the elector takes, so a deposed leader's writes are
+/// refused (counted in `fenced_writes`).
+fn elect(
+    args: &RunArgs,
+    store: Store,
+    client: &kube::Client,
+    identity: &str,
+    clock: Arc<SystemClock>,
+    fenced: &prometheus_client::metrics::counter::Counter,
+) -> (Option<LeaseElector>, Store) {
+    if !args.leader_election {
+        return (None, store);
+    }
+    let counter = fenced.clone();
+    let store = store.fenced(
+        format!("{}/{}", args.lease_namespace, args.lease_name),
+        identity,
+        Some(Arc::new(move |_, _| {
+            counter.inc();
+        })),
+    );
+    let elector = LeaseElector::new(
+        kube::Api::namespaced(client.clone(), &args.lease_namespace),
+        args.lease_name.clone(),
+        identity.to_string(),
+        args.lease_duration,
+        clock,
+    )
+    .with_epoch(store.clone());
+    (Some(elector), store)
+}
+
+/// Builds the reconcilers' context, serves HTTP and runs the elector, the status feed and
+/// the controllers until SIGTERM.
+async fn run(
+    args: RunArgs,
+    store: Store,
+    client: kube::Client,
+    identity: String,
+) -> anyhow::Result<()> {
     let clock = Arc::new(SystemClock);
     let shutdown = CancellationToken::new();
-
-    let elector = args.leader_election.then(|| {
-        LeaseElector::new(
-            kube::Api::namespaced(client.clone(), &args.lease_namespace),
-            args.lease_name.clone(),
-            identity.clone(),
-            args.lease_duration,
-            clock.clone(),
-        )
-    });
+    let fenced = prometheus_client::metrics::counter::Counter::default();
+    let (elector, store) = elect(&args, store, &client, &identity, clock.clone(), &fenced);
     let leader: Arc<dyn Leadership> = match &elector {
         Some(e) => Arc::new(e.flag()),
         None => Arc::new(AlwaysLeader),
     };
-    let ctx = Context::new(
+    let mut ctx = Context::new(
         store.clone(),
         clock,
         MaterializeConfig {
@@ -173,6 +209,7 @@ async fn main() -> anyhow::Result<()> {
         client.clone(),
         args.bridge_image.clone(),
     )));
+    ctx.metrics.fenced_writes = fenced;
     let mut registry = prometheus_client::registry::Registry::default();
     ctx.metrics.register(&mut registry);
     let started = Arc::new(AtomicBool::new(false));
@@ -188,22 +225,9 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(%bound, identity = %identity, "operator starting");
 
     let leader_changes = elector.as_ref().map(LeaseElector::subscribe);
-    let metrics = ctx.metrics.clone();
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(elector) = elector {
-        let stop = shutdown.clone();
-        let flag = elector.flag();
-        tasks.spawn(elector.run(stop));
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            while !stop.is_cancelled() {
-                metrics.leader.set(i64::from(flag.is_leader()));
-                tokio::select! {
-                    () = stop.cancelled() => {}
-                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                }
-            }
-        });
+        spawn_election(&mut tasks, elector, &ctx, &shutdown);
     }
     let consumer = GroupConsumer::open(&args.redis_url, DEFAULT_STREAM, GROUP, identity.clone())?;
     let feed = StatusFeed::new(consumer, TaskReconciler::new(ctx.clone()));
@@ -231,6 +255,31 @@ async fn main() -> anyhow::Result<()> {
     while tasks.join_next().await.is_some() {}
     let _ = http.await;
     Ok(())
+}
+
+/// Runs the elector, and keeps the `leader` and `leader_epoch` gauges current.
+fn spawn_election(
+    tasks: &mut tokio::task::JoinSet<()>,
+    elector: LeaseElector,
+    ctx: &Context,
+    shutdown: &CancellationToken,
+) {
+    let stop = shutdown.clone();
+    let flag = elector.flag();
+    tasks.spawn(elector.run(stop));
+    let stop = shutdown.clone();
+    let metrics = ctx.metrics.clone();
+    let store = ctx.store.clone();
+    tasks.spawn(async move {
+        while !stop.is_cancelled() {
+            metrics.leader.set(i64::from(flag.is_leader()));
+            metrics.leader_epoch.set(store.leader_epoch().unwrap_or(0));
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
+        }
+    });
 }
 
 async fn wait_for_signal() {

@@ -33,6 +33,10 @@ pub struct Metrics {
     pub feed_events: Counter,
     pub feed_lag_seconds: Gauge<f64, AtomicU64>,
     pub leader: Gauge,
+    /// Store writes refused because another replica took a newer leader epoch.
+    pub fenced_writes: Counter,
+    /// The leader epoch this instance holds (0: none).
+    pub leader_epoch: Gauge,
 }
 
 impl Default for Metrics {
@@ -49,6 +53,8 @@ impl Default for Metrics {
             feed_events: Counter::default(),
             feed_lag_seconds: Gauge::default(),
             leader: Gauge::default(),
+            fenced_writes: Counter::default(),
+            leader_epoch: Gauge::default(),
         }
     }
 }
@@ -101,6 +107,16 @@ impl Metrics {
             "leader",
             "1 while this instance holds the Lease",
             self.leader.clone(),
+        );
+        r.register(
+            "fenced_writes",
+            "Database writes refused because another replica took a newer leader epoch",
+            self.fenced_writes.clone(),
+        );
+        r.register(
+            "leader_epoch",
+            "The leader epoch (PostgreSQL) this instance took when it became leader; 0 for none",
+            self.leader_epoch.clone(),
         );
     }
 

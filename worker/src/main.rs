@@ -229,7 +229,7 @@ async fn main() -> anyhow::Result<()> {
     let relay_stop = CancellationToken::new();
     let relay = spawn_relay(&args, &store, &metrics, &relay_stop)?;
     let triggers = spawn_triggers(&args, &store, &config, event_metrics, &relay_stop)?;
-    let ready = ready_check(store.clone(), draining.clone());
+    let ready = ready_check(store.clone(), draining.clone(), args.redis_url.clone());
     let http_stop = CancellationToken::new();
     let liveness = Arc::new(ordinaut_worker::liveness::Liveness::new(
         args.liveness_stall,
@@ -341,11 +341,14 @@ fn worker_config(args: &Args) -> anyhow::Result<WorkerConfig> {
     Ok(config)
 }
 
-/// `/readyz`: the database answers and the worker is not draining.
-fn ready_check(store: Store, draining: CancellationToken) -> ReadyCheck {
+/// `/readyz`: the database answers and the worker is not draining. With `redis_url`, a Redis
+/// that does not answer a PING within a second leaves it ready but degraded (200,
+/// `ready (degraded: …)`).
+fn ready_check(store: Store, draining: CancellationToken, redis_url: Option<String>) -> ReadyCheck {
     Arc::new(move || {
         let store = store.clone();
         let draining = draining.clone();
+        let redis_url = redis_url.clone();
         Box::pin(async move {
             if draining.is_cancelled() {
                 return Err("draining".to_string());

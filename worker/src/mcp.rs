@@ -2,7 +2,7 @@
 //! operator writes (`mcp_servers`, `agents`), polling them every few seconds.
 
 use chrono::{DateTime, Utc};
-use ordinaut_api::{DiscoveredTool, McpServerSpec};
+use ordinaut_api::{DiscoveredTool, McpServerSpec, tolerant};
 use ordinaut_store::Store;
 use ordinaut_tools::mcp::McpPool;
 use ordinaut_tools::secrets::{SecretSource, resolve_server};
@@ -81,8 +81,14 @@ impl DefinitionSync {
                 continue;
             }
             self.seen.insert(key.clone(), version);
-            let spec: McpServerSpec = match serde_json::from_value(row.spec.clone()) {
-                Ok(s) => s,
+            // Tolerant: fields a newer operator added are ignored (and logged).
+            let spec: McpServerSpec = match tolerant::mcp_server_spec_from_value(&row.spec) {
+                Ok((s, ignored)) => {
+                    if !ignored.is_empty() {
+                        tracing::info!(namespace = %row.namespace, name = %row.name, ?ignored, "McpServer fields unknown to this worker ignored");
+                    }
+                    s
+                }
                 Err(e) => {
                     tracing::warn!(namespace = %row.namespace, name = %row.name, error = %e, "unreadable McpServer projection");
                     self.pool.remove_server(&row.namespace, &row.name);

@@ -11,13 +11,24 @@ use std::time::{Duration, Instant};
 
 /// The status code of `GET path` on 127.0.0.1:`port`, `None` while nothing answers.
 fn status(port: u16, path: &str) -> Option<u16> {
+    get(port, path).map(|(code, _)| code)
+}
+
+/// The status code and body of `GET path`.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     conn.write_all(format!("GET {path} HTTP/1.0\r\nhost: x\r\n\r\n").as_bytes())
         .ok()?;
     let mut reply = String::new();
     conn.read_to_string(&mut reply).ok()?;
-    reply.split_whitespace().nth(1)?.parse().ok()
+    let code = reply.split_whitespace().nth(1)?.parse().ok()?;
+    let body = reply
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    Some((code, body))
 }
 
 fn wait_status(port: u16, path: &str, want: u16) {
@@ -56,6 +67,7 @@ async fn a_redis_outage_leaves_the_worker_ready_and_running() {
         ],
     );
     wait_status(port, "/readyz", 200);
+    assert_eq!(get(port, "/readyz").unwrap().1, "ready\n");
     redis.kill();
     insert_due(&store, &task, 20).await;
     wait_for_count(
@@ -69,6 +81,11 @@ async fn a_redis_outage_leaves_the_worker_ready_and_running() {
         status(port, "/readyz"),
         Some(200),
         "Redis down must not make the worker unready"
+    );
+    let (_, body) = get(port, "/readyz").unwrap();
+    assert!(
+        body.starts_with("ready (degraded: Redis unreachable"),
+        "the body names the degraded state: {body}"
     );
     assert_eq!(status(port, "/healthz"), Some(200));
     assert!(

@@ -131,6 +131,16 @@ pub fn task_problems(spec: &TaskSpec) -> Vec<FieldProblem> {
             format!("must be between 1 and 10000, got {max}"),
         ));
     }
+    if let Some(age) = &spec.runs_history_max_age
+        && !is_history_age(age)
+    {
+        out.push(problem(
+            "spec.runsHistoryMaxAge",
+            format!(
+                "`{age}` is not an age in whole units (e.g. `7d`, `12h`, `1d12h`; units w, d, h, m, s)"
+            ),
+        ));
+    }
     match (&spec.pipeline_ref, &spec.pipeline) {
         (Some(_), Some(_)) | (None, None) => out.push(problem(
             "spec",
@@ -140,6 +150,27 @@ pub fn task_problems(spec: &TaskSpec) -> Vec<FieldProblem> {
         (Some(_), None) => {}
     }
     out
+}
+
+/// `runsHistoryMaxAge`'s form (the CRD pattern `^([0-9]{1,6}[wdhms]){1,5}$`), which the
+/// store's pruning reads as a PostgreSQL interval.
+fn is_history_age(s: &str) -> bool {
+    let mut parts = 0;
+    let mut digits = 0;
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits += 1;
+            if digits > 6 {
+                return false;
+            }
+        } else if "wdhms".contains(c) && digits > 0 {
+            digits = 0;
+            parts += 1;
+        } else {
+            return false;
+        }
+    }
+    digits == 0 && (1..=5).contains(&parts)
 }
 
 /// Problems of a Pipeline's spec (or a Task's inline pipeline), paths under `prefix`.

@@ -144,6 +144,14 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100000))]
     pub failed_runs_history_limit: Option<u32>,
+
+    /// Runs older than this (by when they finished) are pruned from the history even when
+    /// the count limits would keep them, as a duration of whole units (`7d`, `12h`, `1d12h`;
+    /// units `w`, `d`, `h`, `m`, `s`). Default: the worker's `--retention-max-age` (30d),
+    /// which also applies when this is longer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]{1,6}[wdhms]){1,5}$"))]
+    pub runs_history_max_age: Option<String>,
 }
 
 /// The default of `spec.maxAttempts`.

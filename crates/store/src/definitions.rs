@@ -39,6 +39,8 @@ impl Store {
         tools: &Value,
         ready: bool,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        self.check_fence(&mut tx).await?;
         sqlx::query(
             "INSERT INTO mcp_servers (namespace, name, generation, spec, tools, ready) \
              VALUES ($1, $2, $3, $4, $5, $6) \
@@ -52,18 +54,22 @@ impl Store {
         .bind(spec)
         .bind(tools)
         .bind(ready)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Removes an McpServer's projection (idempotent).
     pub async fn delete_mcp_server(&self, namespace: &str, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        self.check_fence(&mut tx).await?;
         sqlx::query("DELETE FROM mcp_servers WHERE namespace = $1 AND name = $2")
             .bind(namespace)
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -85,6 +91,8 @@ impl Store {
         generation: i64,
         spec: &Value,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        self.check_fence(&mut tx).await?;
         sqlx::query(
             "INSERT INTO agents (namespace, name, generation, spec) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (namespace, name) DO UPDATE SET generation = EXCLUDED.generation, \
@@ -94,18 +102,22 @@ impl Store {
         .bind(name)
         .bind(generation)
         .bind(spec)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Removes an Agent's projection (idempotent).
     pub async fn delete_agent(&self, namespace: &str, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        self.check_fence(&mut tx).await?;
         sqlx::query("DELETE FROM agents WHERE namespace = $1 AND name = $2")
             .bind(namespace)
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -27,6 +27,12 @@ pub enum StoreError {
     /// A uniqueness or consistency rule would be broken (e.g. two live Tasks with one name).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// This operator's leader epoch is no longer the current one (another replica became
+    /// leader): the write was refused and nothing was written. See [`crate::Store::fenced`].
+    #[error(
+        "write refused: leader epoch {held} is stale (the current epoch is {current}); another operator replica leads"
+    )]
+    Fenced { held: i64, current: i64 },
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),

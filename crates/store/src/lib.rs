@@ -37,6 +37,7 @@ mod definitions;
 mod dev_objects;
 mod error;
 mod events;
+mod fence;
 mod gateway;
 mod lease;
 mod migrate;
@@ -63,6 +64,7 @@ pub use definitions::{AgentRow, McpServerRow};
 pub use dev_objects::{DevIdentity, DevSnooze};
 pub use error::StoreError;
 pub use events::{DEFAULT_STREAM, OUTBOX_CHANNEL, OutboxBatch, OutboxEvent, OutboxRow};
+pub use fence::OnFenced;
 pub use gateway::{AuditEntry, AuditQuery, AuditRecord, RunQuery, TaskQuery, TaskRow};
 pub use lease::{Held, LEASE_SQL, Lease, RunDecision};
 pub use notify::{DUE_WORK_CHANNEL, Listener, Wakeup};
@@ -93,6 +95,10 @@ pub struct Store {
     pool: PgPool,
     /// When to refresh `due_work`'s planner statistics (see [`Store::note_inserted`]).
     analyze: std::sync::Arc<AnalyzeState>,
+    /// The leader epoch operator writes are checked against (see [`Store::fenced`]).
+    fence: Option<std::sync::Arc<fence::Fence>>,
+    /// Where the next count-limit pruning window starts (see [`retention::TASKS_PER_CALL`]).
+    prune_cursor: std::sync::Arc<std::sync::Mutex<uuid::Uuid>>,
 }
 
 #[derive(Debug, Default)]
@@ -130,6 +136,8 @@ impl Store {
         Self {
             pool,
             analyze: Default::default(),
+            fence: None,
+            prune_cursor: Default::default(),
         }
     }
 

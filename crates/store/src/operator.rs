@@ -147,6 +147,7 @@ impl Store {
     /// A task never projected is left alone. Returns how many occurrences were withdrawn.
     pub async fn hold_invalid_task(&self, uid: Uuid, status: &Value) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
+        self.check_fence(&mut tx).await?;
         let withdrawn = sqlx::query(
             "DELETE FROM due_work \
              WHERE task_uid = $1 AND locked_until IS NULL AND done_at IS NULL",

@@ -154,6 +154,8 @@ impl Store {
                 Err(e) if writes.len() == 1 => return vec![Err(e)],
                 // Lost connection, pool exhausted: trying each alone would not help.
                 Err(e) if e.is_transient() => return for_each(e, writes.len()),
+                // A deposed leader: none of them may be written.
+                Err(e @ StoreError::Fenced { .. }) => return for_each(e, writes.len()),
                 Err(e) => {
                     tracing::debug!(error = %e, tasks = writes.len(), "batched apply failed; applying one by one");
                 }
@@ -180,6 +182,7 @@ impl Store {
         let mut results: Vec<Option<Result<Applied, StoreError>>> =
             (0..writes.len()).map(|_| None).collect();
         let mut tx = self.pool.begin().await?;
+        self.check_fence(&mut tx).await?;
 
         // Lock the Tasks' rows in uid order (concurrent batches never deadlock) and check that
         // nothing moved since each plan was read.
@@ -387,6 +390,10 @@ fn for_each<T>(e: StoreError, n: usize) -> Vec<Result<T, StoreError>> {
             std::io::Error::new(io.kind(), io.to_string()),
         )),
         StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+        StoreError::Fenced { held, current } => StoreError::Fenced {
+            held: *held,
+            current: *current,
+        },
         other => StoreError::Database(sqlx::Error::Protocol(other.to_string())),
     };
     if n == 0 {

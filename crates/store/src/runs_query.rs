@@ -168,6 +168,7 @@ impl Store {
         request: &ManualRequest,
     ) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
+        self.check_fence(&mut tx).await?;
         let mut inserted = 0;
         for o in occurrences {
             inserted += sqlx::query(

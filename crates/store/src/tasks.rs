@@ -85,6 +85,7 @@ impl Store {
     /// task is not an error. Returns the number of occurrences withdrawn.
     pub async fn delete_task(&self, uid: Uuid) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
+        self.check_fence(&mut tx).await?;
         let withdrawn = sqlx::query(
             "DELETE FROM due_work \
              WHERE task_uid = $1 AND locked_until IS NULL AND done_at IS NULL",

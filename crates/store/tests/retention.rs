@@ -171,3 +171,98 @@ async fn pruning_keeps_each_tasks_newest_runs_and_recent_history_and_removes_the
     let sources = store.status_sources(&[plain.uid]).await;
     assert_eq!(sources[0].as_ref().unwrap().runs.succeeded, 5);
 }
+
+/// A Task's own age limit (`runsHistoryMaxAge`) prunes its runs older than that although the
+/// count limits and the global age would keep them; other Tasks keep theirs, and a value not
+/// of the CRD's form limits nothing (the operator reports it; pruning never fails on it).
+#[tokio::test]
+async fn a_tasks_own_age_limit_prunes_its_older_runs_only() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    let mut aged = task("aged");
+    aged.spec = json!({"schedule": {"every": "1m"}, "runsHistoryMaxAge": "1d12h"});
+    let mut odd = task("odd");
+    odd.spec = json!({"schedule": {"every": "1m"}, "runsHistoryMaxAge": "forever"});
+    let plain = task("plain");
+    for t in [&aged, &odd, &plain] {
+        store.upsert_task(t).await.unwrap();
+    }
+    let mut kept = Vec::new();
+    for t in [&aged, &odd, &plain] {
+        for days in [0, 1, 3, 5] {
+            let id = run(&store, t.uid, "succeeded", days, 0).await;
+            if t.uid == aged.uid && days <= 1 {
+                kept.push(id);
+            }
+        }
+        run(&store, t.uid, "failed", 2, 0).await;
+    }
+    let retention = Retention::default();
+    for _ in 0..5 {
+        if !store.prune(&retention).await.unwrap().more(retention.batch) {
+            break;
+        }
+    }
+    let left: Vec<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM task_runs WHERE task_uid = $1 ORDER BY finished_at DESC")
+            .bind(aged.uid)
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(left.into_iter().map(|(i,)| i).collect::<Vec<_>>(), kept);
+    for t in [&odd, &plain] {
+        let sql = format!(
+            "SELECT count(*) FROM task_runs WHERE task_uid = '{}'",
+            t.uid
+        );
+        assert_eq!(count(&store, &sql).await, 5, "{}", t.name);
+    }
+    // The pruned runs still count in the Task's status.
+    let summary = store.run_summary(aged.uid).await.unwrap();
+    assert_eq!((summary.succeeded, summary.failed), (4, 1));
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM step_runs").await,
+        2 + 5 + 5
+    );
+}
+
+/// Count limits are applied to a window of Tasks per call that moves on and wraps around:
+/// with more Tasks than one window, repeated calls still reach every Task.
+#[tokio::test]
+async fn count_limits_reach_every_task_across_windows() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    let n = ordinaut_store::retention::TASKS_PER_CALL as usize + 20;
+    let mut uids = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = task(&format!("t{i}"));
+        uids.push(t.uid);
+        store.upsert_task(&t).await.unwrap();
+    }
+    // Two recent succeeded runs per Task (bulk insert), one over the limit of 1.
+    sqlx::query(
+        "INSERT INTO task_runs (id, task_uid, scheduled_for, trigger, attempt, status, \
+             started_at, finished_at, worker) \
+         SELECT gen_random_uuid(), u, now(), 'schedule', 1, 'succeeded', \
+             now() - make_interval(secs => k), now() - make_interval(secs => k), 'w' \
+         FROM unnest($1::uuid[]) u, generate_series(1, 2) k",
+    )
+    .bind(&uids)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let retention = Retention {
+        successful_per_task: 1,
+        ..Retention::default()
+    };
+    let mut pruned = 0;
+    for _ in 0..10 {
+        pruned += store.prune(&retention).await.unwrap().runs;
+        if pruned >= n as u64 {
+            break;
+        }
+    }
+    assert_eq!(pruned, n as u64);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM task_runs").await,
+        n as i64
+    );
+}

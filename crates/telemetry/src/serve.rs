@@ -12,7 +12,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// Answers readiness: `Ok(())` or the reason the process is not ready.
+/// Answers readiness: `Ok(())` or the reason the process is not ready. A reason starting
+/// with [`DEGRADED`] is not a failure: `/readyz` answers 200 with `ready (degraded: …)`
+/// (the pod does its job with a dependency down, e.g. a worker without Redis).
 pub type ReadyCheck =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
@@ -114,9 +116,15 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// The prefix of a [`ReadyCheck`] reason that leaves the process ready, but degraded.
+pub const DEGRADED: &str = "degraded: ";
+
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match (state.ready)().await {
         Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+        Err(reason) if reason.starts_with(DEGRADED) => {
+            (StatusCode::OK, format!("ready ({reason})\n"))
+        }
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {reason}\n"),

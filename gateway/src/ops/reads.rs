@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use ordinaut_api::agent::api_scope;
-use ordinaut_api::{AgentSpec, DiscoveredTool, TaskSchedule};
+use ordinaut_api::{DiscoveredTool, TaskSchedule};
 use ordinaut_store::{AuditQuery, PublishError, PublishRequest, RunQuery, RunView, StepView};
 use serde_json::json;
 use uuid::Uuid;
@@ -160,7 +160,8 @@ impl Ops {
                     .store
                     .agent(ns, name)
                     .await?
-                    .and_then(|a| serde_json::from_value::<AgentSpec>(a.spec).ok());
+                    .and_then(|a| ordinaut_api::tolerant::agent_spec_from_value(&a.spec).ok())
+                    .map(|(s, _)| s);
                 Some((name.to_string(), spec.map(|s| s.scopes).unwrap_or_default()))
             }
         };
