@@ -108,103 +108,24 @@ impl Executor {
             if cancel.is_cancelled() {
                 return cancelled(steps);
             }
-            let started = Utc::now();
-            let record =
-                |status, attempts, step_input: Option<&Value>, output, error: Option<String>| {
-                    StepRecord {
-                        step_id: step.id.clone(),
-                        uses: step.tool.to_string(),
-                        status,
-                        attempts,
-                        input: step_input.map(redact),
-                        output,
-                        error,
-                        started_at: started,
-                        finished_at: Utc::now(),
+            match self.run_step(step, input, cancel, denied).await {
+                StepEnd::Ran(record, output) => {
+                    steps.push(record);
+                    if output.is_some() {
+                        last_output = output;
                     }
-                };
-            match step.should_run(&input.context) {
-                Ok(true) => {}
-                Ok(false) => {
-                    step.record_skipped(&mut input.context);
-                    steps.push(record(StepStatus::Skipped, 0, None, None, None));
-                    continue;
                 }
-                Err(e) => {
-                    let msg = e.to_string();
-                    steps.push(record(StepStatus::Failed, 0, None, None, Some(msg.clone())));
+                StepEnd::Failed(record, msg) => {
+                    steps.push(record);
                     if step.continue_on_error {
                         step.record_skipped(&mut input.context);
                         continue;
                     }
                     return failed(steps, msg);
                 }
-            }
-            let rendered = match step.render_input(&input.context) {
-                Ok(v) => v,
-                Err(e) => {
-                    let msg = e.to_string();
-                    steps.push(record(StepStatus::Failed, 0, None, None, Some(msg.clone())));
-                    if step.continue_on_error {
-                        step.record_skipped(&mut input.context);
-                        continue;
-                    }
-                    return failed(steps, msg);
-                }
-            };
-            if let Err(d) = ordinaut_tools::scope::check(input.agent, &step.tool.to_string()) {
-                let msg = format!("step `{}`: {}", step.id, d.reason());
-                denied.push((d.tool.clone(), d.reason()));
-                steps.push(record(
-                    StepStatus::Failed,
-                    0,
-                    Some(&rendered),
-                    None,
-                    Some(msg.clone()),
-                ));
-                if step.continue_on_error {
-                    step.record_skipped(&mut input.context);
-                    continue;
-                }
-                return failed(steps, msg);
-            }
-            let (attempts, result) = self.call_step(step, &rendered, input, cancel).await;
-            match result {
-                Ok(output) => {
-                    step.record_output(&mut input.context, output.clone());
-                    steps.push(record(
-                        StepStatus::Succeeded,
-                        attempts,
-                        Some(&rendered),
-                        Some(output.clone()),
-                        None,
-                    ));
-                    last_output = Some(output);
-                }
-                Err(StepFailure::Cancelled) => {
-                    steps.push(record(
-                        StepStatus::Failed,
-                        attempts,
-                        Some(&rendered),
-                        None,
-                        Some("cancelled".into()),
-                    ));
+                StepEnd::Cancelled(record) => {
+                    steps.push(record);
                     return cancelled(steps);
-                }
-                Err(StepFailure::Error(msg)) => {
-                    let msg = format!("step `{}` (attempt {attempts}): {msg}", step.id);
-                    steps.push(record(
-                        StepStatus::Failed,
-                        attempts,
-                        Some(&rendered),
-                        None,
-                        Some(msg.clone()),
-                    ));
-                    if step.continue_on_error {
-                        step.record_skipped(&mut input.context);
-                        continue;
-                    }
-                    return failed(steps, msg);
                 }
             }
         }
@@ -219,6 +140,86 @@ impl Executor {
             error: None,
             steps,
             denied: Vec::new(),
+        }
+    }
+
+    /// One step: its condition, its input, the agent's scopes, then the tool with retries.
+    async fn run_step(
+        &self,
+        step: &CompiledStep,
+        input: &mut RunInput<'_>,
+        cancel: &CancellationToken,
+        denied: &mut Vec<(String, String)>,
+    ) -> StepEnd {
+        let started = Utc::now();
+        let record =
+            |status, attempts, step_input: Option<&Value>, output, error: Option<String>| {
+                StepRecord {
+                    step_id: step.id.clone(),
+                    uses: step.tool.to_string(),
+                    status,
+                    attempts,
+                    input: step_input.map(redact),
+                    output,
+                    error,
+                    started_at: started,
+                    finished_at: Utc::now(),
+                }
+            };
+        let fail = |attempts, step_input: Option<&Value>, msg: String| {
+            let r = record(
+                StepStatus::Failed,
+                attempts,
+                step_input,
+                None,
+                Some(msg.clone()),
+            );
+            StepEnd::Failed(r, msg)
+        };
+        match step.should_run(&input.context) {
+            Ok(true) => {}
+            Ok(false) => {
+                step.record_skipped(&mut input.context);
+                return StepEnd::Ran(record(StepStatus::Skipped, 0, None, None, None), None);
+            }
+            Err(e) => return fail(0, None, e.to_string()),
+        }
+        let rendered = match step.render_input(&input.context) {
+            Ok(v) => v,
+            Err(e) => return fail(0, None, e.to_string()),
+        };
+        if let Err(d) = ordinaut_tools::scope::check(input.agent, &step.tool.to_string()) {
+            denied.push((d.tool.clone(), d.reason()));
+            return fail(
+                0,
+                Some(&rendered),
+                format!("step `{}`: {}", step.id, d.reason()),
+            );
+        }
+        let (attempts, result) = self.call_step(step, &rendered, input, cancel).await;
+        match result {
+            Ok(output) => {
+                step.record_output(&mut input.context, output.clone());
+                let r = record(
+                    StepStatus::Succeeded,
+                    attempts,
+                    Some(&rendered),
+                    Some(output.clone()),
+                    None,
+                );
+                StepEnd::Ran(r, Some(output))
+            }
+            Err(StepFailure::Cancelled) => StepEnd::Cancelled(record(
+                StepStatus::Failed,
+                attempts,
+                Some(&rendered),
+                None,
+                Some("cancelled".into()),
+            )),
+            Err(StepFailure::Error(msg)) => {
+                let msg = format!("step `{}` (attempt {attempts}): {msg}", step.id);
+                fail(attempts, Some(&rendered), msg)
+            }
         }
     }
 
@@ -345,4 +346,14 @@ fn cancelled(steps: Vec<StepRecord>) -> RunResult {
 /// late or retried run renders the same values as an on-time one.
 pub fn reference_time(scheduled_for: DateTime<Utc>) -> DateTime<Utc> {
     scheduled_for
+}
+
+/// How one step ended.
+enum StepEnd {
+    /// It ran (or its condition skipped it), with its output; the pipeline goes on.
+    Ran(StepRecord, Option<Value>),
+    /// It failed with this message; the pipeline stops unless the step continues on error.
+    Failed(StepRecord, String),
+    /// The run was cancelled during the step.
+    Cancelled(StepRecord),
 }
