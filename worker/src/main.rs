@@ -356,9 +356,17 @@ fn ready_check(store: Store, draining: CancellationToken, redis_url: Option<Stri
             if !store.ping().await {
                 return Err("database unreachable".to_string());
             }
-            // Redis is not asked: down, it leaves the worker degraded, not unready (runs go
-            // on; their events wait in the outbox: ordinaut_outbox_backlog and
-            // ordinaut_outbox_relay_failures show it).
+            // Redis down leaves the worker degraded, not unready (runs go on; their events
+            // wait in the outbox: ordinaut_outbox_backlog and ordinaut_outbox_relay_failures
+            // show it).
+            if let Some(url) = redis_url
+                && !ordinaut_events::ping_redis(&url, Duration::from_secs(1)).await
+            {
+                return Err(format!(
+                    "{}Redis unreachable: events wait in the outbox, event triggers pause",
+                    ordinaut_telemetry::serve::DEGRADED
+                ));
+            }
             Ok(())
         })
     })
