@@ -222,12 +222,18 @@ async fn on_time_occurrences_go_before_an_overdue_backlog_which_keeps_a_quarter(
         trigger: Trigger::Manual,
         ..NewOccurrence::scheduled(t.uid, now - chrono::Duration::milliseconds(300 + i))
     });
+    // The on-time rows fall due 2 s from now: the lease below runs right after they do,
+    // whatever the insert above cost on a busy machine (the lane is the last second).
+    let due = now + chrono::Duration::seconds(2);
     let on_time = (0..20i64)
-        .map(|i| NewOccurrence::scheduled(t.uid, now - chrono::Duration::milliseconds(1 + i)));
+        .map(|i| NewOccurrence::scheduled(t.uid, due - chrono::Duration::milliseconds(i)));
     let rows: Vec<_> = overdue.chain(manual).chain(on_time).collect();
     store.insert_occurrences(&rows).await.unwrap();
+    while Utc::now() <= due {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let lane = |l: &ordinaut_store::Lease| {
-        l.trigger == Trigger::Schedule && now - l.run_at < chrono::Duration::seconds(1)
+        l.trigger == Trigger::Schedule && l.run_at > due - chrono::Duration::seconds(1)
     };
 
     // A batch of 16: 12 on time (three quarters), 4 from the backlog, oldest first.
