@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1.7
 #
-# One image with every Ordinaut binary: ordinaut-operator, ordinaut-worker, ordinaut-gateway and
-# the ordinaut CLI.
+# One image with every Ordinaut binary: ordinaut-operator, ordinaut-worker, ordinaut-gateway,
+# the ordinaut CLI and ordinaut-mcp-bridge (a stdio McpServer's pod copies it out of this image
+# with an init container: `ordinaut-mcp-bridge install DEST`, as the image has no shell or cp).
 #
 # Why one image and not one per binary: the binaries share almost all their code (the workspace
 # compiles once), are always released together at one version, and a cluster pulls, and kind
@@ -29,8 +30,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     cargo build --release --locked \
-        -p ordinaut-operator -p ordinaut-worker -p ordinaut-gateway -p ordinaut \
+        -p ordinaut-operator -p ordinaut-worker -p ordinaut-gateway -p ordinaut -p ordinaut-mcp-bridge \
         --bin ordinaut-operator --bin ordinaut-worker --bin ordinaut-gateway --bin ordinaut \
+        --bin ordinaut-mcp-bridge \
  && mkdir -p /out \
  && for b in ordinaut-operator ordinaut-worker ordinaut-gateway ordinaut; do \
         cp "target/release/$b" /out/ && strip "/out/$b"; \

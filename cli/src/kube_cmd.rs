@@ -1,10 +1,11 @@
 //! The cluster commands (`kubectl ordinaut run-now|suspend|resume|snooze|backfill|preview|get|
-//! history`): they act through the Kubernetes API as the user of the kubeconfig (`--kubeconfig`
+//! runs`): they act through the Kubernetes API as the user of the kubeconfig (`--kubeconfig`
 //! or `KUBECONFIG`, `--context`, `-n`, default namespace from the context), so RBAC and the
 //! API server's audit log apply, and they change only what GitOps tools can see: the
 //! `ordinaut.dev/run-now` and `ordinaut.dev/backfill` annotations (the operator records the
-//! values it handled in status) and `spec.suspend` / `spec.snoozeUntil`. `history` reads run
-//! history from the gateway's REST API (`runs` is `ordinaut runs`, on `ordinaut dev`'s database).
+//! values it handled in status) and `spec.suspend` / `spec.snoozeUntil`. `runs` (alias
+//! `history`; `ordinaut history`, since `ordinaut runs` reads `ordinaut dev`'s database) reads
+//! run history from the gateway's REST API.
 
 use std::path::PathBuf;
 
@@ -68,7 +69,8 @@ pub enum ClusterCommand {
     Preview(PreviewArgs),
     /// List Tasks (or one) with their status.
     Get(GetArgs),
-    /// Run history of a Task in a cluster, from the gateway's REST API.
+    /// Run history of a Task in a cluster, from the gateway's REST API (`kubectl ordinaut
+    /// runs`; `ordinaut history`, as `ordinaut runs` reads `ordinaut dev`'s database).
     History(RunsArgs),
 }
 
@@ -204,13 +206,22 @@ async fn connect(flags: &KubeFlags) -> Result<(kube::Client, String), CliError> 
     Ok((client, namespace))
 }
 
-fn api_error(e: kube::Error, ns: &str, name: &str) -> CliError {
+/// The API server's refusal in the user's terms. A 403 names the verb, the resource and the
+/// namespace that RBAC refused, and the grant to ask for.
+fn api_error(e: kube::Error, verb: &str, ns: &str, name: &str) -> CliError {
     match e {
         kube::Error::Api(s) if s.code == 404 => CliError::failed(anyhow!(
             "no Task {name} in namespace {ns} (tasks.ordinaut.dev; pick another with -n)"
         )),
         kube::Error::Api(s) if s.code == 403 => CliError::failed(anyhow!(
-            "the Kubernetes API refused: {}; ask for RBAC on tasks.ordinaut.dev in {ns}",
+            "forbidden: you may not {verb} tasks.ordinaut.dev in namespace {ns}{}; \
+             ask for a Role granting `{verb}` on `tasks` in API group `ordinaut.dev` there. \
+             The API server said: {}",
+            if name == "*" {
+                String::new()
+            } else {
+                format!(" (Task {name})")
+            },
             s.message
         )),
         e => CliError::failed(anyhow!("Task {ns}/{name}: {e}")),
@@ -227,7 +238,7 @@ async fn act(flags: &KubeFlags, name: &str, patch: Value, what: &str) -> Result<
     };
     api.patch(name, &pp, &Patch::Merge(&patch))
         .await
-        .map_err(|e| api_error(e, &ns, name))?;
+        .map_err(|e| api_error(e, "patch", &ns, name))?;
     let result = json!({"namespace": ns, "task": name, "result": what, "patch": patch});
     print(flags.output, &format!("task {ns}/{name}: {what}"), &result)
 }
@@ -278,7 +289,10 @@ async fn backfill(a: BackfillArgs) -> Result<(), CliError> {
 async fn fetch(flags: &KubeFlags, name: &str) -> Result<(Task, String), CliError> {
     let (client, ns) = connect(flags).await?;
     let api: Api<Task> = Api::namespaced(client, &ns);
-    let task = api.get(name).await.map_err(|e| api_error(e, &ns, name))?;
+    let task = api
+        .get(name)
+        .await
+        .map_err(|e| api_error(e, "get", &ns, name))?;
     Ok((task, ns))
 }
 
@@ -343,7 +357,7 @@ async fn get(a: GetArgs) -> Result<(), CliError> {
             Api::<Task>::namespaced(client, &ns)
                 .list(&Default::default())
                 .await
-                .map_err(|e| api_error(e, &ns, "*"))?
+                .map_err(|e| api_error(e, "list", &ns, "*"))?
                 .items
         }
     };
@@ -406,7 +420,7 @@ async fn runs(a: RunsArgs) -> Result<(), CliError> {
     let (_, ns) = connect(&a.kube).await?;
     let Some(url) = a.gateway_url.as_deref() else {
         return Err(CliError::failed(anyhow!(
-            "run history lives in Ordinaut's database, not in the Kubernetes API: `history` reads it \
+            "run history lives in Ordinaut's database, not in the Kubernetes API: `runs` reads it \
              from the gateway's REST API. Pass --gateway-url (or ORDINAUT_GATEWAY_URL) and a \
              token in ORDINAUT_TOKEN; the Task's status shows the latest run meanwhile \
              (`kubectl ordinaut get {} -n {ns} -o wide`)",

@@ -67,7 +67,11 @@ fn parse() -> Cli {
     if invoked.as_deref() == Some("kubectl-ordinaut") {
         command = command
             .name("kubectl-ordinaut")
-            .bin_name("kubectl ordinaut");
+            .bin_name("kubectl ordinaut")
+            // As a kubectl plugin, `runs` is the cluster's run history (through the
+            // gateway); `ordinaut runs` reads `ordinaut dev`'s database instead.
+            .mut_subcommand("runs", |c| c.name("dev-runs").hide(true))
+            .mut_subcommand("history", |c| c.visible_alias("runs"));
     }
     let matches = command.get_matches();
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 use kube::api::{Api, PostParams};
 use ordinaut_api::Task;
-use ordinaut_kube_fake::FakeApiServer;
+use ordinaut_kube_fake::{FakeApiServer, Verb};
 use serde_json::Value;
 
 struct Cluster {
@@ -219,9 +219,59 @@ async fn preview_and_get_read_the_task_in_every_output_format() {
     .await);
     let doc: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["items"][0]["metadata"]["namespace"], "other");
-    // history needs the gateway: a clear message, not a stack of errors.
-    let out = kubectl(&c, &["history", "t", "--context", "lab"]).await;
+    // runs (and its alias history) needs the gateway: a clear message, not a stack of
+    // errors, and not `ordinaut dev`'s database.
+    for command in ["runs", "history"] {
+        let out = kubectl(&c, &[command, "t", "--context", "lab"]).await;
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--gateway-url"), "{command}: {err}");
+        assert!(err.contains("`runs` reads it"), "{command}: {err}");
+    }
+    let help = ok(&kubectl(&c, &["--help"]).await);
+    assert!(help.contains("runs"), "{help}");
+}
+
+/// RBAC refusing a write: the user reads which verb on which resource in which namespace was
+/// forbidden (and what to ask for), and nothing was changed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forbidden_request_names_the_verb_resource_and_namespace_refused() {
+    let c = cluster().await;
+    let path = "/apis/ordinaut.dev/v1alpha1/namespaces/team/tasks/t";
+    c.fake.fail_next(Verb::Patch, path, 1, 403);
+    let out = kubectl(&c, &["suspend", "t", "--context", "lab"]).await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--gateway-url"), "{err}");
+    assert!(
+        err.contains("forbidden: you may not patch tasks.ordinaut.dev in namespace team"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`patch` on `tasks` in API group `ordinaut.dev`"),
+        "{err}"
+    );
+    assert_ne!(
+        task(&c, "team")["spec"]["suspend"],
+        Value::Bool(true),
+        "nothing changed"
+    );
+    c.fake.fail_next(Verb::Get, path, 1, 403);
+    let out = kubectl(&c, &["preview", "t", "--context", "lab"]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("you may not get tasks.ordinaut.dev in namespace team"),
+        "{err}"
+    );
+    c.fake.fail_next(
+        Verb::List,
+        "/apis/ordinaut.dev/v1alpha1/namespaces/other/tasks",
+        1,
+        403,
+    );
+    let out = kubectl(&c, &["get", "--context", "lab", "-n", "other"]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("you may not list tasks.ordinaut.dev in namespace other"),
+        "{err}"
+    );
 }

@@ -7,6 +7,13 @@
 #   4. apply the examples; wait for Ready on every object
 #   5. see a run recorded: `kubectl get otasks` shows Next Run and Last Status, status counts a
 #      success, the worker's /metrics counts it
+#   5b. an invalid Task is Stalled (kstatus) with the reason and field, and never runs
+#   5c. the stdio McpServer `everything` (examples/mcp-everything.yaml, `image: node:22-alpine`)
+#      runs in a pod of its own: Deployment + Service everything-mcp owned by it, the McpServer
+#      discovered through the bridge, a Task calling its tool succeeds; deleting the McpServer
+#      deletes its Deployment
+#   5d. leader failover: the Lease holder's pod is deleted, the other operator takes the Lease,
+#      runs go on
 #   6. helm upgrade (the chart upgrades its CRDs); generated passwords survive; runs go on
 #   7. delete the examples (the operator removes its finalizers), helm uninstall, nothing of
 #      the release is left but the CRDs and the database volume (kept on purpose)
@@ -171,6 +178,75 @@ grep -q '^ordinaut_queue_depth' <<<"$metrics" || fail "the worker's /metrics lac
 metrics=$(k get --raw "/api/v1/namespaces/$NS/services/http:$RELEASE-operator:http-metrics/proxy/metrics")
 grep -q '^ordinaut_operator_leader' <<<"$metrics" || fail "the operator's /metrics lacks ordinaut_operator_leader"
 
+# --- an invalid Task is Stalled ------------------------------------------------------------
+say "an invalid Task: Stalled=True, Ready=False, never queued"
+k apply -f - <<'YAML'
+apiVersion: ordinaut.dev/v1alpha1
+kind: Task
+metadata: {name: e2e-invalid, namespace: default}
+spec:
+  schedule: {cron: "61 * * * *"}
+  pipeline:
+    steps: [{id: greet, uses: core.echo, with: {message: never}}]
+YAML
+k -n default wait --for=condition=Stalled otask/e2e-invalid --timeout=60s \
+  || fail "the invalid Task is not Stalled: $(k -n default get otask e2e-invalid -o jsonpath='{.status.conditions}')"
+reason=$(k -n default get otask e2e-invalid -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}')
+[ "$reason" = InvalidSchedule ] || fail "the invalid Task's Ready reason is '$reason', not InvalidSchedule"
+k -n default get otask e2e-invalid -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}' \
+  | grep -q 'spec.schedule' || fail "the invalid Task's message does not name spec.schedule"
+[ -z "$(k -n default get otask e2e-invalid -o jsonpath='{.status.nextRunTime}')" ] \
+  || fail "the invalid Task has a next run"
+k -n default delete otask e2e-invalid --wait --timeout=60s
+
+# --- a stdio McpServer in a pod of its own -------------------------------------------------
+say "the stdio McpServer everything runs in its own pod (Deployment everything-mcp)"
+deadline=$((SECONDS + 120))
+until k -n default get deploy everything-mcp >/dev/null 2>&1; do
+  [ $SECONDS -lt $deadline ] || fail "no Deployment everything-mcp: $(k -n default get omcp everything -o jsonpath='{.status.conditions}')"
+  sleep 2
+done
+owner=$(k -n default get deploy everything-mcp -o jsonpath='{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}')
+[ "$owner" = McpServer/everything ] || fail "Deployment everything-mcp is owned by '$owner'"
+k -n default get svc everything-mcp >/dev/null || fail "no Service everything-mcp"
+init=$(k -n default get deploy everything-mcp -o jsonpath='{.spec.template.spec.initContainers[0].image}')
+[ "$init" = "$IMAGE" ] || fail "the bridge init container runs '$init', not $IMAGE"
+# npx fetches the package at the first start: allow for the download.
+k -n default rollout status deploy/everything-mcp --timeout=300s || fail "the McpServer pod never became ready"
+k -n default wait --for=condition=Ready omcp/everything --timeout=180s \
+  || fail "McpServer everything not Ready: $(k -n default get omcp everything -o jsonpath='{.status.conditions}')"
+k -n default get omcp everything -o jsonpath='{.status.tools[*].name}' | grep -qw echo \
+  || fail "McpServer everything lists no echo tool"
+k -n default wait --for=condition=Ready otask/mcp-echo --timeout=120s \
+  || fail "mcp-echo not Ready: $(k -n default get otask mcp-echo -o jsonpath='{.status.conditions}')"
+k -n default annotate otask mcp-echo ordinaut.dev/run-now="e2e-$(date +%s)" --overwrite
+deadline=$((SECONDS + 180))
+until [ "$(k -n default get otask mcp-echo -o jsonpath='{.status.counters.succeeded}')" -ge 1 ] 2>/dev/null; do
+  [ $SECONDS -lt $deadline ] || fail "mcp-echo never succeeded through the McpServer pod (lastRunStatus=$(k -n default get otask mcp-echo -o jsonpath='{.status.lastRunStatus}'))"
+  sleep 3
+done
+
+# --- leader failover -----------------------------------------------------------------------
+say "leader failover: deleting the Lease holder $holder"
+succeeded_before=$(task_field .status.counters.succeeded)
+k -n "$NS" delete pod "$holder" --wait=false
+deadline=$((SECONDS + 120))
+until new=$(k -n "$NS" get lease "$RELEASE-operator" -o jsonpath='{.spec.holderIdentity}') \
+      && [ -n "$new" ] && [ "$new" != "$holder" ]; do
+  [ $SECONDS -lt $deadline ] || fail "no other operator took the Lease within 120 s (holder: ${new:-none})"
+  sleep 2
+done
+k -n "$NS" get pod "$new" >/dev/null || fail "the new Lease holder $new is not an operator pod"
+say "new leader: $new"
+k -n default annotate otask hello-every-minute ordinaut.dev/run-now="e2e-failover-$(date +%s)" --overwrite
+deadline=$((SECONDS + 180))
+until [ "$(task_field .status.counters.succeeded)" -gt "$succeeded_before" ] 2>/dev/null; do
+  [ $SECONDS -lt $deadline ] || fail "no run succeeded after the leader failover"
+  sleep 3
+done
+holder=$new
+say "runs go on under the new leader"
+
 # --- upgrade ----------------------------------------------------------------------------
 secret_before=$(k -n "$NS" get secret "$RELEASE-connection" -o jsonpath='{.data.DATABASE_URL}')
 succeeded_before=$(task_field .status.counters.succeeded)
@@ -196,6 +272,12 @@ say "runs go on after the upgrade"
 # --- uninstall --------------------------------------------------------------------------
 say "deleting the examples (the operator removes its finalizers)"
 k delete -f examples/ --wait --timeout=120s
+# The McpServer's Deployment and Service go with it (finalizer, owner references).
+deadline=$((SECONDS + 120))
+while k -n default get deploy everything-mcp >/dev/null 2>&1 || k -n default get svc everything-mcp >/dev/null 2>&1; do
+  [ $SECONDS -lt $deadline ] || fail "Deployment/Service everything-mcp outlived the McpServer"
+  sleep 2
+done
 k -n default delete secret assistant-token --ignore-not-found
 say "helm uninstall"
 h uninstall "$RELEASE" -n "$NS" --wait --timeout 3m

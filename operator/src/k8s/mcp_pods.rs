@@ -30,11 +30,18 @@ impl KubeMcpPods {
     }
 }
 
-fn error(what: &'static str, namespace: &str, name: &str, e: &kube::Error) -> SinkError {
+fn error(
+    what: &'static str,
+    verb: &str,
+    namespace: &str,
+    name: &str,
+    e: &kube::Error,
+) -> SinkError {
     let message = match e {
         kube::Error::Api(s) if s.code == 403 => format!(
-            "{}; the operator needs get, patch and delete on Deployments and Services in \
-             namespace {namespace} (the chart's operator.rbac.mcpServerNamespaces)",
+            "forbidden: the operator may not {verb} {what}s in namespace {namespace} ({}); \
+             it needs create, patch and delete on Deployments and Services there: add \
+             {namespace} to the chart's operator.rbac.mcpServerNamespaces",
             s.message
         ),
         e => e.to_string(),
@@ -69,11 +76,11 @@ impl McpPods for KubeMcpPods {
         Api::<Service>::namespaced(self.client.clone(), &ns)
             .patch(&object, &pp, &Patch::Apply(mcp_pod::service(server)))
             .await
-            .map_err(|e| error("Service", &ns, &name, &e))?;
+            .map_err(|e| error("Service", "patch", &ns, &name, &e))?;
         let applied = Api::<Deployment>::namespaced(self.client.clone(), &ns)
             .patch(&object, &pp, &Patch::Apply(deployment))
             .await
-            .map_err(|e| error("Deployment", &ns, &name, &e))?;
+            .map_err(|e| error("Deployment", "patch", &ns, &name, &e))?;
         let status = applied.status.unwrap_or_default();
         let ready_replicas = status.ready_replicas.unwrap_or(0);
         Ok(McpPodStatus {
@@ -91,7 +98,7 @@ impl McpPods for KubeMcpPods {
         let gone = |r: Result<_, kube::Error>, what| match r {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(error(what, namespace, name, &e)),
+            Err(e) => Err(error(what, "delete", namespace, name, &e)),
         };
         gone(
             Api::<Deployment>::namespaced(self.client.clone(), namespace)
