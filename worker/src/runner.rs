@@ -572,6 +572,15 @@ impl Run {
         if let Err(outcome) = self.apply_policy(prepared.spec.concurrency_policy).await {
             return outcome;
         }
+        if self.fenced() {
+            // The lease came back later than its deadline less the safety margin (a lease
+            // statement that waited out a database outage for a connection): starting would
+            // only be stopped at once, and count as a second start. Handed back unstarted.
+            tracing::info!(
+                "lease arrived too late to run within its safety margin: handed back unstarted"
+            );
+            return Outcome::HandBack;
+        }
         let mut started_event = events::run_started(
             &self.lease,
             self.run_id,
