@@ -101,6 +101,12 @@ pub fn run(args: ValidateArgs) -> Result<(), CliError> {
     }
 }
 
+/// Largest manifest file read (the documents in it are limited one by one too).
+pub const MAX_MANIFEST_FILE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Largest single document (one object): Kubernetes itself refuses objects much over 1 MiB.
+pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
 /// A file that is not UTF-8 text (a binary file, another encoding): a problem at the line of
 /// the first invalid byte, never "ok (0 documents)".
 fn not_text(file: &str, e: &std::string::FromUtf8Error) -> Problem {
@@ -153,6 +159,19 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// The non-empty documents of one file, or the syntax error that stops it.
 pub fn read_documents(file: &str, text: &str) -> (Vec<Document>, Vec<Problem>) {
+    if text.len() > MAX_MANIFEST_FILE_BYTES {
+        let problem = Problem {
+            file: file.to_string(),
+            line: 1,
+            path: "(file)".into(),
+            message: format!(
+                "is {} bytes, over the limit of {MAX_MANIFEST_FILE_BYTES} (limit: manifest file size); \
+                 split it into several files",
+                text.len()
+            ),
+        };
+        return (vec![], vec![problem]);
+    }
     let scanned = match lines::scan(text) {
         Ok(docs) => docs,
         Err(e) => {
@@ -173,12 +192,23 @@ pub fn read_documents(file: &str, text: &str) -> (Vec<Document>, Vec<Problem>) {
         // The document's text: from its first line up to the next document's first line.
         // Leading lines are blanked rather than dropped so serde's line numbers stay the file's.
         let end = starts.get(i + 1).map_or(all_lines.len(), |next| next - 1);
+        let own = &all_lines[lines.first_line.saturating_sub(1).min(end)..end];
+        let size: usize = own.iter().map(|l| l.len()).sum();
+        if size > MAX_DOCUMENT_BYTES {
+            problems.push(Problem {
+                file: file.to_string(),
+                line: lines.first_line,
+                path: "(document)".into(),
+                message: format!(
+                    "document is {size} bytes, over the limit of {MAX_DOCUMENT_BYTES} \
+                     (limit: manifest size; the Kubernetes API stores objects of about 1.5 MiB at \
+                     most): move large data out of the spec, e.g. into a Secret or agent memory"
+                ),
+            });
+            continue;
+        }
         let mut doc_text = "\n".repeat(lines.first_line.saturating_sub(1));
-        doc_text.extend(
-            all_lines[lines.first_line.saturating_sub(1).min(end)..end]
-                .iter()
-                .copied(),
-        );
+        doc_text.extend(own.iter().copied());
         match serde_yaml::from_str::<serde_yaml::Value>(&doc_text) {
             Ok(serde_yaml::Value::Null) => {}
             Ok(value) => docs.push(Document {

@@ -193,6 +193,31 @@ fn a_binary_file_is_a_problem_not_ok() {
 }
 
 #[test]
+fn an_oversized_document_is_refused_naming_the_limit_and_its_neighbours_still_validate() {
+    let dir = scratch("oversized");
+    let file = dir.join("big.yaml");
+    let small = "apiVersion: ordinaut.dev/v1alpha1\nkind: Task\nmetadata: {name: small}\nspec:\n  schedule: {every: 1h}\n  pipeline:\n    steps:\n      - {id: a, uses: core.echo, with: {m: hi}}\n";
+    let big = format!(
+        "apiVersion: ordinaut.dev/v1alpha1\nkind: Task\nmetadata: {{name: big}}\nspec:\n  schedule: {{every: 1h}}\n  pipeline:\n    steps:\n      - {{id: a, uses: core.echo, with: {{m: \"{}\"}}}}\n",
+        "x".repeat(1_100_000)
+    );
+    std::fs::write(&file, format!("{small}---\n{big}")).unwrap();
+    let text = file.display().to_string();
+    let o = validate(&["-f", &text]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // At the document's `---` line.
+    assert_eq!(located(&o, &text), [(9, "(document)".to_string())]);
+    let out = stdout(&o);
+    assert!(out.contains("over the limit of 1048576"), "{out}");
+    assert!(out.contains("limit: manifest size"), "{out}");
+    assert!(
+        stderr(&o).contains(&format!("{text}: 1 problem (1 document)")),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn a_nul_character_in_any_manifest_string_is_refused_naming_the_field() {
     let dir = scratch("nul");
     let file = dir.join("nul.yaml");

@@ -11,7 +11,7 @@ use jmespath::{ErrorReason, JmespathError, RuntimeError};
 use serde_json::Value;
 
 use crate::context::Context;
-use crate::limits::{MAX_CONDITION_LEN, MAX_CONDITION_NESTING};
+use crate::limits::{MAX_CONDITION_GROWTH, MAX_CONDITION_LEN, MAX_CONDITION_NESTING};
 
 /// A compiled `if` expression.
 #[derive(Clone, Debug)]
@@ -30,6 +30,12 @@ pub enum ConditionError {
         "condition nests brackets and parentheses deeper than {max} (limit: condition nesting)"
     )]
     TooDeep { max: usize },
+    #[error(
+        "condition `{expr}` may multiply the size of its input {growth} times (multi-selects \
+         inside pipes and projections), over the limit of {max} (limit: condition growth); \
+         select fewer values per stage"
+    )]
+    TooCostly { expr: String, growth: u64, max: u64 },
     #[error("condition `{expr}` does not parse: {message}{}", hint_suffix(hint))]
     Parse {
         expr: String,
@@ -73,6 +79,14 @@ pub fn compile_condition(source: &str) -> Result<Condition, ConditionError> {
         message: reason_text(&e),
         hint: parse_hint(source),
     })?;
+    let (_, growth) = growth(expr.as_ast());
+    if growth > MAX_CONDITION_GROWTH {
+        return Err(ConditionError::TooCostly {
+            expr: source.to_string(),
+            growth,
+            max: MAX_CONDITION_GROWTH,
+        });
+    }
     if let Some(name) = unknown_function(expr.as_ast()) {
         return Err(ConditionError::UnknownFunction {
             expr: source.to_string(),
@@ -204,6 +218,54 @@ fn nesting(source: &str) -> usize {
     max
 }
 
+/// A static bound on how much `ast` multiplies the size of its input: `(output, worst)`,
+/// the multiplier of its result and the largest multiplier of any value built on the way.
+fn growth(ast: &Ast) -> (u64, u64) {
+    let both = |a: &Ast, b: &Ast| {
+        let ((ga, wa), (gb, wb)) = (growth(a), growth(b));
+        (ga, gb, wa.max(wb))
+    };
+    let (out, worst) = match ast {
+        Ast::Projection { lhs, rhs, .. } | Ast::Subexpr { lhs, rhs, .. } => {
+            let (l, r, w) = both(lhs, rhs);
+            let out = l.saturating_mul(r);
+            (out, w.max(out))
+        }
+        Ast::And { lhs, rhs, .. } | Ast::Or { lhs, rhs, .. } => {
+            let (l, r, w) = both(lhs, rhs);
+            (l.max(r), w)
+        }
+        Ast::Comparison { lhs, rhs, .. } => (1, both(lhs, rhs).2),
+        Ast::Condition {
+            predicate, then, ..
+        } => {
+            let (_, t, w) = both(predicate, then);
+            (t, w)
+        }
+        Ast::Not { node, .. } => (1, growth(node).1),
+        Ast::Flatten { node, .. }
+        | Ast::ObjectValues { node, .. }
+        | Ast::Expref { ast: node, .. } => growth(node),
+        Ast::Function { args, .. } => sum(args.iter()),
+        Ast::MultiList { elements, .. } => sum(elements.iter()),
+        Ast::MultiHash { elements, .. } => sum(elements.iter().map(|kv| &kv.value)),
+        Ast::Identity { .. }
+        | Ast::Field { .. }
+        | Ast::Index { .. }
+        | Ast::Literal { .. }
+        | Ast::Slice { .. } => (1, 1),
+    };
+    (out, worst.max(out))
+}
+
+/// The sum of the parts' multipliers (their results side by side), and the worst of them.
+fn sum<'a>(parts: impl Iterator<Item = &'a Ast>) -> (u64, u64) {
+    parts.fold((0, 1), |(out, worst), a| {
+        let (g, w) = growth(a);
+        (out.saturating_add(g), worst.max(w))
+    })
+}
+
 fn unknown_function(ast: &Ast) -> Option<String> {
     let mut found = None;
     visit(ast, &mut |node| {
@@ -291,6 +353,41 @@ mod tests {
 
     fn eval(expr: &str, data: Value) -> Result<bool, ConditionError> {
         compile_condition(expr).expect(expr).evaluate_json(&data)
+    }
+
+    #[test]
+    fn an_expression_that_doubles_per_stage_is_refused_naming_the_limit() {
+        // Ten stages of `[@,@][]` would build 1,024 copies of the whole context.
+        let stage = "[@,@][]";
+        let doubling = [stage; 10].join(" | ");
+        match compile_condition(&doubling) {
+            Err(ConditionError::TooCostly { growth, max, .. }) => {
+                assert_eq!(max, MAX_CONDITION_GROWTH);
+                assert_eq!(growth, 1024);
+            }
+            other => panic!("want TooCostly, got {other:?}"),
+        }
+        let message = compile_condition(&doubling)
+            .expect_err("refused")
+            .to_string();
+        assert!(message.contains("condition growth"), "{message}");
+        // Projections of projections multiply too, even inside a function or a filter.
+        let nested = "length([[@,@,@,@,@,@,@,@,@,@][], [@,@,@,@,@,@,@,@,@,@][]][][] | [@,@,@,@,@,@,@,@,@,@][] | [@,@,@,@,@,@][]) > `0`";
+        assert!(matches!(
+            compile_condition(nested),
+            Err(ConditionError::TooCostly { growth: 1200, .. })
+        ));
+        // Nine stages (512x) still pass, and ordinary conditions are far below the limit.
+        let nine = [stage; 9].join(" | ");
+        assert!(compile_condition(&nine).is_ok());
+        for ok in [
+            "steps.fetch.status == `200` && length(steps.fetch.output.items) > `0`",
+            "steps.list.output.items[?price > `10`].{name: name, price: price, id: id}",
+            "contains(params.tags[*].name, 'urgent') || !params.quiet",
+            "[steps.a.ok, steps.b.ok, steps.c.ok] | [?@] | length(@) >= `2`",
+        ] {
+            assert!(compile_condition(ok).is_ok(), "{ok}");
+        }
     }
 
     #[test]

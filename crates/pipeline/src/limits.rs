@@ -19,6 +19,12 @@ pub const MAX_CONDITION_LEN: usize = 1024;
 /// recursive; this keeps it far from the stack limit of a runtime worker thread.
 pub const MAX_CONDITION_NESTING: usize = 32;
 
+/// Most an `if` expression may multiply the size of what it reads, by a static estimate
+/// over its syntax tree (a multi-select of k parts counts k, a pipe or projection the product
+/// of its sides). `[@,@][] | [@,@][] | …` doubles per stage; this stops such expressions at
+/// validation instead of letting one evaluation fill the worker's memory.
+pub const MAX_CONDITION_GROWTH: u64 = 1_000;
+
 /// Most attempts a retry policy may ask for (the first attempt included).
 pub const MAX_RETRY_ATTEMPTS: u32 = 100;
 
