@@ -1,4 +1,4 @@
-//! Bounds on what a pipeline may ask of the worker (ARCHITECTURE.md, "Security": bounded
+//! Bounds on what a pipeline may ask of the worker (docs/security.md, "Manifests and bounds": bounded
 //! inputs with clear errors). One place, so the operator, the CLI and the worker agree.
 
 /// Deepest nesting of a rendered value (a template plus whatever it substitutes), in levels of
