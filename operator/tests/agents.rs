@@ -13,64 +13,17 @@ use common::*;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use ordinaut_api::{Agent, Task};
-use ordinaut_kube_fake::FakeApiServer;
-use ordinaut_operator::k8s::controllers::{self, ControllerConfig};
-use ordinaut_operator::k8s::{KubeObjects, KubeSecrets, KubeSink};
-use ordinaut_operator::{AlwaysLeader, Context, MaterializeConfig};
-use ordinaut_schedule::clock::ManualClock;
-use ordinaut_store::Store;
-use ordinaut_store::testing::TestDb;
+use ordinaut_operator::k8s::KubeSecrets;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-struct Running {
-    fake: FakeApiServer,
-    store: Store,
-    _db: TestDb,
-    stop: CancellationToken,
-    handle: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        self.handle.abort();
-    }
-}
-
 async fn start() -> Running {
-    let (db, store) = TestDb::migrated().await.unwrap();
-    let fake = FakeApiServer::new();
-    for crd in ordinaut_api::crds() {
-        fake.register_crd(&crd);
-    }
-    let client = fake.client();
-    let ctx = Context::new(
-        store.clone(),
-        Arc::new(ManualClock::new(t("2024-03-10T10:05:00Z"))),
-        MaterializeConfig::default(),
-        Arc::new(KubeObjects::new(client.clone())),
-        Arc::new(KubeSink::new(client.clone(), Some("test".into()))),
-        Arc::new(AlwaysLeader),
-    )
-    .with_secrets(Arc::new(KubeSecrets::new(client.clone())));
-    let stop = CancellationToken::new();
     // A short tick: Agents waiting for their Secret are checked again every tick.
-    let cfg = ControllerConfig {
-        tick: Duration::from_millis(200),
-        backoff_base: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(500),
-    };
-    let handle = tokio::spawn(controllers::run(client, ctx, cfg, None, stop.clone()));
-    Running {
-        fake,
-        store,
-        _db: db,
-        stop,
-        handle,
-    }
+    start_controllers(fake_api(), Duration::from_millis(200), |ctx, client| {
+        ctx.with_secrets(Arc::new(KubeSecrets::new(client.clone())))
+    })
+    .await
 }
 
 fn ready(obj: &Value) -> Option<(String, String, String)> {

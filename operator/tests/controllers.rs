@@ -16,15 +16,12 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use ordinaut_api::constants::{FIELD_MANAGER, FINALIZER};
 use ordinaut_api::{Pipeline, Task};
 use ordinaut_kube_fake::FakeApiServer;
-use ordinaut_operator::k8s::controllers::{self, ControllerConfig};
-use ordinaut_operator::k8s::{KubeObjects, KubeSink};
 use ordinaut_operator::leader::{Leadership, LeaseElector};
-use ordinaut_operator::{AlwaysLeader, Context, MaterializeConfig, TaskReconciler};
+use ordinaut_operator::{Context, MaterializeConfig, TaskReconciler};
 use ordinaut_schedule::clock::ManualClock;
 use ordinaut_store::Store;
 use ordinaut_store::testing::TestDb;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -36,47 +33,8 @@ fn fake() -> FakeApiServer {
     fake
 }
 
-struct Running {
-    fake: FakeApiServer,
-    store: Store,
-    _db: TestDb,
-    stop: CancellationToken,
-    handle: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        self.handle.abort();
-    }
-}
-
 async fn start() -> Running {
-    let (db, store) = TestDb::migrated().await.unwrap();
-    let fake = fake();
-    let client = fake.client();
-    let ctx = Context::new(
-        store.clone(),
-        Arc::new(ManualClock::new(t("2024-03-10T10:05:00Z"))),
-        MaterializeConfig::default(),
-        Arc::new(KubeObjects::new(client.clone())),
-        Arc::new(KubeSink::new(client.clone(), Some("test".into()))),
-        Arc::new(AlwaysLeader),
-    );
-    let stop = CancellationToken::new();
-    let cfg = ControllerConfig {
-        tick: Duration::from_secs(3600),
-        backoff_base: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(500),
-    };
-    let handle = tokio::spawn(controllers::run(client, ctx, cfg, None, stop.clone()));
-    Running {
-        fake,
-        store,
-        _db: db,
-        stop,
-        handle,
-    }
+    start_controllers(fake(), Duration::from_secs(3600), |ctx, _| ctx).await
 }
 
 /// Polls an async condition until it holds or the deadline passes.

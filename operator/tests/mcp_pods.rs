@@ -11,70 +11,24 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::t;
+use common::{Running, fake_api, start_controllers};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use ordinaut_api::McpServer;
-use ordinaut_kube_fake::FakeApiServer;
-use ordinaut_operator::k8s::controllers::{self, ControllerConfig};
-use ordinaut_operator::k8s::{KubeMcpPods, KubeObjects, KubeSink};
-use ordinaut_operator::{AlwaysLeader, Context, MaterializeConfig};
-use ordinaut_schedule::clock::ManualClock;
-use ordinaut_store::Store;
-use ordinaut_store::testing::TestDb;
+use ordinaut_operator::k8s::KubeMcpPods;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
 const NS: &str = "team";
 
-struct Running {
-    fake: FakeApiServer,
-    store: Store,
-    _db: TestDb,
-    stop: CancellationToken,
-    handle: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        self.handle.abort();
-    }
-}
-
 async fn start() -> Running {
-    let (db, store) = TestDb::migrated().await.unwrap();
-    let fake = FakeApiServer::new();
-    for crd in ordinaut_api::crds() {
-        fake.register_crd(&crd);
-    }
+    let fake = fake_api();
     fake.register::<Deployment>();
-    let client = fake.client();
-    let ctx = Context::new(
-        store.clone(),
-        Arc::new(ManualClock::new(t("2024-03-10T10:05:00Z"))),
-        MaterializeConfig::default(),
-        Arc::new(KubeObjects::new(client.clone())),
-        Arc::new(KubeSink::new(client.clone(), Some("test".into()))),
-        Arc::new(AlwaysLeader),
-    )
-    .with_mcp_pods(Arc::new(KubeMcpPods::new(client.clone(), "ordinaut:test")));
-    let stop = CancellationToken::new();
-    let cfg = ControllerConfig {
-        tick: Duration::from_secs(3600),
-        backoff_base: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(500),
-    };
-    let handle = tokio::spawn(controllers::run(client, ctx, cfg, None, stop.clone()));
-    Running {
-        fake,
-        store,
-        _db: db,
-        stop,
-        handle,
-    }
+    start_controllers(fake, Duration::from_secs(3600), |ctx, client| {
+        ctx.with_mcp_pods(Arc::new(KubeMcpPods::new(client.clone(), "ordinaut:test")))
+    })
+    .await
 }
 
 fn server(name: &str, stdio: &str) -> McpServer {

@@ -143,3 +143,65 @@ pub fn ready(task: &Task) -> (String, String, String) {
 }
 
 pub const ECHO: &str = "  pipeline:\n    steps: [{id: hello, uses: core.echo}]\n";
+
+/// The controllers running against an in-process fake API server (every CRD registered) and
+/// a fresh database, stopped when dropped.
+pub struct Running {
+    pub fake: ordinaut_kube_fake::FakeApiServer,
+    pub store: Store,
+    pub _db: TestDb,
+    pub stop: tokio_util::sync::CancellationToken,
+    pub handle: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.handle.abort();
+    }
+}
+
+/// A fake API server with Ordinaut's CRDs registered.
+pub fn fake_api() -> ordinaut_kube_fake::FakeApiServer {
+    let fake = ordinaut_kube_fake::FakeApiServer::new();
+    for crd in ordinaut_api::crds() {
+        fake.register_crd(&crd);
+    }
+    fake
+}
+
+/// Starts the controllers on `fake` with a manual clock at 2024-03-10T10:05:00Z and the
+/// given `tick`; `extend` adds what a test needs to the context (Secrets, MCP pods, …).
+pub async fn start_controllers(
+    fake: ordinaut_kube_fake::FakeApiServer,
+    tick: std::time::Duration,
+    extend: impl FnOnce(Context, &kube::Client) -> Context,
+) -> Running {
+    use ordinaut_operator::k8s::controllers::{self, ControllerConfig};
+    use ordinaut_operator::k8s::{KubeObjects, KubeSink};
+    let (db, store) = TestDb::migrated().await.unwrap();
+    let client = fake.client();
+    let ctx = Context::new(
+        store.clone(),
+        Arc::new(ManualClock::new(t("2024-03-10T10:05:00Z"))),
+        MaterializeConfig::default(),
+        Arc::new(KubeObjects::new(client.clone())),
+        Arc::new(KubeSink::new(client.clone(), Some("test".into()))),
+        Arc::new(AlwaysLeader),
+    );
+    let ctx = extend(ctx, &client);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let cfg = ControllerConfig {
+        tick,
+        backoff_base: std::time::Duration::from_millis(50),
+        backoff_max: std::time::Duration::from_millis(500),
+    };
+    let handle = tokio::spawn(controllers::run(client, ctx, cfg, None, stop.clone()));
+    Running {
+        fake,
+        store,
+        _db: db,
+        stop,
+        handle,
+    }
+}
