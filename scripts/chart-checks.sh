@@ -199,6 +199,8 @@ refused "workers migrating as the bundled PostgreSQL's application role" "worker
 refused "worker egress rule without a cidr" "cidr is required" \
   --set 'networkPolicy.worker.egress[0].ports[0]=443'
 refused "no database at all" "no database" --set connection.existingSecret=
+refused "worker Secrets both mounted and through the API" "choose one way for workers to read Secrets" \
+  --set 'worker.mcpSecrets={x}' --set 'worker.secretsFromApi.namespaces={team-a}'
 
 # --- 2b. GitOps renders, CRD lifecycle, Secret RBAC, Kubernetes floor --------------------------
 say "2b. GitOps: identical renders; CRDs installed, upgraded and kept; RBAC; minimum Kubernetes"
@@ -306,6 +308,30 @@ DB = ["-f", f"{chart}/ci/databases-values.yaml"]
 GW = ["--set", "gateway.enabled=true"]
 default = render()
 check(not [d for d in default if "gateway" in d["metadata"]["name"]], "defaults: no gateway object (gateway.enabled is off)")
+
+# Workers reading Secrets through the API: `get` on Secrets in each namespace listed, a token,
+# the API server in their egress; by default none of it.
+wdep = [d for d in default if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-worker")][0]
+check(wdep["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+      and not [d for d in default if d["kind"] in ("Role", "RoleBinding") and "worker" in d["metadata"]["name"]],
+      "defaults: workers get no token and no Role")
+sfa = render("--set", "worker.secretsFromApi.namespaces={team-a,team-b}")
+wroles = [d for d in sfa if d["kind"] == "Role" and d["metadata"]["name"].endswith("-worker-secrets")]
+wbind = [d for d in sfa if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-worker-secrets")]
+check(sorted(r["metadata"]["namespace"] for r in wroles) == ["team-a", "team-b"]
+      and all(r["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}] for r in wroles)
+      and len(wbind) == 2 and all(b["subjects"][0]["name"].endswith("-worker") for b in wbind)
+      and not [d for d in sfa if d["kind"] == "ClusterRole" and "worker" in d["metadata"]["name"]],
+      "worker.secretsFromApi: a Role with only `get` on Secrets in each namespace listed, bound to the worker, nothing cluster-wide")
+sdep = [d for d in sfa if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-worker")][0]
+sc = container(sdep, "worker")
+check(sdep["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
+      and env(sc, "ORDINAUT_SECRETS_FROM_API")["value"] == "true" and env(sc, "ORDINAUT_SECRETS_DIR") is None,
+      "worker.secretsFromApi: a token and --secrets-from-api")
+wnp = [d for d in sfa if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("-worker")][0]
+dnp = [d for d in default if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("-worker")][0]
+ports = lambda np: [p["port"] for r in np["spec"]["egress"] for p in (r.get("ports") or [])]
+check(6443 in ports(wnp) and 6443 not in ports(dnp), "worker.secretsFromApi: egress to the API server only then")
 
 # The gateway renders: Deployment, Service, ServiceAccount, Roles, admin Secret, PDB.
 gw = render(*DB, *GW)
@@ -681,6 +707,9 @@ for b in "$WORKER_BIN" "$OPERATOR_BIN" "$GATEWAY_BIN"; do
     say "note: $b is older than $src; rebuild it for an exact check"
   fi
 done
+# Workers reading Secrets through the API: their env must be read by the binary too.
+"$HELM" template ordinaut "$CHART" -n ordinaut --set 'worker.secretsFromApi.namespaces={ordinaut}' \
+  >"$WORK/secrets-api.yaml" 2>"$WORK/secrets-api.err" || bad "helm template (worker.secretsFromApi)"
 "$PY" - "$WORK" "$WORKER_BIN" "${OPERATOR_BIN:-}" "$GATEWAY_BIN" <<'EOF' > "$WORK/flags.out" || true
 import os, re, subprocess, sys, yaml
 work, worker_bin, operator_bin, gateway_bin = sys.argv[1:5]
@@ -694,7 +723,7 @@ def help_of(name):
 
 results = []  # (status, message)
 seen = set()
-for render in ("defaults", "databases", "monitoring"):
+for render in ("defaults", "databases", "monitoring", "secrets-api"):
     for doc in yaml.safe_load_all(open(os.path.join(work, f"{render}.yaml"))):
         if not doc or doc.get("kind") not in ("Deployment", "StatefulSet", "DaemonSet"): continue
         for c in doc["spec"]["template"]["spec"]["containers"]:
