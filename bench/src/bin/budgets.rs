@@ -23,25 +23,21 @@ struct Args {
 
 fn parse_args() -> Args {
     let mut a = Args {
-        admin_url: std::env::var("ORDINAUT_BENCH_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        admin_url: ordinaut_bench::database_url(),
         runs: 20_000,
         batch: 64,
         out: None,
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
+    ordinaut_bench::flags(|f, v| {
+        match f {
             "--database-url" => a.admin_url = v,
-            "--runs" => a.runs = v.parse().expect("--runs N"),
-            "--batch" => a.batch = v.parse().expect("--batch B"),
+            "--runs" => a.runs = ordinaut_bench::parsed(f, &v),
+            "--batch" => a.batch = ordinaut_bench::parsed(f, &v),
             "--out" => a.out = Some(v),
-            other => panic!("unknown argument {other}"),
+            _ => return false,
         }
-        i += 2;
-    }
+        true
+    });
     a
 }
 

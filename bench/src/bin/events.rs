@@ -13,10 +13,11 @@
 //! and runs it.
 
 use chrono::Utc;
+use ordinaut_bench::Workers;
 use ordinaut_store::{OutboxEvent, PUBLISHED_EVENT_TYPE, PublishRequest, Store, TaskProjection};
 use ordinaut_test_support::ScratchDb;
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -33,8 +34,7 @@ struct Args {
 fn parse_args() -> Args {
     let mut a = Args {
         worker_bin: String::new(),
-        admin_url: std::env::var("ORDINAUT_BENCH_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        admin_url: ordinaut_bench::database_url(),
         redis_url: std::env::var("ORDINAUT_BENCH_REDIS_URL")
             .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
         rate: 100,
@@ -43,40 +43,22 @@ fn parse_args() -> Args {
         workers: 2,
         out: None,
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
+    ordinaut_bench::flags(|f, v| {
+        match f {
             "--worker-bin" => a.worker_bin = v,
             "--database-url" => a.admin_url = v,
             "--redis-url" => a.redis_url = v,
-            "--rate" => a.rate = v.parse().expect("--rate R"),
-            "--seconds" => a.seconds = v.parse().expect("--seconds S"),
-            "--burst" => a.burst = v.parse().expect("--burst N"),
-            "--workers" => a.workers = v.parse().expect("--workers W"),
+            "--rate" => a.rate = ordinaut_bench::parsed(f, &v),
+            "--seconds" => a.seconds = ordinaut_bench::parsed(f, &v),
+            "--burst" => a.burst = ordinaut_bench::parsed(f, &v),
+            "--workers" => a.workers = ordinaut_bench::parsed(f, &v),
             "--out" => a.out = Some(v),
-            other => panic!("unknown argument {other}"),
+            _ => return false,
         }
-        i += 2;
-    }
+        true
+    });
     assert!(!a.worker_bin.is_empty(), "--worker-bin is required");
     a
-}
-
-struct Workers(Vec<Child>);
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-        }
-        for c in &mut self.0 {
-            let _ = c.wait();
-        }
-    }
 }
 
 fn start_workers(args: &Args, url: &str, stream: &str) -> Workers {

@@ -18,10 +18,11 @@
 //! Redis URL). `bench/run queue` builds and runs it.
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use ordinaut_bench::Workers;
 use ordinaut_store::{NewOccurrence, Store, TaskProjection};
 use ordinaut_test_support::{ScratchDb, count};
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -39,8 +40,7 @@ struct Args {
 fn parse_args() -> Args {
     let mut a = Args {
         worker_bin: String::new(),
-        admin_url: std::env::var("ORDINAUT_BENCH_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        admin_url: ordinaut_bench::database_url(),
         redis_url: std::env::var("ORDINAUT_BENCH_REDIS_URL").ok(),
         runs: 50_000,
         workers: 2,
@@ -51,24 +51,21 @@ fn parse_args() -> Args {
             .to_vec(),
         out: None,
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
+    ordinaut_bench::flags(|f, v| {
+        match f {
             "--worker-bin" => a.worker_bin = v,
             "--database-url" => a.admin_url = v,
             "--redis-url" => a.redis_url = Some(v),
-            "--runs" => a.runs = v.parse().expect("--runs N"),
-            "--workers" => a.workers = v.parse().expect("--workers W"),
-            "--steady-seconds" => a.steady_seconds = v.parse().expect("--steady-seconds S"),
-            "--every-seconds" => a.every_seconds = v.parse().expect("--every-seconds T"),
+            "--runs" => a.runs = ordinaut_bench::parsed(f, &v),
+            "--workers" => a.workers = ordinaut_bench::parsed(f, &v),
+            "--steady-seconds" => a.steady_seconds = ordinaut_bench::parsed(f, &v),
+            "--every-seconds" => a.every_seconds = ordinaut_bench::parsed(f, &v),
             "--phases" => a.phases = v.split(',').map(|p| p.trim().to_string()).collect(),
             "--out" => a.out = Some(v),
-            other => panic!("unknown argument {other}"),
+            _ => return false,
         }
-        i += 2;
-    }
+        true
+    });
     assert!(!a.worker_bin.is_empty(), "--worker-bin is required");
     for p in &a.phases {
         assert!(
@@ -77,21 +74,6 @@ fn parse_args() -> Args {
         );
     }
     a
-}
-
-struct Workers(Vec<Child>);
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-        }
-        for c in &mut self.0 {
-            let _ = c.wait();
-        }
-    }
 }
 
 fn start_workers(args: &Args, url: &str, relay: Option<(&str, &str)>) -> Workers {

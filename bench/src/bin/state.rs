@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use ordinaut_gateway::auth::Tokens;
 use ordinaut_gateway::ops::Ops;
 use ordinaut_gateway::writer::kube::KubeWriter;
@@ -21,7 +20,6 @@ use ordinaut_kube_fake::FakeApiServer;
 use ordinaut_schedule::clock::SystemClock;
 use ordinaut_store::Store;
 use ordinaut_test_support::ScratchDb;
-use ordinaut_tools::secrets::SecretSource;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "bench-agent-token";
@@ -36,38 +34,24 @@ struct Args {
 
 fn parse_args() -> Args {
     let mut a = Args {
-        admin_url: std::env::var("ORDINAUT_BENCH_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        admin_url: ordinaut_bench::database_url(),
         seconds: 10,
         clients: 16,
         keys: 1000,
         out: None,
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
+    ordinaut_bench::flags(|f, v| {
+        match f {
             "--database-url" => a.admin_url = v,
-            "--seconds" => a.seconds = v.parse().expect("--seconds S"),
-            "--clients" => a.clients = v.parse().expect("--clients C"),
-            "--keys" => a.keys = v.parse().expect("--keys K"),
+            "--seconds" => a.seconds = ordinaut_bench::parsed(f, &v),
+            "--clients" => a.clients = ordinaut_bench::parsed(f, &v),
+            "--keys" => a.keys = ordinaut_bench::parsed(f, &v),
             "--out" => a.out = Some(v),
-            other => panic!("unknown argument {other}"),
+            _ => return false,
         }
-        i += 2;
-    }
+        true
+    });
     a
-}
-
-/// The Agent's token, as its Secret would hold it.
-struct OneSecret;
-
-#[async_trait]
-impl SecretSource for OneSecret {
-    async fn get(&self, _: &str, _: &str, _: &str) -> Result<Option<String>, String> {
-        Ok(Some(TOKEN.into()))
-    }
 }
 
 /// Serves the gateway on a free port for Agent `bench/bot`; returns its URL.
@@ -79,7 +63,11 @@ async fn serve(store: Store) -> String {
         .await
         .expect("agent");
     let fake = FakeApiServer::new();
-    let tokens = Arc::new(Tokens::new(store.clone(), Arc::new(OneSecret), None));
+    let tokens = Arc::new(Tokens::new(
+        store.clone(),
+        Arc::new(ordinaut_bench::OneSecret(TOKEN)),
+        None,
+    ));
     tokens.refresh().await.expect("tokens");
     let config = GatewayConfig {
         rate_per_second: 0.0,
