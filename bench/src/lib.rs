@@ -51,3 +51,44 @@ impl ordinaut_tools::secrets::SecretSource for OneSecret {
         Ok(Some(self.0.into()))
     }
 }
+
+/// Serves the gateway on a free local port over `store` (every Agent's token is `token`; no
+/// rate limit; Task writes go to an in-process fake API server), returning its base URL.
+pub async fn serve_gateway(store: ordinaut_store::Store, token: &'static str) -> String {
+    use ordinaut_gateway::{AppState, GatewayConfig, Metrics};
+    use std::sync::Arc;
+    let fake = ordinaut_kube_fake::FakeApiServer::new();
+    for crd in ordinaut_api::crds() {
+        fake.register_crd(&crd);
+    }
+    let tokens = Arc::new(ordinaut_gateway::auth::Tokens::new(
+        store.clone(),
+        Arc::new(OneSecret(token)),
+        None,
+    ));
+    tokens.refresh().await.expect("tokens");
+    let config = GatewayConfig {
+        rate_per_second: 0.0,
+        ..GatewayConfig::default()
+    };
+    let ops = ordinaut_gateway::ops::Ops::new(
+        store,
+        Arc::new(ordinaut_gateway::writer::kube::KubeWriter::new(
+            fake.client(),
+        )),
+        Arc::new(ordinaut_schedule::clock::SystemClock),
+    );
+    let mut registry = prometheus_client::registry::Registry::default();
+    let state = AppState::new(ops, tokens, &config, Metrics::new(&mut registry));
+    let app = ordinaut_gateway::router(state, &config, Default::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        // Keep the fake alive as long as the server.
+        let _fake = fake;
+        axum::serve(listener, app).await.expect("serve");
+    });
+    url
+}

@@ -12,12 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ordinaut_gateway::auth::Tokens;
-use ordinaut_gateway::ops::Ops;
-use ordinaut_gateway::writer::kube::KubeWriter;
-use ordinaut_gateway::{AppState, GatewayConfig, Metrics};
-use ordinaut_kube_fake::FakeApiServer;
-use ordinaut_schedule::clock::SystemClock;
 use ordinaut_store::Store;
 use ordinaut_test_support::ScratchDb;
 use serde_json::{Value, json};
@@ -62,34 +56,7 @@ async fn serve(store: Store) -> String {
         .upsert_agent("bench", "bot", 1, &spec)
         .await
         .expect("agent");
-    let fake = FakeApiServer::new();
-    let tokens = Arc::new(Tokens::new(
-        store.clone(),
-        Arc::new(ordinaut_bench::OneSecret(TOKEN)),
-        None,
-    ));
-    tokens.refresh().await.expect("tokens");
-    let config = GatewayConfig {
-        rate_per_second: 0.0,
-        ..GatewayConfig::default()
-    };
-    let ops = Ops::new(
-        store,
-        Arc::new(KubeWriter::new(fake.client())),
-        Arc::new(SystemClock),
-    );
-    let mut registry = prometheus_client::registry::Registry::default();
-    let state = AppState::new(ops, tokens, &config, Metrics::new(&mut registry));
-    let app = ordinaut_gateway::router(state, &config, Default::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _fake = fake;
-        axum::serve(listener, app).await.expect("serve");
-    });
-    url
+    ordinaut_bench::serve_gateway(store, TOKEN).await
 }
 
 /// `clients` loops running `op(client, i)` for `seconds`; latencies in microseconds.
