@@ -70,38 +70,29 @@ async fn publish(store: &Store, topic: &str, id: &str, data: serde_json::Value) 
         .unwrap();
 }
 
-/// Copies every entry of `stream` to its end again (the same fields: same event ids).
+/// Copies every entry of `stream` to its end again (the same fields: same event ids), in one
+/// pipeline on a connection that waits up to 30 s for Redis (CI machines stall).
 async fn re_add_all(stream: &str) -> usize {
-    let client = redis::Client::open(redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(stream)
-        .arg("-")
-        .arg("+")
-        .query_async(&mut conn)
+    let entries = ordinaut_test_support::redis::xrange(&redis_url(), stream).await;
+    let mut conn = ordinaut_test_support::redis::connect(&redis_url())
         .await
         .unwrap();
-    let n = reply.ids.len();
-    for e in reply.ids {
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(stream).arg("*");
+    let mut pipe = redis::pipe();
+    for e in &entries {
+        let cmd = pipe.cmd("XADD").arg(stream).arg("*");
         for (k, v) in &e.map {
             let v: String = redis::from_redis_value(v.clone()).unwrap();
             cmd.arg(k).arg(v);
         }
-        let _: String = cmd.query_async(&mut conn).await.unwrap();
     }
-    n
+    let _: Vec<String> = pipe.query_async(&mut conn).await.unwrap();
+    entries.len()
 }
 
 async fn xlen(stream: &str) -> usize {
-    let client = redis::Client::open(redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("XLEN")
-        .arg(stream)
-        .query_async(&mut conn)
+    ordinaut_test_support::redis::xlen(&redis_url(), stream)
         .await
-        .unwrap()
+        .unwrap_or(0)
 }
 
 fn topic() -> String {
