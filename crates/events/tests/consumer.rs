@@ -219,7 +219,7 @@ async fn a_blocking_read_returns_entries_added_while_it_waits() {
             .expect("blocking read");
         got
     });
-    eventually(Duration::from_secs(5), "the reader to block", || {
+    eventually(Duration::from_secs(30), "the reader to block", || {
         let url = url2.clone();
         async move {
             let client = redis::Client::open(url).ok()?;

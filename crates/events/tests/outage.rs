@@ -51,13 +51,13 @@ async fn redis_outage_delays_events_and_loses_none() {
     let task = tokio::spawn(relay.run(cancel.clone()));
     append(&store, "during", 150, 50).await;
     eventually(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "the relay to retry and fail twice",
         || async { (stats.failures() >= 3).then_some(()) },
     )
     .await;
     eventually(
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         "the backlog gauge to show 300",
         || async { (stats.backlog() == 300).then_some(()) },
     )
@@ -79,7 +79,7 @@ async fn redis_outage_delays_events_and_loses_none() {
     redis.restart();
     append(&store, "after", 100, 25).await;
     eventually(
-        Duration::from_secs(20),
+        Duration::from_secs(30),
         "every waiting event on the restarted Redis",
         || {
             let url = url.clone();
@@ -88,7 +88,7 @@ async fn redis_outage_delays_events_and_loses_none() {
     )
     .await;
     eventually(
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         "the backlog gauge to read 0",
         || async { (stats.backlog() == 0).then_some(()) },
     )

@@ -52,7 +52,7 @@ async fn relay_publishes_outbox_events_in_order_once() {
     let cancel = CancellationToken::new();
     let task = tokio::spawn(relay.run(cancel.clone()));
     eventually(
-        Duration::from_secs(20),
+        Duration::from_secs(30),
         "1,000 entries on the stream",
         || {
             let (url, stream) = (url.clone(), stream.clone());
@@ -61,7 +61,7 @@ async fn relay_publishes_outbox_events_in_order_once() {
     )
     .await;
     eventually(
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         "the backlog gauge to read 0",
         || async { (stats.backlog() == 0).then_some(()) },
     )
