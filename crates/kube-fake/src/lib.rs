@@ -4,7 +4,7 @@
 //! `kube::runtime::watcher`, `Controller`, `finalizer()` and the event `Recorder` run
 //! unchanged. Objects live in memory as JSON; writes follow the real server's rules for what
 //! an operator relies on (see below), and tests can inspect objects, the request log, inject
-//! failures and expire watch history.
+//! failures, expire watch history and stall one HTTP client's connection ([`Stall`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -66,6 +66,7 @@ mod resource;
 mod route;
 mod selector;
 mod server;
+mod stall;
 mod store;
 mod watch;
 
@@ -81,6 +82,7 @@ pub use error::ApiError;
 pub use resource::{ResourceKey, ResourceType};
 pub use route::Verb;
 pub use server::{FakeBody, FakeService, RequestRecord};
+pub use stall::Stall;
 
 use selector::{FieldSelector, LabelSelector};
 use server::{InjectedFailure, Shared};
@@ -150,19 +152,41 @@ impl FakeApiServer {
     /// the address; the server runs on the current tokio runtime until it shuts down. Write
     /// a kubeconfig with [`kubeconfig_for`] pointing at it.
     pub async fn serve_http(&self) -> std::io::Result<std::net::SocketAddr> {
+        Ok(self.serve_http_stallable().await?.0)
+    }
+
+    /// [`Self::serve_http`] on a listener of its own, with the [`Stall`] switch of that
+    /// listener: give each client (each operator process) its own listener and stall one to
+    /// hang every API call of that client only, as a real API server whose connection to it
+    /// stalls.
+    pub async fn serve_http_stallable(&self) -> std::io::Result<(std::net::SocketAddr, Stall)> {
+        use futures::StreamExt;
         use tower::ServiceExt;
         let service = self.service();
+        let stall = Stall::default();
+        let switch = stall.clone();
         let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-            let service = service.clone();
+            let (service, stall) = (service.clone(), switch.clone());
             async move {
                 let (parts, body) = req.into_parts();
                 let bytes = axum::body::to_bytes(body, usize::MAX)
                     .await
                     .unwrap_or_default();
+                stall.received(parts.uri.path());
+                stall.open().await;
                 let req =
                     http::Request::from_parts(parts, kube::client::Body::from(bytes.to_vec()));
                 let Ok(res) = service.oneshot(req).await;
-                res.map(axum::body::Body::new)
+                res.map(|body| {
+                    let frames = http_body_util::BodyStream::new(body).then(move |frame| {
+                        let stall = stall.clone();
+                        async move {
+                            stall.open().await;
+                            frame
+                        }
+                    });
+                    axum::body::Body::new(http_body_util::StreamBody::new(frames))
+                })
             }
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -170,7 +194,7 @@ impl FakeApiServer {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(addr)
+        Ok((addr, stall))
     }
 
     /// Serves a `kube::Resource` type (scope from the type, status subresource enabled).
