@@ -223,102 +223,137 @@ impl TaskReconciler {
         result
     }
 
+    /// Resolve → hold an invalid Task → plan → apply → announce.
     async fn reconcile_inner(&self, task: &Task) -> Result<TaskOutcome, ReconcileError> {
         let key = key(Kind::Task, &task.metadata);
-        let (ns, name) = (key.namespace.clone(), key.name.clone());
-        let store_err = |source| ReconcileError::Store {
-            namespace: ns.clone(),
-            name: name.clone(),
-            source,
-        };
-        let uid = task
-            .metadata
-            .uid
-            .as_deref()
-            .and_then(|u| Uuid::parse_str(u).ok())
-            .ok_or_else(|| ReconcileError::NoUid {
-                kind: "Task",
-                namespace: ns.clone(),
-                name: name.clone(),
-            })?;
+        let uid = task_uid(&task.metadata).ok_or_else(|| ReconcileError::NoUid {
+            kind: "Task",
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+        })?;
         if !self.ctx.leader.is_leader() {
             return Ok(TaskOutcome::Follower);
         }
         let now = self.ctx.clock.now();
-        let generation = task.metadata.generation.unwrap_or(1);
-        let old_status = task.status.clone().unwrap_or_default();
-        let spec = &task.spec;
-
-        let created = created(&task.metadata, now);
-        let checked = self.check(task, &ns, created).await?;
-        let referenced = checked.referenced.clone();
-
-        let mut owned = TaskStatus {
-            conditions: old_status.conditions.clone(),
-            observed_generation: Some(generation),
-            schedule_summary: spec.schedule.summary(),
-            handled_run_now: old_status.handled_run_now.clone(),
-            handled_backfill: old_status.handled_backfill.clone(),
-            last_schedule_time: old_status.last_schedule_time,
-            last_missed_time: old_status.last_missed_time,
-            ..TaskStatus::default()
+        let pass = Pass {
+            task,
+            key,
+            uid,
+            now,
+            generation: task.metadata.generation.unwrap_or(1),
+            old_status: task.status.clone().unwrap_or_default(),
         };
 
+        let created = created(&task.metadata, now);
+        let checked = self.check(task, &pass.key.namespace, created).await?;
+        let mut owned = pass.owned_status();
         if let Some(update) = checked.stalled {
-            owned.conditions = kstatus_conditions(
-                &owned.conditions,
-                &update,
-                Progress::Stalled,
-                Some(generation),
-                now,
-            );
-            let withdrawn = self
-                .ctx
-                .store
-                .hold_invalid_task(uid, &to_json(&owned))
-                .await
-                .map_err(store_err)?;
-            self.ctx.metrics.withdrawn.inc_by(withdrawn);
-            if is_news(ready_of(&old_status.conditions), &update) {
-                self.notice(
-                    &key,
-                    NoticeType::Warning,
-                    &update.reason,
-                    &update.message,
-                    "Validate",
-                )
-                .await?;
-            }
-            tracing::info!(namespace = %ns, task = %name, reason = %update.reason, message = %update.message, withdrawn, "task is not valid");
-            self.write_status(&key, uid, &owned).await?;
-            return Ok(TaskOutcome::Invalid {
-                reason: update.reason,
-            });
+            return self.hold_invalid(&pass, owned, update).await;
         }
 
-        // Plan.
-        let mut normalized = spec.clone();
-        if let Some(p) = &referenced {
+        let mut planned = self.plan_task(&pass, &checked).await?;
+        owned.handled_backfill = self
+            .backfill(
+                task,
+                uid,
+                &pass.key,
+                checked.schedule.as_ref(),
+                owned.handled_backfill.take(),
+            )
+            .await?;
+        let applied = self
+            .apply(&pass, &mut owned, checked.pending, &mut planned)
+            .await?;
+        let plan = &planned.plan;
+        self.announce(&pass, &applied.update, plan).await?;
+        if !applied.status_current {
+            self.write_status(&pass.key, uid, &owned).await?;
+        }
+        Ok(TaskOutcome::Ready {
+            next_run_time: plan.next_run_time,
+            inserted: applied.applied.inserted,
+            withdrawn: applied.applied.withdrawn,
+            missed: plan.missed.len(),
+            caught_up: plan.caught_up.len(),
+        })
+    }
+
+    /// Hold an invalid Task: withdraw its queued occurrences, write Ready=False/Stalled, and
+    /// warn once (when the mistake is news).
+    async fn hold_invalid(
+        &self,
+        pass: &Pass<'_>,
+        mut owned: TaskStatus,
+        update: ConditionUpdate,
+    ) -> Result<TaskOutcome, ReconcileError> {
+        owned.conditions = kstatus_conditions(
+            &owned.conditions,
+            &update,
+            Progress::Stalled,
+            Some(pass.generation),
+            pass.now,
+        );
+        let withdrawn = self
+            .ctx
+            .store
+            .hold_invalid_task(pass.uid, &to_json(&owned))
+            .await
+            .map_err(|source| store_error(&pass.key, source))?;
+        self.ctx.metrics.withdrawn.inc_by(withdrawn);
+        if is_news(ready_of(&pass.old_status.conditions), &update) {
+            self.notice(
+                &pass.key,
+                NoticeType::Warning,
+                &update.reason,
+                &update.message,
+                "Validate",
+            )
+            .await?;
+        }
+        tracing::info!(
+            namespace = %pass.key.namespace, task = %pass.key.name, reason = %update.reason,
+            message = %update.message, withdrawn, "task is not valid"
+        );
+        self.write_status(&pass.key, pass.uid, &owned).await?;
+        Ok(TaskOutcome::Invalid {
+            reason: update.reason,
+        })
+    }
+
+    /// Plan: the store's state of the Task, then the schedule expanded over the horizon (the
+    /// other costly, pure part, off the async threads).
+    async fn plan_task(
+        &self,
+        pass: &Pass<'_>,
+        checked: &Checked,
+    ) -> Result<Planned, ReconcileError> {
+        let (task, uid, now, generation) = (pass.task, pass.uid, pass.now, pass.generation);
+        let mut normalized = task.spec.clone();
+        if let Some(p) = &checked.referenced {
             normalized.pipeline = Some(p.spec.clone());
             normalized.pipeline_ref = None;
         }
-        let prior = self.ctx.batches.state(uid, now).await.map_err(store_err)?;
+        let prior = self
+            .ctx
+            .batches
+            .state(uid, now)
+            .await
+            .map_err(|source| store_error(&pass.key, source))?;
         let handled = prior
             .as_ref()
             .and_then(|p| p.handled_run_now.clone())
-            .or_else(|| old_status.handled_run_now.clone());
+            .or_else(|| pass.old_status.handled_run_now.clone());
         let run_now = task
             .metadata
             .annotations
             .as_ref()
-            .and_then(|a| a.get(RUN_NOW_ANNOTATION));
-        // Expanding the schedule over the horizon is the other costly, pure part.
+            .and_then(|a| a.get(RUN_NOW_ANNOTATION))
+            .cloned();
         let planned = {
-            let (ns, name, schedule) = (ns.clone(), name.clone(), checked.schedule.clone());
+            let (ns, name) = (pass.key.namespace.clone(), pass.key.name.clone());
+            let schedule = checked.schedule.clone();
             let (prior, config) = (prior.clone(), self.ctx.config.clone());
-            let run_now = run_now.cloned();
             let handled = handled.clone();
-            let normalized = normalized.clone();
             crate::offload::cpu(move || {
                 plan(&PlanInput {
                     uid,
@@ -336,47 +371,60 @@ impl TaskReconciler {
             })
             .await
         };
-        let mut plan: Plan = planned.map_err(|source| ReconcileError::Plan {
-            namespace: ns.clone(),
-            name: name.clone(),
+        let plan = planned.map_err(|source| ReconcileError::Plan {
+            namespace: pass.key.namespace.clone(),
+            name: pass.key.name.clone(),
             source,
         })?;
+        Ok(Planned {
+            plan,
+            prior,
+            handled,
+        })
+    }
 
-        owned.handled_backfill = self
-            .backfill(
-                task,
-                uid,
-                &key,
-                checked.schedule.as_ref(),
-                owned.handled_backfill.take(),
-            )
-            .await?;
-
-        // Apply.
-        let (update, progress) = match checked.pending {
+    /// Apply: the new owned status, and the plan's writes in one (batched) transaction,
+    /// unless the plan changes nothing and the status already says this.
+    async fn apply(
+        &self,
+        pass: &Pass<'_>,
+        owned: &mut TaskStatus,
+        pending: Option<ConditionUpdate>,
+        planned: &mut Planned,
+    ) -> Result<ApplyOutcome, ReconcileError> {
+        let (plan, prior) = (&mut planned.plan, &planned.prior);
+        let (update, progress) = match pending {
             Some(pending) => (pending, Progress::Reconciling),
             None => (task_ready(plan.state, plan.next_run_time), Progress::Done),
         };
-        owned.conditions =
-            kstatus_conditions(&owned.conditions, &update, progress, Some(generation), now);
+        owned.conditions = kstatus_conditions(
+            &owned.conditions,
+            &update,
+            progress,
+            Some(pass.generation),
+            pass.now,
+        );
         owned.next_run_time = plan.next_run_time;
         if let Some(latest) = plan.missed.iter().max() {
             owned.last_missed_time = Some(*latest);
         }
         owned.last_schedule_time = plan.last_schedule_time;
-        owned.handled_run_now = plan.handled_run_now.clone().or(handled);
-        let status_json = to_json(&owned);
+        owned.handled_run_now = plan
+            .handled_run_now
+            .clone()
+            .or_else(|| planned.handled.clone());
+        let status_json = to_json(&*owned);
         // Nothing new (the tick of an unchanged Task): write nothing, and leave the object's
         // status alone when it already says this (run outcomes reach it through the status
         // feed).
         let unchanged = prior.as_ref().is_some_and(|p| {
-            p.status == status_json && plan.changes_nothing(p, now, &self.ctx.config)
+            p.status == status_json && plan.changes_nothing(p, pass.now, &self.ctx.config)
         });
         let status_current = unchanged
             && prior
                 .as_ref()
-                .is_some_and(|p| p.missed_total == old_status.counters.missed)
-            && reconcile_owned(&old_status) == owned;
+                .is_some_and(|p| p.missed_total == pass.old_status.counters.missed)
+            && reconcile_owned(&pass.old_status) == *owned;
         let applied = if unchanged {
             Applied::default()
         } else {
@@ -391,10 +439,25 @@ impl TaskReconciler {
                 handled_run_now: plan.handled_run_now.clone(),
                 status: status_json,
             };
-            self.ctx.batches.apply(write).await.map_err(store_err)?
+            self.ctx
+                .batches
+                .apply(write)
+                .await
+                .map_err(|source| store_error(&pass.key, source))?
         };
+        self.applied_metrics(pass, plan, &applied).await;
+        Ok(ApplyOutcome {
+            update,
+            applied,
+            status_current,
+        })
+    }
+
+    /// The audit record of a handled run-now, the reconcile metrics and the debug line.
+    async fn applied_metrics(&self, pass: &Pass<'_>, plan: &Plan, applied: &Applied) {
+        let (ns, name) = (&pass.key.namespace, &pass.key.name);
         if let Some(value) = &plan.handled_run_now {
-            crate::audit::run_now(&self.ctx, &ns, &name, value).await;
+            crate::audit::run_now(&self.ctx, ns, name, value).await;
         }
         let m = &self.ctx.metrics;
         m.materialized.inc_by(applied.inserted);
@@ -406,12 +469,19 @@ impl TaskReconciler {
             withdrawn = applied.withdrawn, missed = plan.missed.len(),
             caught_up = plan.caught_up.len(), next = ?plan.next_run_time, "task reconciled"
         );
+    }
 
-        // Status and Events.
-        let old_ready = ready_of(&old_status.conditions);
+    /// Announce: a Normal Event when the spec is valid again, one about missed occurrences.
+    async fn announce(
+        &self,
+        pass: &Pass<'_>,
+        update: &ConditionUpdate,
+        plan: &Plan,
+    ) -> Result<(), ReconcileError> {
+        let old_ready = ready_of(&pass.old_status.conditions);
         if update.status && old_ready.is_some_and(|c| c.status == "False") {
             self.notice(
-                &key,
+                &pass.key,
                 NoticeType::Normal,
                 reason::VALID,
                 "the spec is valid again; scheduling resumed",
@@ -423,7 +493,7 @@ impl TaskReconciler {
             let message = format!(
                 "{} occurrence(s) missed while Ordinaut was not running them (catch-up policy {:?}): {} dropped, {} queued now",
                 plan.missed.len() + plan.caught_up.len(),
-                spec.schedule.catchup.policy,
+                pass.task.spec.schedule.catchup.policy,
                 plan.missed.len(),
                 plan.caught_up.len()
             );
@@ -432,19 +502,10 @@ impl TaskReconciler {
             } else {
                 NoticeType::Warning
             };
-            self.notice(&key, type_, "MissedRuns", &message, "CatchUp")
+            self.notice(&pass.key, type_, "MissedRuns", &message, "CatchUp")
                 .await?;
         }
-        if !status_current {
-            self.write_status(&key, uid, &owned).await?;
-        }
-        Ok(TaskOutcome::Ready {
-            next_run_time: plan.next_run_time,
-            inserted: applied.inserted,
-            withdrawn: applied.withdrawn,
-            missed: plan.missed.len(),
-            caught_up: plan.caught_up.len(),
-        })
+        Ok(())
     }
 
     /// Fetch and validate: the referenced Pipeline and Agent, the spec, the schedule and the
@@ -456,55 +517,13 @@ impl TaskReconciler {
         created: DateTime<Utc>,
     ) -> Result<Checked, ReconcileError> {
         let spec = &task.spec;
-        let mut problems: Vec<Problem> = Vec::new();
-        let mut missing_ref: Option<ConditionUpdate> = None;
-        let referenced: Option<Arc<Pipeline>> = match &spec.pipeline_ref {
-            Some(p) if spec.pipeline.is_none() => {
-                let found = self.ctx.objects.pipeline(ns, p).await?;
-                if found.is_none() {
-                    missing_ref = Some(missing(
-                        reason::PIPELINE_NOT_FOUND,
-                        "spec.pipelineRef",
-                        "Pipeline",
-                        p,
-                    ));
-                }
-                found
-            }
-            _ => None,
-        };
-        if let Some(p) = &referenced {
-            for issue in validate::pipeline_spec_problems(&p.spec, "spec") {
-                problems.push(Problem {
-                    path: "spec.pipelineRef".into(),
-                    message: format!(
-                        "Pipeline `{}` is invalid: {issue}; fix the Pipeline",
-                        p.metadata.name.as_deref().unwrap_or_default()
-                    ),
-                    reason: reason::INVALID_PIPELINE,
-                });
-            }
-        }
-        let agent = match &spec.agent_ref {
-            Some(name) => {
-                let found = self.ctx.objects.agent(ns, name).await?;
-                if found.is_none() && missing_ref.is_none() {
-                    missing_ref = Some(missing(
-                        reason::AGENT_NOT_FOUND,
-                        "spec.agentRef",
-                        "Agent",
-                        name,
-                    ));
-                }
-                found
-            }
-            None => None,
-        };
+        let refs = self.fetch_references(task, ns).await?;
+        let mut problems = referenced_problems(refs.pipeline.as_deref());
         // The schedule's compilation (twice: validation reports in UTC when the zone is
         // unknown) is the costly, pure part: off the async threads.
         let (task_problems, compiled) = {
             let spec = spec.clone();
-            let referenced = referenced.clone();
+            let referenced = refs.pipeline.clone();
             crate::offload::cpu(move || {
                 let problems =
                     validate::task_problems(&spec, created, referenced.as_deref().map(|p| &p.spec));
@@ -540,44 +559,100 @@ impl TaskReconciler {
             }
         };
         let mut pending = None;
-        let pipeline = spec
-            .pipeline
-            .as_ref()
-            .or(referenced.as_deref().map(|p| &p.spec));
-        if let Some(pipeline) = pipeline
-            && problems.is_empty()
-            && missing_ref.is_none()
-        {
-            let at = |i: usize| match &spec.pipeline {
-                Some(_) => format!("spec.pipeline.steps[{i}].uses"),
-                None => format!("spec.pipelineRef (step {i})"),
-            };
-            let tools = references::check_tools(
-                self.ctx.objects.as_ref(),
-                ns,
-                pipeline,
-                &at,
-                agent.as_deref(),
-            )
-            .await?;
-            problems.extend(tools.problems);
-            if !tools.pending.is_empty() {
-                let mut update = invalid(&tools.pending);
-                update.message.push_str("; it is scheduled meanwhile");
-                pending = Some(update);
-            }
+        if problems.is_empty() && refs.missing.is_none() {
+            pending = self.check_tools(task, ns, &refs, &mut problems).await?;
         }
         let stalled = if problems.is_empty() {
-            missing_ref
+            refs.missing
         } else {
             Some(invalid(&problems))
         };
         Ok(Checked {
-            referenced,
+            referenced: refs.pipeline,
             schedule,
             stalled,
             pending,
         })
+    }
+
+    /// Fetch: the Pipeline `pipelineRef` names and the Agent `agentRef` names, and the first
+    /// of them that does not exist.
+    async fn fetch_references(&self, task: &Task, ns: &str) -> Result<References, ReconcileError> {
+        let spec = &task.spec;
+        let mut missing_ref: Option<ConditionUpdate> = None;
+        let pipeline: Option<Arc<Pipeline>> = match &spec.pipeline_ref {
+            Some(p) if spec.pipeline.is_none() => {
+                let found = self.ctx.objects.pipeline(ns, p).await?;
+                if found.is_none() {
+                    missing_ref = Some(missing(
+                        reason::PIPELINE_NOT_FOUND,
+                        "spec.pipelineRef",
+                        "Pipeline",
+                        p,
+                    ));
+                }
+                found
+            }
+            _ => None,
+        };
+        let agent = match &spec.agent_ref {
+            Some(name) => {
+                let found = self.ctx.objects.agent(ns, name).await?;
+                if found.is_none() && missing_ref.is_none() {
+                    missing_ref = Some(missing(
+                        reason::AGENT_NOT_FOUND,
+                        "spec.agentRef",
+                        "Agent",
+                        name,
+                    ));
+                }
+                found
+            }
+            None => None,
+        };
+        Ok(References {
+            pipeline,
+            agent,
+            missing: missing_ref,
+        })
+    }
+
+    /// The tools the pipeline uses (added to `problems`); a check that waits for another
+    /// object (an McpServer's first discovery) is returned as the pending condition.
+    async fn check_tools(
+        &self,
+        task: &Task,
+        ns: &str,
+        refs: &References,
+        problems: &mut Vec<Problem>,
+    ) -> Result<Option<ConditionUpdate>, ReconcileError> {
+        let spec = &task.spec;
+        let Some(pipeline) = spec
+            .pipeline
+            .as_ref()
+            .or(refs.pipeline.as_deref().map(|p| &p.spec))
+        else {
+            return Ok(None);
+        };
+        let at = |i: usize| match &spec.pipeline {
+            Some(_) => format!("spec.pipeline.steps[{i}].uses"),
+            None => format!("spec.pipelineRef (step {i})"),
+        };
+        let tools = references::check_tools(
+            self.ctx.objects.as_ref(),
+            ns,
+            pipeline,
+            &at,
+            refs.agent.as_deref(),
+        )
+        .await?;
+        problems.extend(tools.problems);
+        if tools.pending.is_empty() {
+            return Ok(None);
+        }
+        let mut update = invalid(&tools.pending);
+        update.message.push_str("; it is scheduled meanwhile");
+        Ok(Some(update))
     }
 
     /// Handles a new `ordinaut.dev/backfill` annotation value (see [`crate::backfill`]) with
@@ -608,11 +683,7 @@ impl TaskReconciler {
             now,
         )
         .await
-        .map_err(|source| ReconcileError::Store {
-            namespace: key.namespace.clone(),
-            name: key.name.clone(),
-            source,
-        })?;
+        .map_err(|source| store_error(key, source))?;
         match queued {
             Ok(n) => {
                 let message = format!(
@@ -639,24 +710,15 @@ impl TaskReconciler {
     /// deleted (run history stays). Idempotent.
     pub async fn cleanup(&self, task: &Task) -> Result<u64, ReconcileError> {
         let key = key(Kind::Task, &task.metadata);
-        let Some(uid) = task
-            .metadata
-            .uid
-            .as_deref()
-            .and_then(|u| Uuid::parse_str(u).ok())
-        else {
+        let Some(uid) = task_uid(&task.metadata) else {
             return Ok(0);
         };
-        let withdrawn =
-            self.ctx
-                .store
-                .delete_task(uid)
-                .await
-                .map_err(|source| ReconcileError::Store {
-                    namespace: key.namespace.clone(),
-                    name: key.name.clone(),
-                    source,
-                })?;
+        let withdrawn = self
+            .ctx
+            .store
+            .delete_task(uid)
+            .await
+            .map_err(|source| store_error(&key, source))?;
         self.ctx.metrics.withdrawn.inc_by(withdrawn);
         self.ctx.metrics.reconciled("Task", "deleted", 0.0);
         tracing::info!(namespace = %key.namespace, task = %key.name, withdrawn, "task deleted");
@@ -698,17 +760,12 @@ impl TaskReconciler {
     ) -> Result<(), ReconcileError> {
         let lock = self.ctx.lock_for(uid);
         let guard = lock.lock().await;
-        let store_err = |source| ReconcileError::Store {
-            namespace: key.namespace.clone(),
-            name: key.name.clone(),
-            source,
-        };
         let sources = self
             .ctx
             .batches
             .status_sources(uid)
             .await
-            .map_err(store_err)?;
+            .map_err(|source| store_error(key, source))?;
         let missed = sources.missed_total.unwrap_or(owned.counters.missed);
         let mut status = compose_task_status(owned, &sources.runs, missed);
         status.events = sources.events.map(|e| ordinaut_api::TaskEventCounts {
@@ -742,6 +799,88 @@ impl TaskReconciler {
         };
         self.ctx.sink.notice(key, &notice).await?;
         Ok(())
+    }
+}
+
+/// One reconcile of one Task: what every step reads.
+struct Pass<'a> {
+    task: &'a Task,
+    key: ObjectKey,
+    uid: Uuid,
+    now: DateTime<Utc>,
+    generation: i64,
+    /// The status the object carried when the reconcile began.
+    old_status: TaskStatus,
+}
+
+impl Pass<'_> {
+    /// The part of the status this reconcile writes, starting from what the object says.
+    fn owned_status(&self) -> TaskStatus {
+        let old = &self.old_status;
+        TaskStatus {
+            conditions: old.conditions.clone(),
+            observed_generation: Some(self.generation),
+            schedule_summary: self.task.spec.schedule.summary(),
+            handled_run_now: old.handled_run_now.clone(),
+            handled_backfill: old.handled_backfill.clone(),
+            last_schedule_time: old.last_schedule_time,
+            last_missed_time: old.last_missed_time,
+            ..TaskStatus::default()
+        }
+    }
+}
+
+/// The Pipeline and Agent a Task references.
+struct References {
+    pipeline: Option<Arc<Pipeline>>,
+    agent: Option<Arc<Agent>>,
+    /// Ready=False for the first reference that does not exist.
+    missing: Option<ConditionUpdate>,
+}
+
+/// A plan and what it was made from.
+struct Planned {
+    plan: Plan,
+    /// The store's state of the Task before this reconcile.
+    prior: Option<ordinaut_store::OperatorTaskState>,
+    /// The run-now value handled before (store first, then the object's status).
+    handled: Option<String>,
+}
+
+/// What the apply step wrote.
+struct ApplyOutcome {
+    /// The Ready condition written.
+    update: ConditionUpdate,
+    applied: Applied,
+    /// The object's status already says what this reconcile would write.
+    status_current: bool,
+}
+
+/// The problems of the Pipeline a Task references, at `spec.pipelineRef`.
+fn referenced_problems(pipeline: Option<&Pipeline>) -> Vec<Problem> {
+    let Some(p) = pipeline else {
+        return Vec::new();
+    };
+    let name = p.metadata.name.as_deref().unwrap_or_default();
+    validate::pipeline_spec_problems(&p.spec, "spec")
+        .into_iter()
+        .map(|issue| Problem {
+            path: "spec.pipelineRef".into(),
+            message: format!("Pipeline `{name}` is invalid: {issue}; fix the Pipeline"),
+            reason: reason::INVALID_PIPELINE,
+        })
+        .collect()
+}
+
+fn task_uid(meta: &kube::api::ObjectMeta) -> Option<Uuid> {
+    meta.uid.as_deref().and_then(|u| Uuid::parse_str(u).ok())
+}
+
+fn store_error(key: &ObjectKey, source: StoreError) -> ReconcileError {
+    ReconcileError::Store {
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+        source,
     }
 }
 
