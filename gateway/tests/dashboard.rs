@@ -255,7 +255,8 @@ async fn failures_come_first_and_link_to_their_error() {
         let (env, cookie) = (&env, cookie.clone());
         async move {
             let body = env.get("/ui", Some(&cookie)).await.body;
-            body.contains("badge bad\">Failed")
+            // The Tasks reach the store through the sync loop, in no set order: wait for all.
+            body.contains("badge bad\">Failed") && body.contains("data-task=\"team/zzz-daily\"")
         }
     })
     .await;
