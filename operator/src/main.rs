@@ -52,9 +52,13 @@ struct RunArgs {
     /// How far ahead occurrences are queued (`24h`, `PT12H`).
     #[arg(long, env = "ORDINAUT_HORIZON", default_value = "24h", value_parser = duration)]
     horizon: std::time::Duration,
-    /// Most occurrences queued per Task at once.
-    #[arg(long, env = "ORDINAUT_HORIZON_MAX_OCCURRENCES", default_value_t = 100)]
+    /// Most occurrences queued per Task at once past `--horizon-min` (the next few).
+    #[arg(long, env = "ORDINAUT_HORIZON_MAX_OCCURRENCES", default_value_t = 10)]
     horizon_max_occurrences: usize,
+    /// Every occurrence this close is queued, however many: with ten ticks less, how long
+    /// scheduled runs go on while the operator is down.
+    #[arg(long, env = "ORDINAUT_HORIZON_MIN", default_value = "15m", value_parser = duration)]
+    horizon_min: std::time::Duration,
     /// An occurrence not started this long after its time is missed; the Task's catch-up
     /// policy then decides whether it still runs.
     #[arg(long, env = "ORDINAUT_MISSED_AFTER", default_value = "2m", value_parser = duration)]
@@ -188,12 +192,21 @@ async fn run(
         Some(e) => Arc::new(e.flag()),
         None => Arc::new(AlwaysLeader),
     };
+    if args.horizon_min <= args.tick_interval.saturating_mul(10) {
+        tracing::warn!(
+            horizon_min = ?args.horizon_min,
+            tick_interval = ?args.tick_interval,
+            "--horizon-min is not above ten ticks: a Task rechecked only every ten ticks can \
+             run out of queued occurrences before its horizon is topped up"
+        );
+    }
     let mut ctx = Context::new(
         store.clone(),
         clock,
         MaterializeConfig {
             horizon: args.horizon,
             max_occurrences: args.horizon_max_occurrences,
+            min_horizon: args.horizon_min,
             missed_after: args.missed_after,
             ..MaterializeConfig::default()
         },

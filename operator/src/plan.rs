@@ -27,12 +27,22 @@ use serde_json::json;
 use uuid::Uuid;
 
 /// How far ahead and how the materializer works.
+///
+/// Each reconcile queues every occurrence in the next [`Self::min_horizon`], and beyond it
+/// the next ones up to [`Self::max_occurrences`] in all, within [`Self::horizon`]. A valid
+/// Task is reconciled again when its next run is due and at least every ten ticks, which
+/// tops the horizon up; so while the operator is down (or between leaders), every Task still
+/// has at least `min_horizon` less ten ticks of runs queued (10 minutes with the defaults),
+/// and a sparse one its next `max_occurrences` within `horizon`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaterializeConfig {
-    /// Occurrences are queued this far ahead…
+    /// Occurrences are queued at most this far ahead…
     pub horizon: Duration,
-    /// …but no more than this many at once.
+    /// …and no more than this many at once, past `min_horizon`…
     pub max_occurrences: usize,
+    /// …but every occurrence within this much of now, however many (up to
+    /// [`MIN_HORIZON_MAX_OCCURRENCES`]): how long scheduled runs go on without the operator.
+    pub min_horizon: Duration,
     /// A scheduled occurrence not started this long after its `run_at` is missed (its start
     /// deadline); the catch-up policy then decides.
     pub missed_after: Duration,
@@ -45,12 +55,17 @@ impl Default for MaterializeConfig {
     fn default() -> Self {
         Self {
             horizon: Duration::from_secs(24 * 3600),
-            max_occurrences: 100,
+            max_occurrences: 10,
+            min_horizon: Duration::from_secs(15 * 60),
             missed_after: Duration::from_secs(120),
             max_missed_scan: 10_000,
         }
     }
 }
+
+/// Most occurrences one reconcile queues for [`MaterializeConfig::min_horizon`] (a 15-minute
+/// minimum of an `every: 1s` Task is 900); past it the horizon ends at the last one queued.
+pub const MIN_HORIZON_MAX_OCCURRENCES: usize = 10_000;
 
 /// Everything the plan reads.
 #[derive(Debug, Clone)]
@@ -389,20 +404,22 @@ impl<'a> Ctx<'a> {
         if let Some(z) = self.spec.snooze_until {
             from = from.max(before(z));
         }
-        let horizon_end = now + delta(input.config.horizon);
+        let config = input.config;
+        let horizon_end = now + delta(config.horizon);
         let to = self.end_at.map_or(horizon_end, |e| e.min(horizon_end));
-        let upcoming = schedule.between(from, to, input.config.max_occurrences)?;
-        let materialized_until = if upcoming.len() >= input.config.max_occurrences {
-            upcoming.last().map_or(to, |t| t.to_utc())
-        } else {
-            to
+        let min_end = now + delta(config.min_horizon);
+        let (upcoming, cut) = upcoming(schedule, from, to, min_end, config.max_occurrences)?;
+        // Cut short by the count: the horizon ends at the last occurrence queued (the next
+        // reconcile goes on from there); else nothing more falls before `to`.
+        let materialized_until = match upcoming.last() {
+            Some(last) if cut => last.to_utc(),
+            _ => to,
         };
         plan.projection.materialized_until = Some(materialized_until.max(now));
         // What the last reconcile queued up to its `materialized_until` is queued (or ran):
         // an unchanged Task only sends what lies beyond. (The expansion still starts at
         // `from`, so the cap counts from now.)
         for t in upcoming {
-            let t = t.to_utc();
             if prior_until.is_some_and(|m| t <= m) {
                 continue;
             }
@@ -442,6 +459,33 @@ impl<'a> Ctx<'a> {
         };
         Ok(())
     }
+}
+
+/// The occurrences in `(from, to]`: all of those up to `min_end`, and past it only while
+/// fewer than `max` are listed (the count counts from `from`). Returns whether the count (or
+/// [`MIN_HORIZON_MAX_OCCURRENCES`]) cut the list short of `to`.
+fn upcoming(
+    schedule: &Schedule,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    min_end: DateTime<Utc>,
+    max: usize,
+) -> Result<(Vec<DateTime<Utc>>, bool), PlanError> {
+    let mut out = Vec::new();
+    if to <= from {
+        return Ok((out, false));
+    }
+    for t in schedule.iter_after(from) {
+        let t = t?.to_utc();
+        if t > to {
+            return Ok((out, false));
+        }
+        if (out.len() >= max && t > min_end) || out.len() >= MIN_HORIZON_MAX_OCCURRENCES {
+            return Ok((out, true));
+        }
+        out.push(t);
+    }
+    Ok((out, false))
 }
 
 /// Computes a reconcile's plan. Pure: the same input gives the same plan.
@@ -639,7 +683,8 @@ mod tests {
         let s = schedule(&task);
         let config = MaterializeConfig::default();
         let plan = plan(&input(&task, &s, None, "2025-03-10T10:30:00Z", &config)).unwrap();
-        assert_eq!(plan.occurrences.len(), 24);
+        // The next ten (the count past the 15-minute minimum), 11:00 to 20:00.
+        assert_eq!(plan.occurrences.len(), 10);
         assert_eq!(
             plan.withdraw_after, None,
             "nothing to withdraw for a new task"
@@ -655,10 +700,81 @@ mod tests {
         assert_eq!(first.occurrence.priority, 3);
         assert_eq!(
             plan.projection.materialized_until,
-            Some(t("2025-03-11T10:30:00Z"))
+            Some(t("2025-03-10T20:00:00Z"))
         );
         assert_eq!(plan.next_run_time, Some(t("2025-03-10T11:00:00Z")));
         assert_eq!(plan.projection.spec["schedule"]["catchup"]["window"], "1h");
+    }
+
+    /// Queued after a reconcile at `now` with the default config: (count, materialized_until).
+    fn horizon_of(spec: &str, now: &str) -> (usize, Option<DateTime<Utc>>) {
+        let task = task(spec);
+        let s = schedule(&task);
+        let config = MaterializeConfig::default();
+        let plan = plan(&input(&task, &s, None, now, &config)).unwrap();
+        (plan.occurrences.len(), plan.projection.materialized_until)
+    }
+
+    #[test]
+    fn the_horizon_is_the_next_ten_but_at_least_fifteen_minutes_and_at_most_a_day() {
+        let now = "2025-03-10T10:30:00Z";
+        // Dense: every occurrence of the next 15 minutes, however many.
+        assert_eq!(
+            horizon_of("  schedule: {every: 1s}\n", now),
+            (900, Some(t("2025-03-10T10:45:00Z")))
+        );
+        assert_eq!(
+            horizon_of("  schedule: {every: 1m}\n", now),
+            (15, Some(t("2025-03-10T10:45:00Z")))
+        );
+        // Past the 15 minutes, the next ten.
+        assert_eq!(
+            horizon_of("  schedule: {cron: '*/15 * * * *'}\n", now),
+            (10, Some(t("2025-03-10T13:00:00Z")))
+        );
+        // Sparse: what falls within the day, and the horizon is the day.
+        assert_eq!(
+            horizon_of("  schedule: {cron: '0 9 * * *'}\n", now),
+            (1, Some(t("2025-03-11T10:30:00Z")))
+        );
+    }
+
+    #[test]
+    fn a_later_reconcile_tops_the_horizon_up_from_where_it_ended() {
+        let task = task("  schedule: {every: 1s}\n");
+        let s = schedule(&task);
+        let config = MaterializeConfig::default();
+        let first = plan(&input(&task, &s, None, "2025-03-10T10:30:00Z", &config)).unwrap();
+        let before = prior(&task, &first, vec![]);
+        // The recheck comes a tick (30 s) later: the 30 s after the old end go in, once.
+        let later = plan(&input(
+            &task,
+            &s,
+            Some(&before),
+            "2025-03-10T10:30:30Z",
+            &config,
+        ))
+        .unwrap();
+        assert_eq!(later.occurrences.len(), 30);
+        assert_eq!(
+            later.occurrences[0].occurrence.scheduled_for,
+            t("2025-03-10T10:45:01Z")
+        );
+        assert_eq!(
+            later.projection.materialized_until,
+            Some(t("2025-03-10T10:45:30Z"))
+        );
+        // Nothing new since: the same horizon, nothing written.
+        let after = prior(&task, &later, vec![]);
+        let again = plan(&input(
+            &task,
+            &s,
+            Some(&after),
+            "2025-03-10T10:30:30Z",
+            &config,
+        ))
+        .unwrap();
+        assert!(again.changes_nothing(&after, t("2025-03-10T10:30:30Z"), &config));
     }
 
     fn prior(task: &Task, plan: &Plan, stale: Vec<StaleOccurrence>) -> OperatorTaskState {

@@ -52,7 +52,7 @@ async fn metrics_count_reconciles_and_readyz_waits_for_the_start() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("ordinaut_operator_materialized_occurrences_total 96"),
+        metrics.contains("ordinaut_operator_materialized_occurrences_total 10"),
         "{metrics}"
     );
     assert!(

@@ -21,7 +21,7 @@ async fn applying_a_task_queues_the_previewed_occurrences_for_the_horizon_and_re
     );
     let outcome = h.reconcile(&mut task).await;
     assert!(
-        matches!(outcome, TaskOutcome::Ready { inserted: 96, .. }),
+        matches!(outcome, TaskOutcome::Ready { inserted: 10, .. }),
         "{outcome:?}"
     );
 
@@ -30,7 +30,7 @@ async fn applying_a_task_queues_the_previewed_occurrences_for_the_horizon_and_re
         .unwrap();
     let now = t("2025-03-10T10:05:00Z");
     let preview: Vec<_> = schedule
-        .between(now, now + Duration::hours(24), 100)
+        .between(now, now + Duration::hours(24), 10)
         .unwrap()
         .into_iter()
         .map(|o| (o.to_utc(), "schedule".to_string()))
@@ -69,9 +69,11 @@ async fn applying_a_task_queues_the_previewed_occurrences_for_the_horizon_and_re
     );
 }
 
-/// The horizon holds at most `max_occurrences`; the tick (a later reconcile) extends it.
+/// A dense schedule queues every occurrence of the next 15 minutes (`min_horizon`, past
+/// which it would stop at `max_occurrences`); a later reconcile (the recheck, at most ten
+/// 30 s ticks later) tops it up from where it ended, before it runs out.
 #[tokio::test]
-async fn the_horizon_is_capped_at_100_occurrences_and_a_later_reconcile_extends_it() {
+async fn a_dense_horizon_holds_the_next_15_minutes_and_a_later_reconcile_tops_it_up() {
     let h = Harness::new("2025-03-10T10:00:30Z").await;
     let mut task = task(
         "often",
@@ -80,23 +82,23 @@ async fn the_horizon_is_capped_at_100_occurrences_and_a_later_reconcile_extends_
     );
     h.reconcile(&mut task).await;
     let rows = h.queued(&task).await;
-    assert_eq!(rows.len(), 100);
+    assert_eq!(rows.len(), 15);
     assert_eq!(rows[0].0, t("2025-03-10T10:01:00Z"));
-    assert_eq!(rows[99].0, t("2025-03-10T11:40:00Z"));
+    assert_eq!(rows[14].0, t("2025-03-10T10:15:00Z"));
     let p = h.store.get_task(uid(&task)).await.unwrap();
-    assert_eq!(p.materialized_until, Some(t("2025-03-10T11:40:00Z")));
+    assert_eq!(p.materialized_until, Some(t("2025-03-10T10:15:00Z")));
 
-    // A worker ran everything queued; half an hour later the tick extends the horizon.
+    // A worker ran everything due; ten minutes later the recheck extends the horizon.
     sqlx::query("UPDATE due_work SET done_at = now(), attempt = 1")
         .execute(h.store.pool())
         .await
         .unwrap();
-    h.advance(Duration::minutes(30));
+    h.advance(Duration::minutes(10));
     h.reconcile(&mut task).await;
     let rows = h.queued(&task).await;
-    assert_eq!(rows.len(), 30);
-    assert_eq!(rows[0].0, t("2025-03-10T11:41:00Z"));
-    assert_eq!(rows[29].0, t("2025-03-10T12:10:00Z"));
+    assert_eq!(rows.len(), 10);
+    assert_eq!(rows[0].0, t("2025-03-10T10:16:00Z"));
+    assert_eq!(rows[9].0, t("2025-03-10T10:25:00Z"));
 }
 
 /// A new RRULE replaces the queued future of the old one in the same reconcile; a row of
@@ -110,7 +112,7 @@ async fn changing_the_rrule_withdraws_old_future_rows_and_inserts_new_ones_in_on
         &format!("  schedule: {{rrule: 'FREQ=HOURLY;BYMINUTE=0;BYSECOND=0'}}\n{ECHO}"),
     );
     h.reconcile(&mut task).await;
-    assert_eq!(h.queued(&task).await.len(), 24);
+    assert_eq!(h.queued(&task).await.len(), 10);
     // A worker holds the 11:00 occurrence.
     sqlx::query(
         "UPDATE due_work SET locked_until = now() + interval '1 hour', locked_by = 'w', attempt = 1 \
@@ -131,8 +133,8 @@ async fn changing_the_rrule_withdraws_old_future_rows_and_inserts_new_ones_in_on
         matches!(
             outcome,
             TaskOutcome::Ready {
-                withdrawn: 23,
-                inserted: 24,
+                withdrawn: 9,
+                inserted: 10,
                 ..
             }
         ),
@@ -142,7 +144,7 @@ async fn changing_the_rrule_withdraws_old_future_rows_and_inserts_new_ones_in_on
     let leased: Vec<_> = all.iter().filter(|r| r.3).map(|r| r.0).collect();
     assert_eq!(leased, vec![t("2025-03-10T11:00:00Z")]);
     let queued = h.queued(&task).await;
-    assert_eq!(queued.len(), 24);
+    assert_eq!(queued.len(), 10);
     assert!(
         queued
             .iter()
@@ -160,7 +162,7 @@ async fn assert_invalid_then_fixed(bad_spec: &str, reason: &str, path: &str) {
     let good = format!("  schedule: {{every: 15m}}\n{ECHO}");
     let mut task = task("t", "2025-03-10T00:00:00Z", &good);
     h.reconcile(&mut task).await;
-    assert_eq!(h.queued(&task).await.len(), 96);
+    assert_eq!(h.queued(&task).await.len(), 10);
 
     edit(&mut task, bad_spec);
     for _ in 0..3 {
@@ -187,7 +189,7 @@ async fn assert_invalid_then_fixed(bad_spec: &str, reason: &str, path: &str) {
     let outcome = h.reconcile(&mut task).await;
     assert!(matches!(outcome, TaskOutcome::Ready { .. }), "{outcome:?}");
     assert_eq!(ready(&task).0, "True");
-    assert_eq!(h.queued(&task).await.len(), 96);
+    assert_eq!(h.queued(&task).await.len(), 10);
     assert_eq!(h.warnings().len(), 1);
 }
 
@@ -245,7 +247,7 @@ async fn a_missing_pipeline_sets_ready_false_and_creating_it_makes_the_task_read
     );
     h.reconcile(&mut task).await;
     assert_eq!(ready(&task).0, "True");
-    assert_eq!(h.queued(&task).await.len(), 96);
+    assert_eq!(h.queued(&task).await.len(), 10);
     // The worker sees the pipeline inlined.
     let p = h.store.get_task(uid(&task)).await.unwrap();
     assert_eq!(p.spec["pipeline"]["steps"][0]["with"]["msg"], "v1");
@@ -391,7 +393,7 @@ async fn deleting_a_task_withdraws_its_queue_and_keeps_history() {
         .execute(h.store.pool())
         .await
         .unwrap();
-    assert_eq!(h.rec.cleanup(&task).await.unwrap(), 95);
+    assert_eq!(h.rec.cleanup(&task).await.unwrap(), 9);
     assert_eq!(h.rec.cleanup(&task).await.unwrap(), 0, "idempotent");
     let rows = h.store.task_occurrences(uid(&task)).await.unwrap();
     assert_eq!(rows.len(), 1, "the finished row stays");
