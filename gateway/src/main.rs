@@ -143,7 +143,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        ordinaut_telemetry::signal::wait_for_signal().await;
         tracing::info!("shutting down");
         stop.cancel();
     });
@@ -151,16 +151,4 @@ async fn main() -> anyhow::Result<()> {
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        return;
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -260,7 +260,7 @@ async fn run(
 
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        ordinaut_telemetry::signal::wait_for_signal().await;
         tracing::info!("shutting down");
         stop.cancel();
     });
@@ -293,20 +293,4 @@ fn spawn_election(
             }
         }
     });
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -1,7 +1,9 @@
 //! What every Ordinaut binary serves and logs alike: `/metrics`, `/healthz` and `/readyz`
-//! ([`serve`]), and structured logs ([`init_tracing`]: text for people, JSON in clusters).
+//! ([`serve`]), structured logs ([`init_tracing`]: text for people, JSON in clusters), and
+//! the stop signal ([`signal::wait_for_signal`]).
 
 pub mod serve;
+pub mod signal;
 
 pub use serve::{ReadyCheck, router, serve};
 
