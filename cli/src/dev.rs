@@ -1,7 +1,8 @@
 //! `ordinaut dev [DIR]`: the whole system in one process on a directory of manifests, without
 //! a cluster. The operator's reconcile core runs behind the directory source
-//! ([`source::Source`]) and the printing sink ([`sink::DevSink`]); a worker, the outbox relay
-//! and the status feed run as in a cluster; PostgreSQL and Redis are found or started by
+//! ([`source::Source`]) and the printing sink ([`sink::DevSink`]); the worker's runtime
+//! ([`ordinaut_worker::runtime`]: lease loop, tools, outbox relay, event triggers) and the
+//! status feed run as in a cluster; PostgreSQL and Redis are found or started by
 //! [`services`]. Runs are printed from the events stream ([`runs_feed`]).
 
 mod gateway;
@@ -26,7 +27,8 @@ use ordinaut_operator::{
 };
 use ordinaut_schedule::clock::SystemClock;
 use ordinaut_store::Store;
-use ordinaut_worker::{Executor, Metrics, Worker, WorkerConfig};
+use ordinaut_worker::WorkerConfig;
+use ordinaut_worker::runtime::{EventsConfig, RuntimeConfig, WorkerRuntime};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -164,6 +166,82 @@ async fn run_with(
     store.migrate().await.map_err(CliError::failed)?;
     store.ensure_dev_tables().await.map_err(CliError::failed)?;
     let bound = gateway::bind(args.gateway_addr, args.admin_token_file.as_deref()).await?;
+    write_state(args, services, &bound, started_at)?;
+
+    // Secrets McpServers reference: files, as Kubernetes mounts them.
+    let secrets_dir = args
+        .secrets_dir
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("secrets"));
+    let secrets: Arc<dyn ordinaut_tools::secrets::SecretSource> =
+        Arc::new(ordinaut_tools::secrets::DirSecrets::new(secrets_dir));
+    let core = operator_core(&store, printer.clone(), secrets.clone());
+
+    // The worker runtime (the same as ordinaut-worker's), the status feed, the run printer.
+    let identity = format!("ordinaut-dev-{}", std::process::id());
+    let mut registry = prometheus_client::registry::Registry::default();
+    let config = worker_config(args, &services.redis_url, secrets.clone(), &identity);
+    let mut worker =
+        WorkerRuntime::start(&store, config, &mut registry).map_err(CliError::failed)?;
+    worker.start_leasing();
+    let feeds = Feeds::start(
+        args,
+        &services.redis_url,
+        &identity,
+        core.tasks.clone(),
+        printer.clone(),
+        started_at,
+    )?;
+
+    // The gateway: agents' Tasks become files in the folder.
+    let gateway_stop = CancellationToken::new();
+    let serve = gateway::Serve {
+        dir: args.dir.clone(),
+        store: store.clone(),
+        secrets,
+        allowed_hosts: if args.allowed_hosts.iter().any(|h| h == "*") {
+            Vec::new()
+        } else {
+            args.allowed_hosts.clone()
+        },
+        rate_limit: args.rate_limit,
+        registry,
+    };
+    let gateway_url = bound.url.clone();
+    let gateway = gateway::serve(bound, serve, gateway_stop.clone());
+    printer.emit(
+        "gateway",
+        &format!(
+            "gateway on {gateway_url}: dashboard {gateway_url}/ui, MCP {gateway_url}/mcp, REST {gateway_url}/v1; admin token in {}",
+            state::path(&args.data_dir).display()
+        ),
+        json!({"url": gateway_url, "dashboard": format!("{gateway_url}/ui"), "mcp": format!("{gateway_url}/mcp")}),
+    );
+
+    watch(args, &store, core, &printer, signals).await;
+
+    // Drain in order: runs finish and are recorded, their events are published and printed.
+    printer.note("stopping: letting running runs finish (Ctrl-C again to stop at once)");
+    worker.shutdown_token().cancel();
+    tokio::select! {
+        () = worker.drained() => {}
+        () = signals.recv() => printer.note("stopping at once"),
+    }
+    gateway_stop.cancel();
+    let _ = gateway.await;
+    worker.stop().await;
+    feeds.stop().await;
+    summary(&store, &printer, started_at).await;
+    Ok(())
+}
+
+/// `dev.json`: how `ordinaut runs`, `ordinaut task` and the dashboard find this instance.
+fn write_state(
+    args: &DevArgs,
+    services: &services::Services,
+    bound: &gateway::Bound,
+    started_at: chrono::DateTime<Utc>,
+) -> Result<(), CliError> {
     state::write(
         &args.data_dir,
         &state::DevState {
@@ -185,19 +263,17 @@ async fn run_with(
                 })
                 .collect(),
         },
-    )?;
+    )
+}
 
-    // Secrets McpServers reference: files, as Kubernetes mounts them.
-    let secrets_dir = args
-        .secrets_dir
-        .clone()
-        .unwrap_or_else(|| args.data_dir.join("secrets"));
-    let secrets: Arc<dyn ordinaut_tools::secrets::SecretSource> =
-        Arc::new(ordinaut_tools::secrets::DirSecrets::new(secrets_dir));
-
-    // The operator's core, behind the dev seam.
+/// The operator's core, behind the dev seam: objects from the folder, status printed.
+fn operator_core(
+    store: &Store,
+    printer: Arc<Printer>,
+    secrets: Arc<dyn ordinaut_tools::secrets::SecretSource>,
+) -> source::Core {
     let objects = Arc::new(MemoryObjects::default());
-    let sink = Arc::new(sink::DevSink::new(printer.clone()));
+    let sink = Arc::new(sink::DevSink::new(printer));
     let ctx = Context::new(
         store.clone(),
         Arc::new(SystemClock),
@@ -206,129 +282,107 @@ async fn run_with(
         sink.clone(),
         Arc::new(AlwaysLeader),
     )
-    .with_secrets(secrets.clone());
-    let tasks = TaskReconciler::new(ctx.clone());
-    let defs = DefinitionReconciler::new(ctx);
+    .with_secrets(secrets);
+    source::Core {
+        objects,
+        sink,
+        tasks: TaskReconciler::new(ctx.clone()),
+        defs: DefinitionReconciler::new(ctx),
+    }
+}
 
-    // Worker, relay, status feed, run printer.
-    let worker_stop = CancellationToken::new();
-    let relay_stop = CancellationToken::new();
-    let feed_stop = CancellationToken::new();
-    let follow_stop = CancellationToken::new();
-    let identity = format!("ordinaut-dev-{}", std::process::id());
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = Arc::new(Metrics::new(&mut registry));
+/// The worker runtime's settings in dev: loopback reachable to `http.request` (unless
+/// refused), McpServers re-read every second, a 10 s drain, the Redis found or started.
+fn worker_config(
+    args: &DevArgs,
+    redis_url: &str,
+    secrets: Arc<dyn ordinaut_tools::secrets::SecretSource>,
+    identity: &str,
+) -> RuntimeConfig {
     let loopback = if args.http_refuse_loopback {
         Vec::new()
     } else {
         ordinaut_tools::egress::EgressPolicy::loopback()
     };
-    let mut tools = ordinaut_tools::builtin::registry(args.egress.http_config(&loopback));
-    for tool in ordinaut_worker::state::state_tools(&store) {
-        tools.register(tool);
-    }
-    tools.register(ordinaut_worker::publish::publish_tool(&store));
-    // MCP servers: the same path as the worker binary (pool synced from the projections the
-    // operator core writes, Agent scopes checked on every call).
-    let pool = ordinaut_tools::mcp::McpPool::new(ordinaut_tools::mcp::PoolConfig {
-        egress: args.egress.mcp_egress(),
-        ..Default::default()
-    });
-    tools.set_provider(Arc::new(pool.clone()));
-    let agents = Arc::new(ordinaut_worker::mcp::Agents::default());
-    let sync_stop = CancellationToken::new();
-    let definitions = ordinaut_worker::mcp::DefinitionSync::new(
-        store.clone(),
-        pool.clone(),
-        secrets.clone(),
-        agents.clone(),
-    )
-    .shared();
-    let sync = tokio::spawn(
-        definitions
-            .clone()
-            .run(Duration::from_secs(1), sync_stop.clone()),
-    );
-    let config = WorkerConfig {
-        worker_id: identity.clone(),
-        concurrency: args.concurrency.max(1),
-        drain_timeout: Duration::from_secs(10),
-        events_stream: args.events_stream.clone(),
-        ..WorkerConfig::default()
-    };
-    let executor =
-        Arc::new(Executor::new(tools, config.default_step_timeout).with_secrets(secrets.clone()));
-    let worker = tokio::spawn(
-        Worker::new(store.clone(), executor, config, metrics)
-            .with_agents(agents)
-            .with_sync(definitions)
-            .run(worker_stop.clone()),
-    );
-    let relay = OutboxRelay::new(store.clone(), &services.redis_url).map_err(CliError::failed)?;
-    let relay = tokio::spawn(relay.run(relay_stop.clone()));
-    // Tasks `on: {topic}`: the same consumer group as the workers'.
-    let triggers = ordinaut_events::EventTriggers::new(
-        store.clone(),
-        &services.redis_url,
-        ordinaut_events::TriggerConfig::new(identity.clone()),
-    )
-    .map_err(CliError::failed)?;
-    let triggers = tokio::spawn(triggers.run(relay_stop.clone()));
-    let feed_consumer = GroupConsumer::open(
-        &services.redis_url,
-        args.events_stream.clone(),
-        FEED_GROUP,
-        identity.clone(),
-    )
-    .map_err(CliError::failed)?;
-    let feed = tokio::spawn(StatusFeed::new(feed_consumer, tasks.clone()).run(feed_stop.clone()));
-    let follow_consumer = GroupConsumer::open(
-        &services.redis_url,
-        args.events_stream.clone(),
-        runs_feed::GROUP,
-        "dev",
-    )
-    .map_err(CliError::failed)?;
-    let follower = tokio::spawn(runs_feed::follow(
-        follow_consumer,
-        printer.clone(),
-        started_at,
-        follow_stop.clone(),
-        Duration::from_secs(3),
-    ));
-
-    // The gateway: agents' Tasks become files in the folder.
-    let gateway_stop = CancellationToken::new();
-    let gateway_url = bound.url.clone();
-    let serve = gateway::Serve {
-        dir: args.dir.clone(),
-        store: store.clone(),
-        secrets: secrets.clone(),
-        allowed_hosts: if args.allowed_hosts.iter().any(|h| h == "*") {
-            Vec::new()
-        } else {
-            args.allowed_hosts.clone()
+    RuntimeConfig {
+        worker: WorkerConfig {
+            worker_id: identity.to_string(),
+            concurrency: args.concurrency.max(1),
+            drain_timeout: Duration::from_secs(10),
+            events_stream: args.events_stream.clone(),
+            ..WorkerConfig::default()
         },
-        rate_limit: args.rate_limit,
-        registry,
-    };
-    let gateway = gateway::serve(bound, serve, gateway_stop.clone());
-    printer.emit(
-        "gateway",
-        &format!(
-            "gateway on {gateway_url}: dashboard {gateway_url}/ui, MCP {gateway_url}/mcp, REST {gateway_url}/v1; admin token in {}",
-            state::path(&args.data_dir).display()
-        ),
-        json!({"url": gateway_url, "dashboard": format!("{gateway_url}/ui"), "mcp": format!("{gateway_url}/mcp")}),
-    );
+        http: args.egress.http_config(&loopback),
+        mcp_egress: args.egress.mcp_egress(),
+        secrets,
+        sync_interval: Duration::from_secs(1),
+        events: Some(EventsConfig {
+            redis_url: redis_url.to_string(),
+            maxlen: OutboxRelay::DEFAULT_MAXLEN,
+            // Tasks `on: {topic}`: the same consumer group as the workers'.
+            triggers: Some(ordinaut_events::TriggerConfig::new(identity)),
+        }),
+        liveness: None,
+    }
+}
 
-    // The directory, until a signal.
-    let core = source::Core {
-        objects,
-        sink,
-        tasks,
-        defs,
-    };
+/// The readers of the events stream: the status feed (run outcomes into Task status) and
+/// the run printer.
+struct Feeds {
+    feed_stop: CancellationToken,
+    feed: tokio::task::JoinHandle<()>,
+    follow_stop: CancellationToken,
+    follower: tokio::task::JoinHandle<()>,
+}
+
+impl Feeds {
+    fn start(
+        args: &DevArgs,
+        redis_url: &str,
+        identity: &str,
+        tasks: TaskReconciler,
+        printer: Arc<Printer>,
+        started_at: chrono::DateTime<Utc>,
+    ) -> Result<Self, CliError> {
+        let (feed_stop, follow_stop) = (CancellationToken::new(), CancellationToken::new());
+        let stream = args.events_stream.clone();
+        let feed_consumer = GroupConsumer::open(redis_url, stream.clone(), FEED_GROUP, identity)
+            .map_err(CliError::failed)?;
+        let feed = tokio::spawn(StatusFeed::new(feed_consumer, tasks).run(feed_stop.clone()));
+        let follow_consumer = GroupConsumer::open(redis_url, stream, runs_feed::GROUP, "dev")
+            .map_err(CliError::failed)?;
+        let follower = tokio::spawn(runs_feed::follow(
+            follow_consumer,
+            printer,
+            started_at,
+            follow_stop.clone(),
+            Duration::from_secs(3),
+        ));
+        Ok(Self {
+            feed_stop,
+            feed,
+            follow_stop,
+            follower,
+        })
+    }
+
+    /// After the worker runtime stopped: the last events are printed, then applied.
+    async fn stop(self) {
+        self.follow_stop.cancel();
+        let _ = self.follower.await;
+        self.feed_stop.cancel();
+        let _ = self.feed.await;
+    }
+}
+
+/// Applies the folder, then follows its changes until a signal.
+async fn watch(
+    args: &DevArgs,
+    store: &Store,
+    core: source::Core,
+    printer: &Arc<Printer>,
+    signals: &mut Signals,
+) {
     let mut source = source::Source::new(
         args.dir.clone(),
         store.clone(),
@@ -354,28 +408,6 @@ async fn run_with(
             () = tokio::time::sleep(Duration::from_millis(500)) => source.cycle().await,
         }
     }
-
-    // Drain in order: runs finish and are recorded, their events are published and printed.
-    printer.note("stopping: letting running runs finish (Ctrl-C again to stop at once)");
-    worker_stop.cancel();
-    tokio::select! {
-        _ = worker => {}
-        () = signals.recv() => printer.note("stopping at once"),
-    }
-    gateway_stop.cancel();
-    let _ = gateway.await;
-    sync_stop.cancel();
-    let _ = sync.await;
-    pool.shutdown().await;
-    relay_stop.cancel();
-    let _ = relay.await;
-    let _ = triggers.await;
-    follow_stop.cancel();
-    let _ = follower.await;
-    feed_stop.cancel();
-    let _ = feed.await;
-    summary(&store, &printer, started_at).await;
-    Ok(())
 }
 
 /// The runs of this session, per task.

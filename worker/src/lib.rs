@@ -15,12 +15,12 @@ pub mod metrics;
 pub mod publish;
 pub mod redact;
 pub mod runner;
+pub mod runtime;
 pub mod secrets;
-pub mod serve;
 pub mod spec_cache;
 pub mod state;
 
 pub use config::WorkerConfig;
 pub use executor::Executor;
 pub use metrics::Metrics;
-pub use runner::{Worker, WorkerError};
+pub use runner::Worker;

@@ -2,9 +2,12 @@
 
 use anyhow::Context as _;
 use clap::Parser;
+use ordinaut_events::TriggerConfig;
 use ordinaut_store::Store;
-use ordinaut_worker::serve::{ReadyCheck, serve_with_liveness};
-use ordinaut_worker::{Executor, Metrics, Worker, WorkerConfig};
+use ordinaut_telemetry::serve::{LiveCheck, ReadyCheck, serve_with_liveness};
+use ordinaut_worker::WorkerConfig;
+use ordinaut_worker::liveness::Liveness;
+use ordinaut_worker::runtime::{EventsConfig, RuntimeConfig, WorkerRuntime};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -196,82 +199,50 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = Arc::new(Metrics::new(&mut registry));
-    let event_metrics = ordinaut_worker::event_metrics::EventMetrics::new(&mut registry);
-    let registry = Arc::new(registry);
-
-    let mut tools = ordinaut_tools::builtin::registry(args.egress.http_config(&[]));
-    for tool in ordinaut_worker::state::state_tools(&store) {
-        tools.register(tool);
-    }
-    tools.register(ordinaut_worker::publish::publish_tool(&store));
-    let pool = ordinaut_tools::mcp::McpPool::new(ordinaut_tools::mcp::PoolConfig {
-        egress: args.egress.mcp_egress(),
-        ..Default::default()
+    let liveness = Arc::new(Liveness::new(args.liveness_stall));
+    let worker = worker_config(&args)?;
+    let triggers = args.event_triggers.then(|| TriggerConfig {
+        reclaim_idle: args.event_reclaim_idle,
+        ..TriggerConfig::new(worker.worker_id.clone())
     });
-    tools.set_provider(Arc::new(pool.clone()));
-    let secrets = secret_source(&args).await?;
-    let agents = Arc::new(ordinaut_worker::mcp::Agents::default());
-    let sync_stop = CancellationToken::new();
-    let sync = ordinaut_worker::mcp::DefinitionSync::new(
-        store.clone(),
-        pool.clone(),
-        secrets.clone(),
-        agents.clone(),
-    )
-    .shared();
-    let sync_task = tokio::spawn(sync.clone().run(args.mcp_sync_interval, sync_stop.clone()));
-    let executor = Arc::new(Executor::new(tools, args.step_timeout).with_secrets(secrets));
-    let config = worker_config(&args)?;
-
-    let shutdown = CancellationToken::new();
-    let draining = CancellationToken::new();
-    let relay_stop = CancellationToken::new();
-    let relay = spawn_relay(&args, &store, &metrics, &relay_stop)?;
-    let triggers = spawn_triggers(&args, &store, &config, event_metrics, &relay_stop)?;
-    let ready = ready_check(store.clone(), draining.clone(), args.redis_url.clone());
-    let http_stop = CancellationToken::new();
-    let liveness = Arc::new(ordinaut_worker::liveness::Liveness::new(
-        args.liveness_stall,
-    ));
-    let live: ordinaut_worker::serve::LiveCheck = {
-        let liveness = liveness.clone();
-        Arc::new(move || liveness.check())
+    let config = RuntimeConfig {
+        worker,
+        http: args.egress.http_config(&[]),
+        mcp_egress: args.egress.mcp_egress(),
+        secrets: secret_source(&args).await?,
+        sync_interval: args.mcp_sync_interval,
+        events: args.redis_url.as_ref().map(|url| EventsConfig {
+            redis_url: url.clone(),
+            maxlen: args.events_maxlen,
+            triggers,
+        }),
+        liveness: Some(liveness.clone()),
     };
-    let (bound, http) =
-        serve_with_liveness(args.listen_addr, registry, ready, live, http_stop.clone())
-            .await
-            .with_context(|| format!("listening on {}", args.listen_addr))?;
+    let mut runtime = WorkerRuntime::start(&store, config, &mut registry)?;
+    let shutdown = runtime.shutdown_token();
+
+    let ready = ready_check(store.clone(), shutdown.clone(), args.redis_url.clone());
+    let live: LiveCheck = Arc::new(move || liveness.check());
+    let http_stop = CancellationToken::new();
+    let (bound, http) = serve_with_liveness(
+        args.listen_addr,
+        Arc::new(registry),
+        ready,
+        live,
+        http_stop.clone(),
+    )
+    .await
+    .with_context(|| format!("listening on {}", args.listen_addr))?;
     tracing::info!(addr = %bound, "serving /metrics, /healthz, /readyz");
 
-    {
-        let shutdown = shutdown.clone();
-        let draining = draining.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("shutdown signal received");
-            draining.cancel();
-            shutdown.cancel();
-        });
-    }
-
-    let worker = Worker::new(store, executor, config, metrics)
-        .with_agents(agents)
-        .with_sync(sync)
-        .with_liveness(liveness);
-    worker.run(shutdown).await?;
-    // No run uses an MCP server any more: stop them (no orphan processes).
-    sync_stop.cancel();
-    let _ = sync_task.await;
-    pool.shutdown().await;
-    // Publish what the last runs wrote before leaving.
-    relay_stop.cancel();
-    if let Some(relay) = relay {
-        let _ = relay.await;
-    }
-    if let Some(triggers) = triggers {
-        let _ = triggers.await;
-    }
+    runtime.start_leasing();
+    tokio::spawn(async move {
+        ordinaut_telemetry::signal::wait_for_signal().await;
+        tracing::info!("shutdown signal received");
+        shutdown.cancel();
+    });
+    runtime.drained().await;
+    runtime.stop().await;
     http_stop.cancel();
     let _ = http.await;
     Ok(())
@@ -370,96 +341,4 @@ fn ready_check(store: Store, draining: CancellationToken, redis_url: Option<Stri
             Ok(())
         })
     })
-}
-
-/// The outbox relay (with `--redis-url`), its counters exported to the metrics.
-fn spawn_relay(
-    args: &Args,
-    store: &Store,
-    metrics: &Arc<Metrics>,
-    relay_stop: &CancellationToken,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
-    Ok(match &args.redis_url {
-        Some(url) => {
-            let relay = ordinaut_events::OutboxRelay::new(store.clone(), url)
-                .context("configuring the outbox relay")?
-                .with_maxlen(args.events_maxlen);
-            let stats = relay.stats();
-            tokio::spawn(export_relay_stats(
-                stats,
-                metrics.clone(),
-                relay_stop.clone(),
-            ));
-            Some(tokio::spawn(relay.run(relay_stop.clone())))
-        }
-        None => {
-            tracing::warn!(
-                "no --redis-url: events stay in the outbox until a process with one relays them"
-            );
-            None
-        }
-    })
-}
-
-/// Event triggers (`on: {topic}` Tasks), with `--redis-url` and `--event-triggers`.
-fn spawn_triggers(
-    args: &Args,
-    store: &Store,
-    config: &WorkerConfig,
-    event_metrics: Arc<ordinaut_worker::event_metrics::EventMetrics>,
-    relay_stop: &CancellationToken,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
-    Ok(match (&args.redis_url, args.event_triggers) {
-        (Some(url), true) => {
-            let mut config = ordinaut_events::TriggerConfig::new(config.worker_id.clone());
-            config.reclaim_idle = args.event_reclaim_idle;
-            let triggers = ordinaut_events::EventTriggers::new(store.clone(), url, config)
-                .context("configuring event triggers")?;
-            tokio::spawn(event_metrics.export(triggers.stats(), relay_stop.clone()));
-            Some(tokio::spawn(triggers.run(relay_stop.clone())))
-        }
-        _ => None,
-    })
-}
-
-/// Copies the relay's counters into the Prometheus metrics once a second.
-async fn export_relay_stats(
-    stats: Arc<ordinaut_events::RelayStats>,
-    metrics: Arc<Metrics>,
-    stop: CancellationToken,
-) {
-    let (mut published, mut failures) = (0u64, 0u64);
-    loop {
-        let p = stats.published();
-        let f = stats.failures();
-        metrics.relay_published.inc_by(p.saturating_sub(published));
-        metrics.relay_failures.inc_by(f.saturating_sub(failures));
-        (published, failures) = (p, f);
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stop.cancelled() => return,
-        }
-    }
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

@@ -16,18 +16,19 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use tokio::task::JoinSet;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
 mod background;
 mod fence;
+mod lease_loop;
 mod recorder;
 
 use background::{heartbeat_loop, reaper_loop, retention_loop};
 use futures::FutureExt as _;
+use lease_loop::LeaseLoop;
 use ordinaut_store::storable::{Outcome as Storable, make_storable};
 use recorder::{Record, recorder_loop};
 use std::sync::atomic::AtomicU64;
@@ -124,13 +125,6 @@ struct Shared {
     prepared: crate::spec_cache::SpecCache<Prepared>,
 }
 
-/// Errors that stop the worker.
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
-    #[error("worker could not listen for due work: {0}")]
-    Listen(#[source] StoreError),
-}
-
 /// A worker: leases and runs due work until shut down.
 pub struct Worker {
     shared: Arc<Shared>,
@@ -187,11 +181,11 @@ impl Worker {
     /// Runs until `shutdown` fires, then drains: stops leasing, lets in-flight runs finish
     /// within the drain timeout, hands back the leases of those that do not, records
     /// everything and returns.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    pub async fn run(self, shutdown: CancellationToken) {
         let s = self.shared;
         // A database that is down or hung at start must not stop the worker: it polls
         // until a listener can be opened (liveness reports a lease loop that hangs).
-        let mut listener = match s.store.listen_due_work().await {
+        let listener = match s.store.listen_due_work().await {
             Ok(l) => Some(l),
             Err(e) => {
                 tracing::warn!(error = %e, "could not listen for due work; polling until it can");
@@ -204,114 +198,13 @@ impl Worker {
         let heartbeat = tokio::spawn(heartbeat_loop(s.clone(), background_stop.clone()));
         let reaper = tokio::spawn(reaper_loop(s.clone(), background_stop.clone()));
         let retention = tokio::spawn(retention_loop(s.clone(), background_stop.clone()));
-        let slots = Arc::new(Semaphore::new(s.config.concurrency.max(1)));
-        let mut runs = JoinSet::new();
-        // Which lease each run task holds, to hand it back if the task panics.
-        let mut tasks: HashMap<tokio::task::Id, (i64, i32)> = HashMap::new();
-        let mut lease_failures = 0u32;
         tracing::info!(worker = %s.config.worker_id, concurrency = s.config.concurrency, "worker started");
 
-        loop {
-            let first = tokio::select! {
-                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                _ = shutdown.cancelled() => break,
-            };
-            let mut permits = vec![first];
-            while permits.len() < s.config.batch_size.max(1) {
-                match slots.clone().try_acquire_owned() {
-                    Ok(p) => permits.push(p),
-                    Err(_) => break,
-                }
-            }
-            let want = permits.len();
-            let sent = fence::now_ms();
-            let busy = s.liveness.leasing();
-            let leased = s
-                .store
-                .lease_within_budgets(&s.config.worker_id, want as i64, s.config.lease_duration)
-                .await;
-            drop(busy);
-            let leases = match leased {
-                Ok(a) => a,
-                Err(e) => {
-                    // Capped exponential backoff: the poll interval doubling to 5 s.
-                    lease_failures = lease_failures.saturating_add(1);
-                    let wait = s
-                        .config
-                        .poll_interval
-                        .saturating_mul(1 << lease_failures.min(6))
-                        .min(Duration::from_secs(5));
-                    tracing::warn!(error = %e, retry_in = ?wait, "leasing failed; retrying");
-                    drop(permits);
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.cancelled() => break,
-                    }
-                    continue;
-                }
-            };
-            lease_failures = 0;
-            // Occurrences over their agent's budget were handed back: they count as taken
-            // for the idle check (more due work may follow them), not as leased.
-            let got = leases.leases.len() + leases.waits.len();
-            s.metrics.leased.inc_by(leases.leases.len() as u64);
-            crate::budget::note_waits(&s.metrics, &leases.waits);
-            for lease in leases.leases {
-                let Some(permit) = permits.pop() else { break };
-                let control = RunControl {
-                    cancel: CancellationToken::new(),
-                    reason: Reason::default(),
-                    finishing: Arc::new(AtomicBool::new(false)),
-                    deadline: Arc::new(AtomicU64::new(
-                        sent.saturating_add(fence::ms(s.config.lease_duration)),
-                    )),
-                };
-                let lease_key = (lease.id, lease.attempt);
-                lock(&s.held).insert(
-                    lease.id,
-                    HeldRun {
-                        attempt: lease.attempt,
-                        control: control.clone(),
-                    },
-                );
-                let handle = runs.spawn(run_one(s.clone(), lease, permit, tx.clone(), control));
-                tasks.insert(handle.id(), lease_key);
-            }
-            drop(permits);
-            while let Some(done) = runs.try_join_next_with_id() {
-                run_task_ended(&s, &tx, &mut tasks, done);
-            }
-            if got < want {
-                let busy = s.liveness.leasing();
-                let wait = idle_wait(&s, got).await;
-                drop(busy);
-                if !wait.is_zero() && !idle(&s, &mut listener, wait, &shutdown).await {
-                    break;
-                }
-            }
-        }
-
-        let in_flight = runs.len();
-        tracing::info!(in_flight, drain_timeout = ?s.config.drain_timeout, "draining");
-        let deadline = tokio::time::Instant::now() + s.config.drain_timeout;
-        let mut handed_back = false;
-        loop {
-            tokio::select! {
-                next = runs.join_next_with_id() => match next {
-                    None => break,
-                    Some(done) => run_task_ended(&s, &tx, &mut tasks, done),
-                },
-                _ = tokio::time::sleep_until(deadline), if !handed_back => {
-                    handed_back = true;
-                    let held = lock(&s.held);
-                    tracing::warn!(runs = held.len(), "drain timeout reached; handing back leases of unfinished runs");
-                    for h in held.values() {
-                        h.control.stop(CancelReason::Drain);
-                    }
-                }
-            }
-        }
-        drop(tx);
+        let mut lease_loop = LeaseLoop::new(s.clone(), tx, listener);
+        lease_loop.run(&shutdown).await;
+        lease_loop.drain().await;
+        // The last sender: the recorder ends once it has recorded everything.
+        drop(lease_loop);
         if let Err(e) = recorder.await {
             tracing::error!(error = %e, "the recorder panicked");
         }
@@ -320,28 +213,6 @@ impl Worker {
         let _ = reaper.await;
         let _ = retention.await;
         tracing::info!("worker stopped");
-        Ok(())
-    }
-}
-
-/// Forgets a finished run task; one that panicked outside the executor (which catches its
-/// own panics) has its lease handed back at once instead of heartbeated forever.
-fn run_task_ended(
-    s: &Shared,
-    tx: &mpsc::UnboundedSender<Record>,
-    tasks: &mut HashMap<tokio::task::Id, (i64, i32)>,
-    done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
-) {
-    let id = match &done {
-        Ok((id, ())) => *id,
-        Err(e) => e.id(),
-    };
-    let lease = tasks.remove(&id);
-    if let (Err(e), Some((due_work, attempt))) = (done, lease) {
-        tracing::error!(error = %e, due_work, "a run task panicked; handing its lease back");
-        s.metrics.panics.inc();
-        s.metrics.in_flight.dec();
-        let _ = tx.send(Record::Release(due_work, attempt, None));
     }
 }
 
@@ -350,44 +221,36 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// How long to wait for work after a lease came back short: until the earliest queued
-/// occurrence is due, at most the poll interval.
-async fn idle_wait(s: &Shared, got: usize) -> Duration {
-    match s.store.earliest_queued().await {
-        Ok(Some(at)) => {
-            let until = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-            if until.is_zero() {
-                // Due rows exist but other workers are taking them right now.
-                if got > 0 {
-                    Duration::ZERO
-                } else {
-                    Duration::from_millis(5)
-                }
-            } else {
-                until.min(s.config.poll_interval)
-            }
-        }
-        Ok(None) => s.config.poll_interval,
-        Err(e) => {
-            tracing::warn!(error = %e, "reading the queue failed");
-            s.config.poll_interval
-        }
-    }
-}
-
 impl Shared {
-    fn prepare(&self, lease: &Lease) -> Result<Arc<Prepared>, String> {
+    fn prepare(&self, lease: &Lease) -> Result<Arc<Prepared>, SpecError> {
         self.prepared
             .get_or_compile(lease.task_uid, &lease.spec, compile_spec)
     }
 }
 
+/// Why the spec the operator projected for a Task cannot run (the run fails saying so).
+#[derive(Debug, thiserror::Error)]
+enum SpecError {
+    #[error("task spec in the database cannot be read: {0}")]
+    Unreadable(serde_json::Error),
+    #[error("Pipeline `{0}` has not been resolved into the task yet (the operator does this)")]
+    Unresolved(String),
+    #[error("the task has no pipeline")]
+    NoPipeline,
+    #[error("invalid pipeline: {0}")]
+    InvalidPipeline(String),
+    #[error("{0}")]
+    Timezone(ordinaut_schedule::ScheduleError),
+    #[error("timeout: {0}")]
+    Timeout(ordinaut_schedule::duration::DurationError),
+}
+
 /// Parses and compiles the spec the operator projected for a Task.
-fn compile_spec(raw: &serde_json::Value) -> Result<Prepared, String> {
+fn compile_spec(raw: &serde_json::Value) -> Result<Prepared, SpecError> {
     // Tolerant: a spec written by a newer operator may carry fields this worker does not
     // know yet; they are ignored (and logged) instead of failing every run.
-    let (spec, ignored) = ordinaut_api::tolerant::task_spec_from_value(raw)
-        .map_err(|e| format!("task spec in the database cannot be read: {e}"))?;
+    let (spec, ignored) =
+        ordinaut_api::tolerant::task_spec_from_value(raw).map_err(SpecError::Unreadable)?;
     if !ignored.is_empty() {
         tracing::warn!(
             ?ignored,
@@ -398,26 +261,24 @@ fn compile_spec(raw: &serde_json::Value) -> Result<Prepared, String> {
         .pipeline
         .as_ref()
         .ok_or_else(|| match &spec.pipeline_ref {
-            Some(name) => format!(
-                "Pipeline `{name}` has not been resolved into the task yet (the operator does this)"
-            ),
-            None => "the task has no pipeline".to_string(),
+            Some(name) => SpecError::Unresolved(name.clone()),
+            None => SpecError::NoPipeline,
         })?;
     let pipeline = compile_pipeline(pipeline_spec).map_err(|issues| {
         let list: Vec<String> = issues
             .iter()
             .map(|i| format!("{}: {}", i.path, i.message))
             .collect();
-        format!("invalid pipeline: {}", list.join("; "))
+        SpecError::InvalidPipeline(list.join("; "))
     })?;
     let timezone = ordinaut_schedule::zone::parse_timezone(&spec.schedule.timezone)
-        .map_err(|e| e.to_string())?;
+        .map_err(SpecError::Timezone)?;
     let timeout = spec
         .timeout
         .as_deref()
         .map(ordinaut_schedule::duration::parse_duration)
         .transpose()
-        .map_err(|e| format!("timeout: {e}"))?;
+        .map_err(SpecError::Timeout)?;
     Ok(Prepared {
         spec,
         pipeline,
@@ -559,9 +420,9 @@ impl Run {
     async fn execute(&self) -> Outcome {
         let prepared = match self.s.prepare(&self.lease) {
             Ok(p) => p,
-            Err(msg) => {
-                tracing::warn!(error = %msg, "cannot run task");
-                return self.failed(msg);
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot run task");
+                return self.failed(e.to_string());
             }
         };
         if let Some(msg) = exhausted(&prepared.spec, self.lease.attempt) {
@@ -886,43 +747,4 @@ fn with_event(params: serde_json::Value, payload: &serde_json::Value) -> serde_j
         }
         (params, _) => params,
     }
-}
-
-/// Waits up to `wait` for queued work (a notification, or the poll interval without a
-/// listener, which it then tries to reopen). `false` once `shutdown` fired.
-async fn idle(
-    s: &Shared,
-    listener: &mut Option<ordinaut_store::Listener>,
-    wait: Duration,
-    shutdown: &CancellationToken,
-) -> bool {
-    let poll = wait.min(s.config.poll_interval);
-    let Some(l) = listener.as_mut() else {
-        tokio::select! {
-            _ = tokio::time::sleep(poll) => {}
-            _ = shutdown.cancelled() => return false,
-        }
-        tokio::select! {
-            r = s.store.listen_due_work() => match r {
-                Ok(l) => {
-                    tracing::info!("listening for due work again");
-                    *listener = Some(l);
-                }
-                Err(e) => tracing::debug!(error = %e, "still cannot listen for due work"),
-            },
-            _ = shutdown.cancelled() => return false,
-        }
-        return true;
-    };
-    tokio::select! {
-        r = l.wait(wait) => if let Err(e) = r {
-            tracing::warn!(error = %e, "waiting for notifications failed; polling");
-            tokio::select! {
-                _ = tokio::time::sleep(s.config.poll_interval) => {}
-                _ = shutdown.cancelled() => return false,
-            }
-        },
-        _ = shutdown.cancelled() => return false,
-    }
-    true
 }

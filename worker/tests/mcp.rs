@@ -139,7 +139,7 @@ pipeline:
     )
     .await;
     stop.cancel();
-    handle.await.unwrap().unwrap();
+    handle.await.unwrap();
     pool.shutdown().await;
 
     let runs: Vec<(String, String, Option<String>, Option<serde_json::Value>)> = sqlx::query_as(

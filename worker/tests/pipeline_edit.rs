@@ -40,7 +40,7 @@ async fn a_pipeline_edit_under_the_same_generation_runs_the_new_steps() {
     let stop = CancellationToken::new();
     let handle = tokio::spawn({
         let stop = stop.clone();
-        async move { worker.run(stop).await.unwrap() }
+        async move { worker.run(stop).await }
     });
 
     let mut task = task_from_yaml("t", &spec("first"));

@@ -74,7 +74,7 @@ fn start_worker(store: &Store, allow: Vec<String>, max_output_bytes: usize) -> R
     let worker = Worker::new(store.clone(), executor, config, metrics);
     let stop = CancellationToken::new();
     let s = stop.clone();
-    let handle = tokio::spawn(async move { worker.run(s).await.unwrap() });
+    let handle = tokio::spawn(async move { worker.run(s).await });
     Running {
         stop,
         handle,

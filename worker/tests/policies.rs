@@ -46,7 +46,7 @@ fn start_workers(store: &Store, n: usize) -> Running {
             };
             let worker = Worker::new(store.clone(), executor, config, metrics);
             let stop = stop.clone();
-            tokio::spawn(async move { worker.run(stop).await.unwrap() })
+            tokio::spawn(async move { worker.run(stop).await })
         })
         .collect();
     Running { stop, handles }
