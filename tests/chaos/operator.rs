@@ -114,10 +114,11 @@ async fn f_two_operators_the_leaders_api_calls_hang() {
     wait_for(Duration::from_secs(60), "op-b ready", &[&b], || b.ready()).await;
     assert_eq!(holder(&c).await, "op-a");
 
-    // Change every Task; stall op-a as soon as it is reconciling the change (its first
-    // Pipeline lookup of this pass), so its other reconciles of the change hang.
+    // Change every Task; op-a's connection stalls at its first Pipeline lookup after that
+    // (a reconcile of the change, between its leadership check and its database write), so
+    // that reconcile and those after it hang.
     let tasks: Api<Task> = Api::namespaced(c.fake.client(), "default");
-    let lookups = a.stall.requests_to("/pipelines/");
+    a.stall.stall_at("/pipelines/");
     let change = serde_json::json!({"spec": {"schedule": {"every": "20m"}}});
     for i in 0..n {
         tasks
@@ -131,12 +132,11 @@ async fn f_two_operators_the_leaders_api_calls_hang() {
     }
     wait_for(
         Duration::from_secs(60),
-        "op-a reconciling the change",
+        "op-a stalled reconciling the change",
         &[&a],
-        || async { a.stall.requests_to("/pipelines/") > lookups },
+        || async { a.stall.is_stalled() },
     )
     .await;
-    a.stall.stall();
     let stalled = Instant::now();
     let deleted: BTreeSet<String> = (0..n).step_by(2).map(|i| format!("t{i}")).collect();
     for name in &deleted {

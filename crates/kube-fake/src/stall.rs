@@ -19,6 +19,7 @@ pub struct Stall {
     stalled: Arc<watch::Sender<bool>>,
     waiting: Arc<AtomicUsize>,
     paths: Arc<Mutex<Vec<String>>>,
+    trap: Arc<Mutex<Option<String>>>,
 }
 
 impl Default for Stall {
@@ -27,6 +28,7 @@ impl Default for Stall {
             stalled: Arc::new(watch::channel(false).0),
             waiting: Arc::default(),
             paths: Arc::default(),
+            trap: Arc::default(),
         }
     }
 }
@@ -40,6 +42,12 @@ impl Stall {
     /// Answers again: what waited goes on.
     pub fn resume(&self) {
         self.stalled.send_replace(false);
+    }
+
+    /// Stalls at the next request whose path contains `part`, before serving it (that
+    /// request waits too): to catch a client in the middle of what it does.
+    pub fn stall_at(&self, part: &str) {
+        *self.trap.lock().unwrap_or_else(PoisonError::into_inner) = Some(part.to_string());
     }
 
     /// Whether the connection is stalled.
@@ -68,6 +76,11 @@ impl Stall {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(path.to_string());
+        let mut trap = self.trap.lock().unwrap_or_else(PoisonError::into_inner);
+        if trap.as_deref().is_some_and(|part| path.contains(part)) {
+            *trap = None;
+            self.stall();
+        }
     }
 
     /// Waits while stalled.

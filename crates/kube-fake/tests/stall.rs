@@ -96,3 +96,22 @@ async fn a_stalled_clients_watch_pauses_and_then_delivers() {
         "{event:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stall_at_stalls_at_the_first_matching_request_which_waits_too() {
+    let fake = FakeApiServer::new();
+    let (addr, stall) = fake.serve_http_stallable().await.unwrap();
+    let a: Api<ConfigMap> = Api::namespaced(client(addr).await, "default");
+    a.create(&PostParams::default(), &config_map("x"))
+        .await
+        .unwrap();
+    stall.stall_at("/configmaps/x");
+    assert!(a.get_opt("other").await.unwrap().is_none(), "not matching");
+    assert!(!stall.is_stalled());
+    let pending = tokio::spawn(async move { a.get("x").await.map(|_| ()) });
+    until_waiting(&stall, 1).await;
+    assert!(stall.is_stalled());
+    assert!(!pending.is_finished());
+    stall.resume();
+    pending.await.unwrap().unwrap();
+}
