@@ -118,6 +118,7 @@ async fn f_two_operators_the_leaders_api_calls_hang() {
     // (a reconcile of the change, between its leadership check and its database write), so
     // that reconcile and those after it hang.
     let tasks: Api<Task> = Api::namespaced(c.fake.client(), "default");
+    let lookups = a.stall.requests_to("/pipelines/");
     a.stall.stall_at("/pipelines/");
     let change = serde_json::json!({"spec": {"schedule": {"every": "20m"}}});
     for i in 0..n {
@@ -159,23 +160,30 @@ async fn f_two_operators_the_leaders_api_calls_hang() {
     )
     .await;
     let lag = stalled.elapsed();
-    let hung = a.stall.waiting();
+    // Each Pipeline lookup op-a made since the stall is one of its reconciles, hung past
+    // its leadership check.
+    let hung = a.stall.requests_to("/pipelines/") - lookups;
+    let done = a.task_reconciles_done().await;
 
-    // The stall ends: op-a's hung reconciles write with the old epoch and are refused.
+    // The stall ends: op-a's hung reconciles go on to write with the old epoch: refused.
     a.stall.resume();
     wait_for(
-        Duration::from_secs(60),
-        "op-a's stale writes refused",
+        Duration::from_secs(120),
+        &format!("op-a's {hung} hung reconciles finished"),
         &[&a],
-        || async { a.metric("fenced_writes_total").await.unwrap_or(0.0) >= 1.0 },
+        || async { a.task_reconciles_done().await >= done + hung as f64 },
     )
     .await;
     wait_for(Duration::from_secs(60), "op-a following", &[&a], || async {
         a.metric("leader").await == Some(0.0)
     })
     .await;
-    steady(&c, live, 2, Duration::from_secs(60), &[&a, &b]).await;
     let fenced = a.metric("fenced_writes_total").await.unwrap_or(0.0);
+    assert!(
+        fenced >= 1.0,
+        "op-a's stale writes were not refused ({fenced})"
+    );
+    steady(&c, live, 2, Duration::from_secs(60), &[&a, &b]).await;
     let (epoch, epoch_holder) = epoch(&c).await;
     assert_eq!(
         (epoch, epoch_holder.as_str()),
@@ -190,7 +198,7 @@ async fn f_two_operators_the_leaders_api_calls_hang() {
         lag,
         c.mem_mib(),
         &format!(
-            "tasks={n} deleted={} hung_at_takeover={hung} fenced={fenced} epochs={epoch}",
+            "tasks={n} deleted={} hung_reconciles={hung} fenced={fenced} epochs={epoch}",
             deleted.len()
         ),
     );

@@ -311,6 +311,21 @@ impl Operator {
             .and_then(|v| v.trim().parse().ok())
     }
 
+    /// Task reconciles that got past the leadership check and finished (outcome `ready` or
+    /// `error`, a refused write among them), per its `/metrics`.
+    pub async fn task_reconciles_done(&self) -> f64 {
+        http_get(self.port, "/metrics")
+            .await
+            .lines()
+            .filter(|l| {
+                l.starts_with("ordinaut_operator_reconciles_total{")
+                    && l.contains("kind=\"Task\"")
+                    && (l.contains("outcome=\"ready\"") || l.contains("outcome=\"error\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Whether `/readyz` answers 200.
     pub async fn ready(&self) -> bool {
         http_get(self.port, "/readyz")
