@@ -383,7 +383,30 @@ impl Source {
     }
 
     async fn apply(&mut self, desired: BTreeMap<Key, (Loaded, String)>, tick: bool) {
-        // Gone.
+        let removed_definitions = self.remove_gone(&desired).await;
+        let (changed, changed_definitions) = self.record_changed(desired).await;
+        let definitions_changed = removed_definitions || changed_definitions;
+
+        let keys: Vec<Key> = self.live.keys().cloned().collect();
+        for key in keys.iter().filter(|k| k.0 != Kind::Task) {
+            if changed.contains(key) {
+                self.reconcile_definition(key).await;
+            }
+        }
+        let wanted: Vec<(Key, bool)> = keys
+            .iter()
+            .filter(|k| k.0 == Kind::Task)
+            .filter(|k| {
+                changed.contains(*k) || definitions_changed || tick || self.failing.contains_key(*k)
+            })
+            .map(|k| (k.clone(), changed.contains(k)))
+            .collect();
+        self.reconcile_tasks(wanted).await;
+    }
+
+    /// Removes the live objects the directory no longer declares; `true` when a definition
+    /// (not a Task) went.
+    async fn remove_gone(&mut self, desired: &BTreeMap<Key, (Loaded, String)>) -> bool {
         let gone: Vec<Key> = self
             .live
             .keys()
@@ -398,56 +421,78 @@ impl Source {
             self.shown.remove(&key);
             self.failing.remove(&key);
             self.sink.forget(key.0, &key.1, &key.2);
-            let object = format!("{}/{}", key.1, key.2);
-            match &live.object {
-                Loaded::Task(t) => match self.tasks.cleanup(t).await {
-                    Ok(withdrawn) => self.printer.emit(
-                        "removed",
-                        &format!(
-                            "task {object}: removed ({withdrawn} queued run(s) withdrawn; history kept)"
-                        ),
-                        json!({"kind": "Task", "object": object, "withdrawn": withdrawn}),
-                    ),
-                    Err(e) => {
-                        // Put it back: the cleanup is retried next cycle.
-                        self.printer.emit(
-                            "error",
-                            &format!("task {object}: removing failed: {e}; retrying"),
-                            json!({"kind": "Task", "object": object, "error": e.to_string()}),
-                        );
-                        self.live.insert(key, live);
-                    }
-                },
-                other => {
-                    definitions_changed = true;
-                    match other {
-                        Loaded::Pipeline(_) => self.objects.remove_pipeline(&key.1, &key.2),
-                        Loaded::McpServer(_) => {
-                            self.objects.remove_mcp_server(&key.1, &key.2);
-                            // Workers stop using it (and close its process) at their next sync.
-                            if let Err(e) = self.defs.mcp_server_deleted(&key.1, &key.2).await {
-                                self.printer.note(&format!("mcp server {object}: {e}"));
-                            }
-                        }
-                        Loaded::Agent(_) => {
-                            self.objects.remove_agent(&key.1, &key.2);
-                            if let Err(e) = self.defs.agent_deleted(&key.1, &key.2).await {
-                                self.printer.note(&format!("agent {object}: {e}"));
-                            }
-                        }
-                        Loaded::Task(_) => {}
-                    }
-                    self.printer.emit(
-                        "removed",
-                        &format!("{} {object}: removed", kind_word(key.0)),
-                        json!({"kind": key.0.as_str(), "object": object}),
-                    );
-                }
+            if matches!(live.object, Loaded::Task(_)) {
+                self.remove_task(key, live).await;
+            } else {
+                definitions_changed = true;
+                self.remove_definition(&key, &live.object).await;
             }
         }
+        definitions_changed
+    }
 
-        // New or changed: identity first, definitions before Tasks.
+    /// A Task gone from the directory: its queue is withdrawn (put back on failure, so the
+    /// cleanup is retried next cycle).
+    async fn remove_task(&mut self, key: Key, live: Live) {
+        let Loaded::Task(task) = &live.object else {
+            return;
+        };
+        let object = format!("{}/{}", key.1, key.2);
+        let removed = self.tasks.cleanup(task).await;
+        match removed {
+            Ok(withdrawn) => self.printer.emit(
+                "removed",
+                &format!(
+                    "task {object}: removed ({withdrawn} queued run(s) withdrawn; history kept)"
+                ),
+                json!({"kind": "Task", "object": object, "withdrawn": withdrawn}),
+            ),
+            Err(e) => {
+                self.printer.emit(
+                    "error",
+                    &format!("task {object}: removing failed: {e}; retrying"),
+                    json!({"kind": "Task", "object": object, "error": e.to_string()}),
+                );
+                self.live.insert(key, live);
+            }
+        }
+    }
+
+    /// A Pipeline, McpServer or Agent gone from the directory.
+    async fn remove_definition(&mut self, key: &Key, object: &Loaded) {
+        let name = format!("{}/{}", key.1, key.2);
+        match object {
+            Loaded::Pipeline(_) => self.objects.remove_pipeline(&key.1, &key.2),
+            Loaded::McpServer(_) => {
+                self.objects.remove_mcp_server(&key.1, &key.2);
+                // Workers stop using it (and close its process) at their next sync.
+                if let Err(e) = self.defs.mcp_server_deleted(&key.1, &key.2).await {
+                    self.printer.note(&format!("mcp server {name}: {e}"));
+                }
+            }
+            Loaded::Agent(_) => {
+                self.objects.remove_agent(&key.1, &key.2);
+                if let Err(e) = self.defs.agent_deleted(&key.1, &key.2).await {
+                    self.printer.note(&format!("agent {name}: {e}"));
+                }
+            }
+            Loaded::Task(_) => {}
+        }
+        self.printer.emit(
+            "removed",
+            &format!("{} {name}: removed", kind_word(key.0)),
+            json!({"kind": key.0.as_str(), "object": name}),
+        );
+    }
+
+    /// New or changed objects get their identity (uid, generation, creation time) and go
+    /// live; returns their keys, and whether a definition (not a Task) is among them.
+    async fn record_changed(
+        &mut self,
+        desired: BTreeMap<Key, (Loaded, String)>,
+    ) -> (BTreeSet<Key>, bool) {
         let mut changed: BTreeSet<Key> = BTreeSet::new();
+        let mut definitions_changed = false;
         for (key, (mut object, file)) in desired {
             let spec = object.spec();
             let fingerprint = json!({"spec": spec, "annotations": object.meta().annotations});
@@ -485,22 +530,7 @@ impl Source {
                 },
             );
         }
-
-        let keys: Vec<Key> = self.live.keys().cloned().collect();
-        for key in keys.iter().filter(|k| k.0 != Kind::Task) {
-            if changed.contains(key) {
-                self.reconcile_definition(key).await;
-            }
-        }
-        let wanted: Vec<(Key, bool)> = keys
-            .iter()
-            .filter(|k| k.0 == Kind::Task)
-            .filter(|k| {
-                changed.contains(*k) || definitions_changed || tick || self.failing.contains_key(*k)
-            })
-            .map(|k| (k.clone(), changed.contains(k)))
-            .collect();
-        self.reconcile_tasks(wanted).await;
+        (changed, definitions_changed)
     }
 
     /// Reconciles Tasks concurrently, as the Task controller does (so their store calls are

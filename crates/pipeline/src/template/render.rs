@@ -3,6 +3,7 @@
 //! Strings are parsed as templates before anything is substituted, and substituted values are
 //! never parsed again: a param whose text is `${params.secret}` comes out as that text.
 
+use std::borrow::Cow;
 use std::io;
 
 use serde_json::{Map, Value};
@@ -173,115 +174,140 @@ fn with_resolved<R>(
     f: impl FnOnce(&Value) -> Result<R, RenderErrorKind>,
 ) -> Result<R, RenderErrorKind> {
     let (root, segments) = match expr {
-        Expr::Now { offset } => {
-            let now = ctx.now();
-            let instant = match offset {
-                None => Some(now),
-                Some((sign, duration)) => {
-                    chrono::TimeDelta::from_std(*duration)
-                        .ok()
-                        .and_then(|delta| match sign {
-                            Sign::Plus => now.checked_add_signed(delta),
-                            Sign::Minus => now.checked_sub_signed(delta),
-                        })
-                }
-            };
-            let instant = instant.ok_or_else(|| RenderErrorKind::TimeOutOfRange {
-                expr: source.to_string(),
-            })?;
-            return f(&Value::String(ctx.format_instant(instant)));
-        }
+        Expr::Now { offset } => return f(&now_value(ctx, offset, source)?),
         Expr::Path { root, segments } => (*root, segments.as_slice()),
     };
-    let missing = |depth: usize, reason: String| RenderErrorKind::Missing {
-        expr: source.to_string(),
-        path: DisplayPath {
-            root,
-            segments: &segments[..depth],
-        }
-        .to_string(),
-        reason,
+    let lookup = Lookup {
+        root,
+        segments,
+        source,
     };
-    let owned;
-    let (base, consumed): (&Value, usize) = match root {
-        Root::Params => (ctx.params(), 0),
-        Root::Run => {
-            owned = serde_json::json!({"id": ctx.run().id, "attempt": ctx.run().attempt});
-            (&owned, 0)
+    let (base, consumed) = lookup.base(ctx)?;
+    f(lookup.walk(&base, consumed)?)
+}
+
+/// `${now}`, `${now + 1h}`: the context's clock, formatted in the Task's zone.
+fn now_value(
+    ctx: &Context,
+    offset: &Option<(Sign, std::time::Duration)>,
+    source: &str,
+) -> Result<Value, RenderErrorKind> {
+    let now = ctx.now();
+    let instant = match offset {
+        None => Some(now),
+        Some((sign, duration)) => chrono::TimeDelta::from_std(*duration)
+            .ok()
+            .and_then(|delta| match sign {
+                Sign::Plus => now.checked_add_signed(delta),
+                Sign::Minus => now.checked_sub_signed(delta),
+            }),
+    };
+    let instant = instant.ok_or_else(|| RenderErrorKind::TimeOutOfRange {
+        expr: source.to_string(),
+    })?;
+    Ok(Value::String(ctx.format_instant(instant)))
+}
+
+/// The lookup of one `${root.a.b[0]}` path.
+struct Lookup<'e> {
+    root: Root,
+    segments: &'e [Segment],
+    /// The expression as written, for error messages.
+    source: &'e str,
+}
+
+impl Lookup<'_> {
+    /// Missing: the path as far as its first `depth` segments, and why.
+    fn missing(&self, depth: usize, reason: String) -> RenderErrorKind {
+        RenderErrorKind::Missing {
+            expr: self.source.to_string(),
+            path: self.path(depth),
+            reason,
         }
-        Root::Task => {
-            owned = serde_json::json!({"name": ctx.task().name, "namespace": ctx.task().namespace});
-            (&owned, 0)
+    }
+
+    fn path(&self, depth: usize) -> String {
+        DisplayPath {
+            root: self.root,
+            segments: &self.segments[..depth],
         }
-        Root::Secrets => {
-            let (name, key) =
-                crate::validate::secret_ref(segments).map_err(|reason| missing(0, reason))?;
-            match ctx.secret(name, key) {
-                Some(value) => {
-                    owned = Value::String(value.to_string());
-                    (&owned, segments.len())
-                }
-                None => {
+        .to_string()
+    }
+
+    /// The value the root names, and how many segments it used up.
+    fn base<'c>(&self, ctx: &'c Context) -> Result<(Cow<'c, Value>, usize), RenderErrorKind> {
+        let segments = self.segments;
+        Ok(match self.root {
+            Root::Params => (Cow::Borrowed(ctx.params()), 0),
+            Root::Run => {
+                let run = ctx.run();
+                let value = serde_json::json!({"id": run.id, "attempt": run.attempt});
+                (Cow::Owned(value), 0)
+            }
+            Root::Task => {
+                let task = ctx.task();
+                let value = serde_json::json!({"name": task.name, "namespace": task.namespace});
+                (Cow::Owned(value), 0)
+            }
+            Root::Secrets => {
+                let (name, key) = crate::validate::secret_ref(segments)
+                    .map_err(|reason| self.missing(0, reason))?;
+                let Some(value) = ctx.secret(name, key) else {
                     let reason = format!(
                         "the Secret `{name}` or its key `{key}` does not exist in the Task's namespace (or the worker cannot read it: --secrets-dir)"
                     );
-                    return Err(missing(segments.len(), reason));
-                }
+                    return Err(self.missing(segments.len(), reason));
+                };
+                (Cow::Owned(Value::String(value.to_string())), segments.len())
             }
+            Root::Steps => match segments.first() {
+                None => (Cow::Owned(ctx.to_json()["steps"].take()), 0),
+                Some(Segment::Index(_)) => {
+                    return Err(self.missing(1, "name a step, as in steps.<id>".into()));
+                }
+                Some(Segment::Key(name)) => match ctx.step_output(name) {
+                    Some(output) => (Cow::Borrowed(output), 1),
+                    None => return Err(self.missing(1, no_step_output(ctx, name))),
+                },
+            },
+        })
+    }
+
+    /// Follows the segments after the first `consumed` from `base`.
+    fn walk<'v>(&self, base: &'v Value, consumed: usize) -> Result<&'v Value, RenderErrorKind> {
+        let mut current = base;
+        for (i, segment) in self.segments.iter().enumerate().skip(consumed) {
+            current = self.child(current, segment, i)?;
         }
-        Root::Steps => match segments.first() {
-            None => {
-                owned = ctx.to_json()["steps"].take();
-                (&owned, 0)
-            }
-            Some(Segment::Index(_)) => {
-                return Err(missing(1, "name a step, as in steps.<id>".into()));
-            }
-            Some(Segment::Key(name)) => match ctx.step_output(name) {
-                Some(output) => (output, 1),
-                None => return Err(missing(1, no_step_output(ctx, name))),
-            },
-        },
-    };
-    let mut current = base;
-    for (i, segment) in segments.iter().enumerate().skip(consumed) {
-        let here = || {
-            DisplayPath {
-                root,
-                segments: &segments[..i],
-            }
-            .to_string()
+        Ok(current)
+    }
+
+    /// `segment` (the `i`th) of `current`.
+    fn child<'v>(
+        &self,
+        current: &'v Value,
+        segment: &Segment,
+        i: usize,
+    ) -> Result<&'v Value, RenderErrorKind> {
+        let here = || self.path(i);
+        let out_of_range = |index: &dyn std::fmt::Display, len: usize| {
+            let reason = format!("index {index} is out of range ({} has {len} items)", here());
+            self.missing(i + 1, reason)
         };
-        current = match (current, segment) {
-            (Value::Object(map), Segment::Key(key)) => match map.get(key) {
-                Some(v) => v,
-                None => return Err(missing(i + 1, no_such_field(&here(), map))),
-            },
-            (Value::Array(items), Segment::Index(index)) => match list_index(items.len(), *index) {
-                Some(at) => &items[at],
-                None => {
-                    let reason = format!(
-                        "index {index} is out of range ({} has {} items)",
-                        here(),
-                        items.len()
-                    );
-                    return Err(missing(i + 1, reason));
-                }
-            },
+        match (current, segment) {
+            (Value::Object(map), Segment::Key(key)) => map
+                .get(key)
+                .ok_or_else(|| self.missing(i + 1, no_such_field(&here(), map))),
+            (Value::Array(items), Segment::Index(index)) => list_index(items.len(), *index)
+                .map(|at| &items[at])
+                .ok_or_else(|| out_of_range(index, items.len())),
             // `.0` on a list reads as `[0]`: forgiving, and unambiguous since lists have no keys.
-            (Value::Array(items), Segment::Key(key)) if key.parse::<usize>().is_ok() => {
-                match key.parse::<usize>().ok().filter(|at| *at < items.len()) {
-                    Some(at) => &items[at],
-                    None => {
-                        let reason = format!(
-                            "index {key} is out of range ({} has {} items)",
-                            here(),
-                            items.len()
-                        );
-                        return Err(missing(i + 1, reason));
-                    }
-                }
-            }
+            (Value::Array(items), Segment::Key(key)) if key.parse::<usize>().is_ok() => key
+                .parse::<usize>()
+                .ok()
+                .filter(|at| *at < items.len())
+                .map(|at| &items[at])
+                .ok_or_else(|| out_of_range(key, items.len())),
             (other, _) => {
                 let reason = format!(
                     "{} is {}, so it has no {}",
@@ -292,11 +318,10 @@ fn with_resolved<R>(
                         Segment::Index(_) => "items",
                     }
                 );
-                return Err(missing(i + 1, reason));
+                Err(self.missing(i + 1, reason))
             }
-        };
+        }
     }
-    f(current)
 }
 
 fn no_step_output(ctx: &Context, name: &str) -> String {

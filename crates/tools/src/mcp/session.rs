@@ -2,7 +2,7 @@
 //! it talks to (its own process group, reaped by a supervisor task, stderr tail kept for
 //! error messages).
 
-use super::{INHERITED_ENV, McpError, ResolvedServer, ResolvedTransport};
+use super::{INHERITED_ENV, McpError, ResolvedServer, ResolvedTransport, ResolvedVar};
 use crate::ToolError;
 use crate::egress::EgressPolicy;
 use ordinaut_api::DiscoveredTool;
@@ -157,6 +157,137 @@ async fn check_egress(
     }
 }
 
+/// A stdio server's command: only `env` and [`INHERITED_ENV`] in its environment, its
+/// stdio piped.
+fn stdio_command(
+    command: &str,
+    args: &[String],
+    env: &[ResolvedVar],
+    working_dir: Option<&str>,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(command);
+    cmd.args(args).env_clear();
+    for key in INHERITED_ENV {
+        if let Some(v) = std::env::var_os(key) {
+            cmd.env(key, v);
+        }
+    }
+    for var in env {
+        cmd.env(&var.name, &var.value);
+    }
+    if let Some(dir) = working_dir {
+        cmd.current_dir(dir);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Spawns a stdio server in its own process group, owned by a supervisor task that ends
+/// it after `grace`s; its stderr tail is kept. Returns it with its stdin and stdout.
+async fn spawn_child(
+    target: &str,
+    cmd: tokio::process::Command,
+    grace: Duration,
+) -> Result<
+    (
+        Child,
+        tokio::process::ChildStdin,
+        tokio::process::ChildStdout,
+    ),
+    McpError,
+> {
+    let mut wrap = CommandWrap::from(cmd);
+    // Its own process group: a signal meant for the worker's group (Ctrl-C) does not hit
+    // it, and ending the group ends whatever the server started.
+    wrap.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
+    let mut process = wrap.spawn().map_err(|e| McpError::Spawn {
+        target: target.to_string(),
+        reason: e.to_string(),
+    })?;
+    let (Some(stdin), Some(stdout), Some(stderr), Some(pid)) = (
+        process.stdin().take(),
+        process.stdout().take(),
+        process.stderr().take(),
+        process.id(),
+    ) else {
+        let _ = Box::into_pin(process.kill()).await;
+        return Err(McpError::Spawn {
+            target: target.to_string(),
+            reason: "the process has no stdio pipes".into(),
+        });
+    };
+    let tail = Arc::new(StdMutex::new(VecDeque::new()));
+    tokio::spawn(keep_tail(stderr, tail.clone()));
+    let (exit_tx, exit_rx) = watch::channel(None);
+    let stop = CancellationToken::new();
+    let supervisor = tokio::spawn(supervise(process, stop.clone(), grace, exit_tx));
+    let child = Child {
+        pid,
+        exit: exit_rx,
+        stop,
+        stderr: tail,
+        supervisor: StdMutex::new(Some(supervisor)),
+    };
+    Ok((child, stdin, stdout))
+}
+
+/// Why `initialize` failed on a stdio server (`reason`: the failed handshake; `None`: no
+/// answer in time), after which the process is ended. Most often the process exited (bad
+/// command, missing module, a crash), so its status is waited for briefly.
+async fn init_failure(
+    server: &ResolvedServer,
+    target: String,
+    child: &Child,
+    reason: Option<String>,
+    limits: Limits,
+) -> McpError {
+    let status = wait_exit(&child.exit, EXIT_REPORT_WAIT).await;
+    let stderr = server.mask(&tail_text(&child.stderr));
+    let error = match (status, reason) {
+        (Some(status), _) => McpError::Exited {
+            target,
+            status,
+            stderr,
+        },
+        (None, None) => McpError::Timeout {
+            target,
+            what: "initialize".into(),
+            timeout: limits.connect_timeout,
+            stderr,
+        },
+        (None, Some(reason)) => McpError::Protocol {
+            target,
+            what: "initialize".into(),
+            reason,
+            stderr,
+        },
+    };
+    end_child(child).await;
+    error
+}
+
+/// An HTTP server's headers, secret values marked sensitive.
+fn header_map(
+    headers: &[ResolvedVar],
+) -> Result<HashMap<http::HeaderName, http::HeaderValue>, McpError> {
+    let mut map = HashMap::new();
+    for h in headers {
+        let name = http::HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| McpError::Spec(format!("header name `{}` is not valid", h.name)))?;
+        let mut value = http::HeaderValue::from_str(&h.value).map_err(|_| {
+            McpError::Spec(format!(
+                "the value of header `{}` is not a valid HTTP header value",
+                h.name
+            ))
+        })?;
+        value.set_sensitive(h.secret);
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
 impl Session {
     /// Starts the process (stdio) or connects (HTTP) and runs `initialize`.
     pub async fn connect(
@@ -171,172 +302,103 @@ impl Session {
                 env,
                 working_dir,
             } => {
-                let target = server.target();
-                let mut cmd = tokio::process::Command::new(command);
-                cmd.args(args).env_clear();
-                for key in INHERITED_ENV {
-                    if let Some(v) = std::env::var_os(key) {
-                        cmd.env(key, v);
-                    }
-                }
-                for var in env {
-                    cmd.env(&var.name, &var.value);
-                }
-                if let Some(dir) = working_dir {
-                    cmd.current_dir(dir);
-                }
-                cmd.stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped());
-                let mut wrap = CommandWrap::from(cmd);
-                // Its own process group: a signal meant for the worker's group (Ctrl-C) does
-                // not hit it, and ending the group ends whatever the server started.
-                wrap.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
-                let mut process = wrap.spawn().map_err(|e| McpError::Spawn {
-                    target: target.clone(),
-                    reason: e.to_string(),
-                })?;
-                let (Some(stdin), Some(stdout), Some(stderr), Some(pid)) = (
-                    process.stdin().take(),
-                    process.stdout().take(),
-                    process.stderr().take(),
-                    process.id(),
-                ) else {
-                    let _ = Box::into_pin(process.kill()).await;
-                    return Err(McpError::Spawn {
-                        target,
-                        reason: "the process has no stdio pipes".into(),
-                    });
-                };
-                let tail = Arc::new(StdMutex::new(VecDeque::new()));
-                tokio::spawn(keep_tail(stderr, tail.clone()));
-                let (exit_tx, exit_rx) = watch::channel(None);
-                let stop = CancellationToken::new();
-                let supervisor =
-                    tokio::spawn(supervise(process, stop.clone(), limits.grace, exit_tx));
-                let child = Child {
-                    pid,
-                    exit: exit_rx,
-                    stop,
-                    stderr: tail,
-                    supervisor: StdMutex::new(Some(supervisor)),
-                };
-                tracing::debug!(%target, pid, "started MCP server process");
-                let init = tokio::time::timeout(
-                    limits.connect_timeout,
-                    client_config().serve((stdout, stdin)),
-                )
-                .await;
-                // `Err(None)`: no answer in time; `Err(Some(reason))`: a failed handshake.
-                let init = match init {
-                    Ok(Ok(running)) => Ok(running),
-                    Ok(Err(e)) => Err(Some(server.mask(&chain(&e)))),
-                    Err(_) => Err(None),
-                };
-                let running = match init {
-                    Ok(running) => running,
-                    Err(reason) => {
-                        // Say why: most often the process exited (bad command, missing
-                        // module, a crash), so wait briefly for its status.
-                        let status = wait_exit(&child.exit, EXIT_REPORT_WAIT).await;
-                        let stderr = server.mask(&tail_text(&child.stderr));
-                        let error = match (status, reason) {
-                            (Some(status), _) => McpError::Exited {
-                                target,
-                                status,
-                                stderr,
-                            },
-                            (None, None) => McpError::Timeout {
-                                target,
-                                what: "initialize".into(),
-                                timeout: limits.connect_timeout,
-                                stderr,
-                            },
-                            (None, Some(reason)) => McpError::Protocol {
-                                target,
-                                what: "initialize".into(),
-                                reason,
-                                stderr,
-                            },
-                        };
-                        end_child(&child).await;
-                        return Err(error);
-                    }
-                };
-                Ok(Session {
-                    server: server.clone(),
-                    target: format!("{target} (pid {pid})"),
-                    peer: running.peer().clone(),
-                    service: tokio::sync::Mutex::new(Some(running)),
-                    child: Some(child),
-                    dead: AtomicBool::new(false),
-                })
+                let cmd = stdio_command(command, args, env, working_dir.as_deref());
+                Self::connect_stdio(server, cmd, limits).await
             }
             ResolvedTransport::Http { url, headers } => {
-                let target = server.target();
-                let mut map = HashMap::new();
-                for h in headers {
-                    let name = http::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
-                        McpError::Spec(format!("header name `{}` is not valid", h.name))
-                    })?;
-                    let mut value = http::HeaderValue::from_str(&h.value).map_err(|_| {
-                        McpError::Spec(format!(
-                            "the value of header `{}` is not a valid HTTP header value",
-                            h.name
-                        ))
-                    })?;
-                    value.set_sensitive(h.secret);
-                    map.insert(name, value);
-                }
-                check_egress(server, url, egress).await?;
-                // Redirects are not followed: an McpServer names its endpoint exactly.
-                let client = crate::egress::client_builder(egress.clone())
-                    .redirect(reqwest::redirect::Policy::none())
-                    .connect_timeout(limits.connect_timeout)
-                    .build()
-                    .map_err(|e| McpError::Protocol {
-                        target: target.clone(),
-                        what: "building the HTTP client".into(),
-                        reason: chain(&e),
-                        stderr: String::new(),
-                    })?;
-                let config =
-                    StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(map);
-                let transport = StreamableHttpClientTransport::with_client(client, config);
-                let running = match tokio::time::timeout(
-                    limits.connect_timeout,
-                    client_config().serve(transport),
-                )
-                .await
-                {
-                    Ok(Ok(running)) => running,
-                    Ok(Err(e)) => {
-                        return Err(McpError::Protocol {
-                            target,
-                            what: "initialize".into(),
-                            reason: server.mask(&chain(&e)),
-                            stderr: String::new(),
-                        });
-                    }
-                    Err(_) => {
-                        return Err(McpError::Timeout {
-                            target,
-                            what: "initialize".into(),
-                            timeout: limits.connect_timeout,
-                            stderr: String::new(),
-                        });
-                    }
-                };
-                Ok(Session {
-                    server: server.clone(),
-                    target,
-                    peer: running.peer().clone(),
-                    service: tokio::sync::Mutex::new(Some(running)),
-                    child: None,
-                    dead: AtomicBool::new(false),
-                })
+                Self::connect_http(server, url, headers, limits, egress).await
             }
         }
+    }
+
+    /// Spawns `cmd` under a supervisor and runs `initialize` over its stdio.
+    async fn connect_stdio(
+        server: &ResolvedServer,
+        cmd: tokio::process::Command,
+        limits: Limits,
+    ) -> Result<Session, McpError> {
+        let target = server.target();
+        let (child, stdin, stdout) = spawn_child(&target, cmd, limits.grace).await?;
+        let pid = child.pid;
+        tracing::debug!(%target, pid, "started MCP server process");
+        let init = tokio::time::timeout(
+            limits.connect_timeout,
+            client_config().serve((stdout, stdin)),
+        )
+        .await;
+        // `Err(None)`: no answer in time; `Err(Some(reason))`: a failed handshake.
+        let running = match init {
+            Ok(Ok(running)) => running,
+            Ok(Err(e)) => {
+                let reason = Some(server.mask(&chain(&e)));
+                return Err(init_failure(server, target, &child, reason, limits).await);
+            }
+            Err(_) => return Err(init_failure(server, target, &child, None, limits).await),
+        };
+        Ok(Session {
+            server: server.clone(),
+            target: format!("{target} (pid {pid})"),
+            peer: running.peer().clone(),
+            service: tokio::sync::Mutex::new(Some(running)),
+            child: Some(child),
+            dead: AtomicBool::new(false),
+        })
+    }
+
+    /// Connects to `url` (through the egress policy) and runs `initialize`.
+    async fn connect_http(
+        server: &ResolvedServer,
+        url: &str,
+        headers: &[ResolvedVar],
+        limits: Limits,
+        egress: &Arc<EgressPolicy>,
+    ) -> Result<Session, McpError> {
+        let target = server.target();
+        let map = header_map(headers)?;
+        check_egress(server, url, egress).await?;
+        // Redirects are not followed: an McpServer names its endpoint exactly.
+        let client = crate::egress::client_builder(egress.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(limits.connect_timeout)
+            .build()
+            .map_err(|e| McpError::Protocol {
+                target: target.clone(),
+                what: "building the HTTP client".into(),
+                reason: chain(&e),
+                stderr: String::new(),
+            })?;
+        let config = StreamableHttpClientTransportConfig::with_uri(url).custom_headers(map);
+        let transport = StreamableHttpClientTransport::with_client(client, config);
+        let running =
+            match tokio::time::timeout(limits.connect_timeout, client_config().serve(transport))
+                .await
+            {
+                Ok(Ok(running)) => running,
+                Ok(Err(e)) => {
+                    return Err(McpError::Protocol {
+                        target,
+                        what: "initialize".into(),
+                        reason: server.mask(&chain(&e)),
+                        stderr: String::new(),
+                    });
+                }
+                Err(_) => {
+                    return Err(McpError::Timeout {
+                        target,
+                        what: "initialize".into(),
+                        timeout: limits.connect_timeout,
+                        stderr: String::new(),
+                    });
+                }
+            };
+        Ok(Session {
+            server: server.clone(),
+            target,
+            peer: running.peer().clone(),
+            service: tokio::sync::Mutex::new(Some(running)),
+            child: None,
+            dead: AtomicBool::new(false),
+        })
     }
 
     /// The process id of a stdio server.
