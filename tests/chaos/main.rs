@@ -3,7 +3,8 @@
 //! high-water of the workers) and fails unless nothing was lost, doubled or overlapped.
 //!
 //! `bash tests/chaos/run.sh` runs the short form (one pass of each scenario, what CI runs);
-//! `bash tests/chaos/run.sh --full` (`ORDINAUT_CHAOS_FULL=1`) the full one.
+//! `bash tests/chaos/run.sh --full` (`ORDINAUT_CHAOS_FULL=1`) the full one. The operator
+//! scenarios (e) and (f) are in operator.rs (the `chaos_operator` test of ordinaut-operator).
 #![allow(clippy::unwrap_used)]
 
 #[path = "../../worker/tests/common.rs"]
