@@ -159,31 +159,59 @@ pub async fn run(
         .run(reconcile_task, error_policy, shared.clone())
         .for_each(log_result("Task"));
 
-    let stop = shutdown.clone();
-    let pipe_ctl = Controller::new(Api::<Pipeline>::all(client.clone()), wc.clone())
-        .reconcile_all_on(gained_on())
-        .graceful_shutdown_on(async move { stop.cancelled().await })
-        .run(
-            |p: Arc<Pipeline>, s: Arc<Shared>| async move {
-                definition(&s, &*p, s.defs.pipeline(&p).await)
-            },
-            error_policy,
-            shared.clone(),
-        )
-        .for_each(log_result("Pipeline"));
-    let stop = shutdown.clone();
-    let agent_ctl = Controller::new(Api::<Agent>::all(client.clone()), wc.clone())
-        .reconcile_all_on(gained_on())
-        .graceful_shutdown_on(async move { stop.cancelled().await })
-        .run(reconcile_agent, error_policy, shared.clone())
-        .for_each(log_result("Agent"));
-    let stop = shutdown.clone();
-    let mcp_ctl = Controller::new(Api::<McpServer>::all(client), wc)
-        .reconcile_all_on(gained_on())
-        .graceful_shutdown_on(async move { stop.cancelled().await })
-        .run(reconcile_mcp_server, error_policy, shared.clone())
-        .for_each(log_result("McpServer"));
+    let pipe_ctl = definition_controller(
+        Api::<Pipeline>::all(client.clone()),
+        wc.clone(),
+        gained_on(),
+        shutdown.clone(),
+        |p: Arc<Pipeline>, s: Arc<Shared>| async move { definition(&s, &*p, s.defs.pipeline(&p).await) },
+        shared.clone(),
+        "Pipeline",
+    );
+    let agent_ctl = definition_controller(
+        Api::<Agent>::all(client.clone()),
+        wc.clone(),
+        gained_on(),
+        shutdown.clone(),
+        reconcile_agent,
+        shared.clone(),
+        "Agent",
+    );
+    let mcp_ctl = definition_controller(
+        Api::<McpServer>::all(client),
+        wc,
+        gained_on(),
+        shutdown,
+        reconcile_mcp_server,
+        shared.clone(),
+        "McpServer",
+    );
     futures::join!(task_ctl, pipe_ctl, agent_ctl, mcp_ctl);
+}
+
+/// A controller of one definition kind (Pipeline, Agent, McpServer): each object is
+/// reconciled on a change and every time this instance becomes the leader (`gained`),
+/// until `shutdown`.
+async fn definition_controller<K, F, Fut>(
+    api: Api<K>,
+    wc: watcher::Config,
+    gained: impl futures::Stream<Item = ()> + Send + 'static,
+    shutdown: CancellationToken,
+    reconcile: F,
+    shared: Arc<Shared>,
+    kind: &'static str,
+) where
+    K: Clone + Resource + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + std::fmt::Debug + Unpin,
+    F: FnMut(Arc<K>, Arc<Shared>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, ControllerError>> + Send + 'static,
+{
+    Controller::new(api, wc)
+        .reconcile_all_on(gained)
+        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .run(reconcile, error_policy, shared)
+        .for_each(log_result(kind))
+        .await;
 }
 
 /// The Tasks in `obj`'s namespace whose reference (`pipelineRef`, `agentRef`) names it.
