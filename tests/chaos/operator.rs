@@ -74,6 +74,10 @@ async fn e_operator_sigkilled_mid_materialization_and_restarted() {
     .await;
     first.kill();
     let at_kill = projected(&c).await;
+    assert!(
+        at_kill < n as i64,
+        "the operator had projected every Task before it was killed"
+    );
     let restarted = Instant::now();
     let second = c.start_operator("op-e2").await;
     steady(
