@@ -163,7 +163,15 @@ async fn a_worker_stopped_past_its_lease_never_overlaps_the_next_attempt() {
         "127.0.0.0/8",
         "--http-allow-agentless=true",
     ];
-    let a = WorkerProcess::start(&db.url, "A", &args);
+    // A's own /metrics port: the test waits on A's gauges after resuming it.
+    let a_port = ordinaut_test_support::free_port();
+    let a_listen = format!("127.0.0.1:{a_port}");
+    let a_args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--listen-addr", &a_listen])
+        .collect();
+    let a = WorkerProcess::start(&db.url, "A", &a_args);
     wait_for_count(
         &store,
         "SELECT count(*) FROM due_work WHERE locked_by = 'A'",
@@ -187,11 +195,18 @@ async fn a_worker_stopped_past_its_lease_never_overlaps_the_next_attempt() {
     }
     a.signal("CONT");
     wait_for_count(&store, DONE, 4, Duration::from_secs(30)).await;
-    // Let A run on for a while: anything it was going to do, it has done by now.
-    let resumed = Instant::now();
-    while resumed.elapsed() < Duration::from_secs(1) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // A's resumed runs have all ended (fenced or lost) and none of its results waits to be
+    // written: anything it was going to do (a call, a record), it has done by now.
+    ordinaut_test_support::until(
+        Duration::from_secs(30),
+        "worker A's resumed runs to end with no result waiting",
+        || async move {
+            let metrics = http_get(a_port, "/metrics").await;
+            metrics.contains("\nordinaut_runs_in_flight 0\n")
+                && metrics.contains("\nordinaut_results_waiting 0\n")
+        },
+    )
+    .await;
 
     let mut seen = hits.lock().unwrap().clone();
     seen.sort();
@@ -221,4 +236,20 @@ async fn a_worker_stopped_past_its_lease_never_overlaps_the_next_attempt() {
         .await,
         0
     );
+}
+
+/// A plain HTTP/1.1 GET against 127.0.0.1: the whole response as text (empty when nothing
+/// answers).
+async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return String::new();
+    };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf).into_owned()
 }
