@@ -303,10 +303,10 @@ async fn preview(a: PreviewArgs) -> Result<(), CliError> {
         .metadata
         .creation_timestamp
         .as_ref()
-        .and_then(ordinaut_operator::status::chrono_time)
+        .and_then(ordinaut_reconcile_core::time::chrono_time)
         .unwrap_or(now);
     let s = &task.spec.schedule;
-    let schedule = ordinaut_operator::validate::compile_schedule(s, created)
+    let schedule = ordinaut_reconcile_core::validate::compile_schedule(s, created)
         .map_err(|p| CliError::invalid(anyhow!("{}: {}", p.path, p.message)))?
         .ok_or_else(|| {
             CliError::invalid(anyhow!(

@@ -1,6 +1,6 @@
 //! `ordinaut task run-now`, `backfill` and `snooze`, against the database (the dev
 //! instance's, or `--database-url`). Backfill expands the Task's schedule with the
-//! operator's own code (`ordinaut_operator::validate::compile_schedule`), so it creates
+//! operator's own code (`ordinaut_reconcile_core::validate::compile_schedule`), so it creates
 //! exactly the occurrences `ordinaut schedule preview` shows for the range.
 
 use std::time::Duration;
@@ -9,7 +9,7 @@ use anyhow::anyhow;
 use chrono::{DateTime, SecondsFormat, SubsecRound, TimeDelta, Utc};
 use clap::{Args, Subcommand};
 use ordinaut_api::TaskSpec;
-use ordinaut_operator::validate::compile_schedule;
+use ordinaut_reconcile_core::validate::compile_schedule;
 use ordinaut_store::{
     AuditEntry, ManualRequest, NewOccurrence, RunFilter, Store, TaskProjection, Trigger,
 };

@@ -14,7 +14,6 @@
 pub mod agent_token;
 pub mod audit;
 pub mod backfill;
-pub mod chains;
 pub mod coalesce;
 pub mod discovery;
 pub mod feed;
@@ -29,7 +28,10 @@ pub mod references;
 pub mod seam;
 pub mod serve;
 pub mod status;
-pub mod validate;
+
+// The pure validation and chain rules live in a crate without the kube client (the CLI
+// links it); re-exported here under their old paths.
+pub use ordinaut_reconcile_core::{chains, validate};
 
 pub use leader::{AlwaysLeader, LeaderFlag, Leadership};
 pub use plan::MaterializeConfig;

@@ -3,32 +3,14 @@
 //! reconcile-owned part (kept in the store's status mirror) and the run summary.
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use ordinaut_api::TaskStatus;
 use ordinaut_api::constants::{condition, reason, run_status};
 use ordinaut_store::RunSummary;
 
 use crate::plan::ScheduleState;
 use crate::validate::Problem;
-
-/// A chrono instant as a Kubernetes `Time`.
-pub fn k8s_time(t: DateTime<Utc>) -> Time {
-    let ts = Timestamp::new(
-        t.timestamp(),
-        i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    )
-    .unwrap_or(Timestamp::UNIX_EPOCH);
-    Time(ts)
-}
-
-/// A Kubernetes `Time` as a chrono instant.
-pub fn chrono_time(t: &Time) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(
-        t.0.as_second(),
-        u32::try_from(t.0.subsec_nanosecond()).unwrap_or(0),
-    )
-}
+pub use ordinaut_reconcile_core::time::{chrono_time, k8s_time};
 
 /// A condition without its transition time (set by [`merge_condition`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

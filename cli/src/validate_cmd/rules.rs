@@ -1,13 +1,13 @@
 //! The checks of `ordinaut validate`, per document: kind and apiVersion, the typed schema
 //! (serde, unknown fields rejected), then the operator's own validation
-//! (`ordinaut_operator::validate`: the CEL rules, schedules and timezones, durations, retry
+//! (`ordinaut_reconcile_core::validate`: the CEL rules, schedules and timezones, durations, retry
 //! policies, pipelines, and a Task's params against its pipeline's params schema), so the
 //! CLI and the operator cannot disagree.
 
 use chrono::Utc;
 use ordinaut_api::constants::API_VERSION;
 use ordinaut_api::{Agent, McpServer, Pipeline, PipelineSpec, Task};
-use ordinaut_operator::validate;
+use ordinaut_reconcile_core::validate;
 use serde::de::DeserializeOwned;
 
 use super::{Document, Problem, strip_location};
@@ -168,7 +168,7 @@ fn check_object(
                 .metadata
                 .creation_timestamp
                 .as_ref()
-                .and_then(ordinaut_operator::status::chrono_time)
+                .and_then(ordinaut_reconcile_core::time::chrono_time)
                 .unwrap_or_else(Utc::now);
             let mut problems =
                 validate::task_problems(&task.spec, created, referenced_pipeline(task, all));
@@ -190,11 +190,11 @@ fn chain_cycle(task: &Task, all: &[(&Document, Object)]) -> Option<validate::Pro
     let others = all.iter().filter_map(|(_, o)| match o {
         Object::Task(t) if t.metadata.namespace == task.metadata.namespace => Some((
             t.metadata.name.clone()?,
-            ordinaut_operator::chains::follows(&t.spec)?.to_string(),
+            ordinaut_reconcile_core::chains::follows(&t.spec)?.to_string(),
         )),
         _ => None,
     });
-    ordinaut_operator::chains::task_cycle(name, &task.spec, others)
+    ordinaut_reconcile_core::chains::task_cycle(name, &task.spec, others)
 }
 
 /// The Pipeline a Task's `pipelineRef` names, among the validated documents.
