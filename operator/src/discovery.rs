@@ -68,6 +68,9 @@ async fn prepare_pod(
     let Some(pods) = &ctx.mcp_pods else {
         return Ok(None);
     };
+    if !ctx.still_leads(k, "pod") {
+        return Ok(None);
+    }
     if mcp_pod::pod_transport(&m.spec).is_none() {
         if m.status.as_ref().is_some_and(|s| s.pod.is_some()) {
             pods.remove(&k.namespace, &k.name).await?;
@@ -83,7 +86,9 @@ async fn prepare_pod(
 
 /// Removes the pod of McpServer `k` when the context runs pods (idempotent).
 pub(crate) async fn remove_pod(ctx: &Context, k: &ObjectKey) -> Result<(), ReconcileError> {
-    if let Some(pods) = &ctx.mcp_pods {
+    if let Some(pods) = &ctx.mcp_pods
+        && ctx.still_leads(k, "pod")
+    {
         pods.remove(&k.namespace, &k.name).await?;
     }
     Ok(())
@@ -181,7 +186,7 @@ async fn record(
     } else if let Some(t) = m.status.as_ref().and_then(|s| s.last_discovery_time) {
         status["lastDiscoveryTime"] = json!(t);
     }
-    ctx.sink.status(k, status).await?;
+    ctx.leader_status(k, status).await?;
     // The workers get the spec discovery used: for a server in its pod, its Service URL.
     let spec = serde_json::to_value(spec).unwrap_or_default();
     let tools_json = serde_json::to_value(&tools).unwrap_or_default();

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub fenced_writes: Counter,
     /// The leader epoch this instance holds (0: none).
     pub leader_epoch: Gauge,
+    /// API writes (status, MCP pods) skipped because this instance no longer leads.
+    pub skipped_writes: Counter,
 }
 
 impl Default for Metrics {
@@ -55,6 +57,7 @@ impl Default for Metrics {
             leader: Gauge::default(),
             fenced_writes: Counter::default(),
             leader_epoch: Gauge::default(),
+            skipped_writes: Counter::default(),
         }
     }
 }
@@ -117,6 +120,11 @@ impl Metrics {
             "leader_epoch",
             "The leader epoch (PostgreSQL) this instance took when it became leader; 0 for none",
             self.leader_epoch.clone(),
+        );
+        r.register(
+            "skipped_writes",
+            "Kubernetes API writes (status, MCP pods) skipped because this instance no longer leads",
+            self.skipped_writes.clone(),
         );
     }
 

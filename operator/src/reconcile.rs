@@ -166,6 +166,35 @@ impl Context {
         }
     }
 
+    /// Writes `status` of `key` unless this instance no longer leads, and returns whether
+    /// it wrote. The store fences a deposed leader's database writes by epoch; this keeps a
+    /// reconcile that lost leadership after its database write from overwriting the new
+    /// leader's status with an older one.
+    pub(crate) async fn leader_status(
+        &self,
+        key: &ObjectKey,
+        status: serde_json::Value,
+    ) -> Result<bool, SinkError> {
+        if !self.still_leads(key, "status") {
+            return Ok(false);
+        }
+        self.sink.status(key, status).await.map(|()| true)
+    }
+
+    /// Whether this instance still leads, checked before an API write (`what`); when not,
+    /// the write is skipped, counted and logged here.
+    pub(crate) fn still_leads(&self, key: &ObjectKey, what: &'static str) -> bool {
+        if self.leader.is_leader() {
+            return true;
+        }
+        self.metrics.skipped_writes.inc();
+        tracing::debug!(
+            kind = key.kind.as_str(), namespace = %key.namespace, name = %key.name, what,
+            "no longer the leader: API write skipped"
+        );
+        false
+    }
+
     fn lock_for(&self, uid: Uuid) -> Arc<tokio::sync::Mutex<()>> {
         self.locks
             .lock()
@@ -776,7 +805,7 @@ impl TaskReconciler {
             last_drop_reason: e.last_drop,
             last_event_at: e.last_event_at,
         });
-        let written = self.ctx.sink.status(key, to_json(&status)).await;
+        let written = self.ctx.leader_status(key, to_json(&status)).await;
         drop(guard);
         self.ctx.release_lock(uid, lock);
         written?;
@@ -1107,7 +1136,7 @@ impl DefinitionReconciler {
         if let Some(generation) = meta.generation {
             status["observedGeneration"] = json!(generation);
         }
-        self.ctx.sink.status(&key, status).await?;
+        self.ctx.leader_status(&key, status).await?;
         self.ctx.metrics.reconciled(
             kind.as_str(),
             if problems.is_empty() {
