@@ -1,7 +1,8 @@
 //! Operator scale: N Tasks (mixed RRULE / cron / every, 20 time zones) reconciled through the
 //! operator's reconcile core (`TaskReconciler::reconcile`, the code its controllers call, with
 //! as many reconciles in flight as the Task controller runs) into a fresh database for the
-//! default 24 h horizon (at most 100 occurrences per Task). Reports the time to steady state
+//! default horizon (`MaterializeConfig::default()`: the next 15 minutes, past them the next 10
+//! occurrences within 24 h). Reports the time to steady state
 //! (every Task reconciled once, `Ready`), the due_work rows written, a second full pass with
 //! each Task carrying the status the first pass wrote, as the watch cache would (what the
 //! periodic tick does: it must insert nothing), the time one spec change takes to be

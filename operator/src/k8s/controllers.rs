@@ -15,8 +15,8 @@ use kube::Client;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{self, Event as Finalizer};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use ordinaut_api::constants::{AGENT_FINALIZER, FINALIZER, MCP_SERVER_FINALIZER};
 use ordinaut_api::{Agent, McpServer, Pipeline, Task};
@@ -130,10 +130,15 @@ pub async fn run(
 
     // Bounded, so 100,000 Tasks at start-up do not all wait for a pooled connection at once,
     // and wide enough that the store calls of concurrent reconciles batch well.
-    let task_ctl = Controller::new(Api::<Task>::all(client.clone()), wc.clone()).with_config(
+    // What `Controller::new` does, but the watch cache keeps the Tasks trimmed (`trim_task`).
+    let (tasks, writer) = reflector::store();
+    let task_stream = watcher(Api::<Task>::all(client.clone()), wc.clone())
+        .modify(trim_task)
+        .reflect(writer)
+        .applied_objects();
+    let task_ctl = Controller::for_stream(task_stream, tasks.clone()).with_config(
         kube::runtime::controller::Config::default().concurrency(TASK_RECONCILES_IN_FLIGHT),
     );
-    let tasks = task_ctl.store();
     let by_pipeline = tasks.clone();
     let by_agent = tasks.clone();
     let by_server = tasks.clone();
@@ -212,6 +217,16 @@ async fn definition_controller<K, F, Fut>(
         .run(reconcile, error_policy, shared)
         .for_each(log_result(kind))
         .await;
+}
+
+/// Drops from a watched Task what the operator never reads, before the watch cache keeps it:
+/// the managed fields and `kubectl apply`'s last-applied copy of the object (each often as
+/// large as the Task itself; at 100,000 Tasks the cache is most of the operator's memory).
+/// Status writes are server-side applies of the operator's own fields, so they need neither.
+fn trim_task(task: &mut Task) {
+    task.managed_fields_mut().clear();
+    task.annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
 /// The Tasks in `obj`'s namespace whose reference (`pipelineRef`, `agentRef`) names it.
@@ -436,6 +451,35 @@ fn error_policy<K: Resource>(obj: Arc<K>, error: &ControllerError, shared: Arc<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_watch_cache_drops_managed_fields_and_the_last_applied_copy_only() {
+        let mut task: Task = serde_json::from_value(serde_json::json!({
+            "apiVersion": "ordinaut.dev/v1alpha1",
+            "kind": "Task",
+            "metadata": {
+                "name": "t", "namespace": "default", "uid": "u", "generation": 3,
+                "finalizers": [FINALIZER],
+                "annotations": {
+                    "kubectl.kubernetes.io/last-applied-configuration": "{\"spec\":{}}",
+                    ordinaut_api::constants::RUN_NOW_ANNOTATION: "1",
+                },
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
+            },
+            "spec": {"schedule": {"every": "1h"}, "pipeline": {"steps": [{"id": "a", "uses": "core.echo"}]}},
+            "status": {"nextRunTime": "2025-03-10T11:00:00Z"},
+        }))
+        .unwrap();
+        let before = task.clone();
+        trim_task(&mut task);
+        assert!(task.managed_fields().is_empty());
+        let annotations: Vec<_> = task.annotations().keys().collect();
+        assert_eq!(annotations, [ordinaut_api::constants::RUN_NOW_ANNOTATION]);
+        assert_eq!(task.finalizers(), before.finalizers());
+        assert_eq!(task.metadata.generation, Some(3));
+        assert_eq!(task.spec, before.spec);
+        assert_eq!(task.status, before.status);
+    }
 
     #[test]
     fn a_task_is_rechecked_when_its_next_run_is_due_within_one_to_ten_ticks() {
