@@ -85,11 +85,7 @@ async fn the_binary_materializes_an_applied_task_and_exits_cleanly_on_sigterm() 
         ordinaut_kube_fake::kubeconfig_for(addr, "default"),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = ordinaut_test_support::free_port();
     let redis = std::env::var("ORDINAUT_TEST_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let mut op = Command::new(env!("CARGO_BIN_EXE_ordinaut-operator"))
@@ -110,7 +106,10 @@ async fn the_binary_materializes_an_applied_task_and_exits_cleanly_on_sigterm() 
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        if http_get(port, "/readyz").await.starts_with("HTTP/1.1 200") {
+        if ordinaut_test_support::http_get(port, "/readyz")
+            .await
+            .starts_with("HTTP/1.1 200")
+        {
             break true;
         }
         if Instant::now() > deadline {
@@ -126,7 +125,11 @@ async fn the_binary_materializes_an_applied_task_and_exits_cleanly_on_sigterm() 
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    assert!(http_get(port, "/metrics").await.contains("ordinaut_"));
+    assert!(
+        ordinaut_test_support::http_get(port, "/metrics")
+            .await
+            .contains("ordinaut_")
+    );
 
     let tasks: Api<ordinaut_api::Task> = Api::namespaced(fake.client(), "default");
     let task: ordinaut_api::Task = serde_yaml::from_str(
@@ -180,19 +183,4 @@ async fn the_binary_materializes_an_applied_task_and_exits_cleanly_on_sigterm() 
     };
     assert!(status.success(), "exit status {status}");
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// A plain HTTP/1.1 GET against 127.0.0.1: the status line, headers and body as text.
-async fn http_get(port: u16, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return String::new();
-    };
-    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    if s.write_all(req.as_bytes()).await.is_err() {
-        return String::new();
-    }
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf).await;
-    String::from_utf8_lossy(&buf).into_owned()
 }

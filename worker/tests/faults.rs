@@ -201,7 +201,7 @@ async fn a_worker_stopped_past_its_lease_never_overlaps_the_next_attempt() {
         Duration::from_secs(30),
         "worker A's resumed runs to end with no result waiting",
         || async move {
-            let metrics = http_get(a_port, "/metrics").await;
+            let metrics = ordinaut_test_support::http_get(a_port, "/metrics").await;
             metrics.contains("\nordinaut_runs_in_flight 0\n")
                 && metrics.contains("\nordinaut_results_waiting 0\n")
         },
@@ -236,20 +236,4 @@ async fn a_worker_stopped_past_its_lease_never_overlaps_the_next_attempt() {
         .await,
         0
     );
-}
-
-/// A plain HTTP/1.1 GET against 127.0.0.1: the whole response as text (empty when nothing
-/// answers).
-async fn http_get(port: u16, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return String::new();
-    };
-    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    if s.write_all(req.as_bytes()).await.is_err() {
-        return String::new();
-    }
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf).await;
-    String::from_utf8_lossy(&buf).into_owned()
 }

@@ -13,7 +13,7 @@ pub mod redis;
 pub mod wait;
 
 pub use db::{ScratchDb, count, wait_for_count};
-pub use net::free_port;
+pub use net::{free_port, http_get};
 pub use ordinaut_store::testing::{PrivatePostgres, Shutdown, TestDb, admin_url};
 pub use redis::{Keys, PrivateRedis, redis_url, unique_key};
 pub use wait::{WAIT, eventually, until, wait_blocking};

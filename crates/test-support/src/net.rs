@@ -1,4 +1,4 @@
-//! Ports.
+//! Ports, and a bare HTTP GET against one.
 
 /// A loopback port nothing listens on (bound, then released; another process may take it
 /// before the caller does, which the tests accept).
@@ -8,4 +8,20 @@ pub fn free_port() -> u16 {
         .local_addr()
         .expect("local address")
         .port()
+}
+
+/// A plain HTTP/1.1 GET of `path` on 127.0.0.1:`port`: the status line, headers and body as
+/// text; empty when nothing answers (so a caller can poll it until a server is up).
+pub async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return String::new();
+    };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf).into_owned()
 }
