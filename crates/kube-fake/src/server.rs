@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 
 use crate::error::ApiError;
 use crate::patch::{self, PatchKind};
+use crate::resource::ResourceType;
 use crate::route::{self, Discovery, Route, Target, Verb};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::State;
@@ -165,44 +166,8 @@ async fn handle(shared: &Shared, req: Request<kube::client::Body>) -> Response<F
             );
         }
     };
-    let path = parts.uri.path().to_string();
-    let query: HashMap<String, String> = parts
-        .uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
-    let header_str = |name: header::HeaderName| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
-    };
-    let content_type = header_str(header::CONTENT_TYPE);
-    let partial =
-        header_str(header::ACCEPT).is_some_and(|a| a.contains("as=PartialObjectMetadata"));
-    let target = route::parse(&path);
-    let verb = verb_of(&parts.method, &target, &query);
-    let mut record = RequestRecord {
-        verb,
-        method: parts.method.to_string(),
-        path: path.clone(),
-        field_manager: query.get("fieldManager").cloned(),
-        query,
-        content_type,
-        body: if body.is_empty() {
-            None
-        } else if verb == Verb::Patch && record_is_apply(&parts.headers) {
-            patch::parse_apply_body(&body).ok()
-        } else {
-            serde_json::from_slice(&body).ok()
-        },
-        status: 0,
-    };
+    let (mut record, target, partial) = parse_request(&parts, &body);
+    let (verb, path) = (record.verb, record.path.clone());
 
     let mut state = shared.lock();
     let injected = state
@@ -226,7 +191,58 @@ async fn handle(shared: &Shared, req: Request<kube::client::Body>) -> Response<F
         }
     };
     state.failures.retain(|f| f.remaining > 0);
-    let response = match reply {
+    let response = respond(reply, &mut record);
+    state.requests.push(record);
+    response
+}
+
+/// The request as recorded (status not yet known), where it goes, and whether it asks for
+/// metadata only (`Accept: …;as=PartialObjectMetadata`).
+fn parse_request(parts: &http::request::Parts, body: &Bytes) -> (RequestRecord, Target, bool) {
+    let path = parts.uri.path().to_string();
+    let query: HashMap<String, String> = parts
+        .uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let header_str = |name: header::HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    let content_type = header_str(header::CONTENT_TYPE);
+    let partial =
+        header_str(header::ACCEPT).is_some_and(|a| a.contains("as=PartialObjectMetadata"));
+    let target = route::parse(&path);
+    let verb = verb_of(&parts.method, &target, &query);
+    let record = RequestRecord {
+        verb,
+        method: parts.method.to_string(),
+        path,
+        field_manager: query.get("fieldManager").cloned(),
+        query,
+        content_type,
+        body: if body.is_empty() {
+            None
+        } else if verb == Verb::Patch && record_is_apply(&parts.headers) {
+            patch::parse_apply_body(body).ok()
+        } else {
+            serde_json::from_slice(body).ok()
+        },
+        status: 0,
+    };
+    (record, target, partial)
+}
+
+/// The HTTP response for `reply`; sets the status `record` answered.
+fn respond(reply: Result<Reply, ApiError>, record: &mut RequestRecord) -> Response<FakeBody> {
+    match reply {
         Ok(Reply::Json(code, value)) => {
             record.status = code;
             json_response(code, &value)
@@ -244,9 +260,7 @@ async fn handle(shared: &Shared, req: Request<kube::client::Body>) -> Response<F
             record.status = err.code;
             json_response(err.code, &err.to_status())
         }
-    };
-    state.requests.push(record);
-    response
+    }
 }
 
 fn record_is_apply(headers: &http::HeaderMap) -> bool {
@@ -256,6 +270,7 @@ fn record_is_apply(headers: &http::HeaderMap) -> bool {
         .is_some_and(|ct| ct.starts_with("application/apply-patch"))
 }
 
+/// Serves one request on `state`: discovery, or a verb on a resource ([`Call`]).
 fn serve(
     state: &mut State,
     target: &Target,
@@ -267,147 +282,192 @@ fn serve(
     let route = match target {
         Target::Discovery(d) => return Ok(Reply::Json(200, discovery(state, d)?)),
         Target::Unknown => {
-            return Err(ApiError::new(
-                404,
-                "NotFound",
-                format!(
-                    "the server could not find the requested resource ({})",
-                    req.path
-                ),
-            ));
+            return Err(not_found(format!(
+                "the server could not find the requested resource ({})",
+                req.path
+            )));
         }
         Target::Resource(route) => route,
     };
     let rt = state.resource_type(&route.key)?;
-    let status = match route.subresource.as_deref() {
-        None => false,
-        Some("status") if rt.status_subresource => true,
-        Some(other) => {
-            return Err(ApiError::new(
-                404,
-                "NotFound",
-                format!(
-                    "the server could not find the requested resource ({} subresource {other:?})",
-                    rt.key.qualified_plural()
-                ),
-            ));
-        }
-    };
-    let Route {
-        namespace, name, ..
-    } = route;
-    let ns = namespace.as_deref();
-    let name = name.as_deref().unwrap_or_default();
-    let q = |k: &str| req.query.get(k).map(String::as_str);
-    let selectors = || -> Result<(LabelSelector, FieldSelector), ApiError> {
-        Ok((
-            LabelSelector::parse(q("labelSelector").unwrap_or_default())?,
-            FieldSelector::parse(q("fieldSelector").unwrap_or_default())?,
-        ))
+    let call = Call {
+        status: on_status(&rt, route)?,
+        rt,
+        namespace: route.namespace.as_deref(),
+        name: route.name.as_deref().unwrap_or_default(),
+        req,
+        body,
+        partial,
     };
     match verb {
-        Verb::Get => {
-            let ns = State::storage_namespace(&rt, ns)?;
-            Ok(Reply::Json(
-                200,
-                watch::render(&state.get(&rt, &ns, name)?, partial),
-            ))
-        }
-        Verb::List => {
-            let (labels, fields) = selectors()?;
-            let items: Vec<Value> = state
-                .list(&rt.key, ns, &labels, &fields)
-                .iter()
-                .map(|o| watch::render(o, partial))
-                .collect();
-            let (api_version, kind) = if partial {
-                (
-                    "meta.k8s.io/v1".to_string(),
-                    "PartialObjectMetadataList".to_string(),
-                )
-            } else {
-                (rt.key.api_version(), format!("{}List", rt.kind))
-            };
-            Ok(Reply::Json(
-                200,
-                json!({
-                    "apiVersion": api_version,
-                    "kind": kind,
-                    "metadata": {"resourceVersion": state.rv.to_string()},
-                    "items": items,
-                }),
-            ))
-        }
-        Verb::Watch => {
-            let (labels, fields) = selectors()?;
-            let timeout = q("timeoutSeconds")
-                .and_then(|t| t.parse::<u64>().ok())
-                .unwrap_or(1800);
-            let filter = WatchFilter {
-                rt,
-                namespace: namespace.clone(),
-                labels,
-                fields,
-                partial,
-            };
-            let start = WatchStart {
-                resource_version: q("resourceVersion").map(String::from),
-                send_initial_events: q("sendInitialEvents") == Some("true"),
-                bookmarks: q("allowWatchBookmarks") == Some("true"),
-                timeout: Duration::from_secs(timeout),
-            };
-            Ok(Reply::Watch(watch::open(state, filter, start)?))
-        }
-        Verb::Create => {
-            let obj = state.create(&rt, ns, patch::parse_json(body)?)?;
-            Ok(Reply::Json(201, obj))
-        }
-        Verb::Update => {
-            let obj = state.update(&rt, ns, name, status, patch::parse_json(body)?)?;
-            Ok(Reply::Json(200, obj))
-        }
-        Verb::Patch => {
-            let kind = PatchKind::from_content_type(req.content_type.as_deref())?;
-            let field_manager = req.field_manager.as_deref();
-            let (obj, created) = state.patch(&rt, ns, name, status, kind, body, field_manager)?;
-            Ok(Reply::Json(if created { 201 } else { 200 }, obj))
-        }
-        Verb::Delete => {
-            let options = if body.is_empty() {
-                json!({})
-            } else {
-                patch::parse_json(body)?
-            };
-            Ok(Reply::Json(200, state.delete(&rt, ns, name, &options)?))
-        }
-        Verb::DeleteCollection => {
-            let (labels, fields) = selectors()?;
-            let doomed = state.list(&rt.key, ns, &labels, &fields);
-            let mut items = Vec::new();
-            for obj in doomed {
-                let obj_ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
-                let obj_name = obj
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                state.delete(&rt, obj_ns, obj_name, &json!({}))?;
-                items.push(obj);
-            }
-            Ok(Reply::Json(
-                200,
-                json!({
-                    "apiVersion": rt.key.api_version(),
-                    "kind": format!("{}List", rt.kind),
-                    "metadata": {"resourceVersion": state.rv.to_string()},
-                    "items": items,
-                }),
-            ))
-        }
+        Verb::Get => call.get(state),
+        Verb::List => call.list(state),
+        Verb::Watch => call.watch(state),
+        Verb::Create => call.create(state),
+        Verb::Update => call.update(state),
+        Verb::Patch => call.patch(state),
+        Verb::Delete => call.delete(state),
+        Verb::DeleteCollection => call.delete_collection(state),
         Verb::Other => Err(ApiError::new(
             405,
             "MethodNotAllowed",
             format!("{} is not supported on {}", req.method, req.path),
         )),
+    }
+}
+
+fn not_found(message: String) -> ApiError {
+    ApiError::new(404, "NotFound", message)
+}
+
+/// Whether `route` addresses the status subresource; any other subresource is not found.
+fn on_status(rt: &ResourceType, route: &Route) -> Result<bool, ApiError> {
+    match route.subresource.as_deref() {
+        None => Ok(false),
+        Some("status") if rt.status_subresource => Ok(true),
+        Some(other) => Err(not_found(format!(
+            "the server could not find the requested resource ({} subresource {other:?})",
+            rt.key.qualified_plural()
+        ))),
+    }
+}
+
+/// A `…List` reply of `items` at the store's current resourceVersion.
+fn list_reply(state: &State, api_version: String, kind: String, items: Vec<Value>) -> Reply {
+    Reply::Json(
+        200,
+        json!({
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": {"resourceVersion": state.rv.to_string()},
+            "items": items,
+        }),
+    )
+}
+
+/// One request on a resource, resolved: what each verb reads.
+struct Call<'a> {
+    rt: ResourceType,
+    /// `None` for cluster-wide requests.
+    namespace: Option<&'a str>,
+    /// Empty for collection requests.
+    name: &'a str,
+    /// Addressed to the status subresource.
+    status: bool,
+    req: &'a RequestRecord,
+    body: &'a [u8],
+    /// `Accept: …;as=PartialObjectMetadata`.
+    partial: bool,
+}
+
+impl Call<'_> {
+    fn query(&self, key: &str) -> Option<&str> {
+        self.req.query.get(key).map(String::as_str)
+    }
+
+    fn selectors(&self) -> Result<(LabelSelector, FieldSelector), ApiError> {
+        Ok((
+            LabelSelector::parse(self.query("labelSelector").unwrap_or_default())?,
+            FieldSelector::parse(self.query("fieldSelector").unwrap_or_default())?,
+        ))
+    }
+
+    fn get(&self, state: &State) -> Result<Reply, ApiError> {
+        let ns = State::storage_namespace(&self.rt, self.namespace)?;
+        let obj = state.get(&self.rt, &ns, self.name)?;
+        Ok(Reply::Json(200, watch::render(&obj, self.partial)))
+    }
+
+    fn list(&self, state: &State) -> Result<Reply, ApiError> {
+        let (labels, fields) = self.selectors()?;
+        let items: Vec<Value> = state
+            .list(&self.rt.key, self.namespace, &labels, &fields)
+            .iter()
+            .map(|o| watch::render(o, self.partial))
+            .collect();
+        let (api_version, kind) = if self.partial {
+            (
+                "meta.k8s.io/v1".to_string(),
+                "PartialObjectMetadataList".to_string(),
+            )
+        } else {
+            (self.rt.key.api_version(), format!("{}List", self.rt.kind))
+        };
+        Ok(list_reply(state, api_version, kind, items))
+    }
+
+    fn watch(self, state: &mut State) -> Result<Reply, ApiError> {
+        let (labels, fields) = self.selectors()?;
+        let timeout = self
+            .query("timeoutSeconds")
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(1800);
+        let start = WatchStart {
+            resource_version: self.query("resourceVersion").map(String::from),
+            send_initial_events: self.query("sendInitialEvents") == Some("true"),
+            bookmarks: self.query("allowWatchBookmarks") == Some("true"),
+            timeout: Duration::from_secs(timeout),
+        };
+        let filter = WatchFilter {
+            rt: self.rt,
+            namespace: self.namespace.map(String::from),
+            labels,
+            fields,
+            partial: self.partial,
+        };
+        Ok(Reply::Watch(watch::open(state, filter, start)?))
+    }
+
+    fn create(&self, state: &mut State) -> Result<Reply, ApiError> {
+        let obj = state.create(&self.rt, self.namespace, patch::parse_json(self.body)?)?;
+        Ok(Reply::Json(201, obj))
+    }
+
+    fn update(&self, state: &mut State) -> Result<Reply, ApiError> {
+        let obj = patch::parse_json(self.body)?;
+        let obj = state.update(&self.rt, self.namespace, self.name, self.status, obj)?;
+        Ok(Reply::Json(200, obj))
+    }
+
+    fn patch(&self, state: &mut State) -> Result<Reply, ApiError> {
+        let kind = PatchKind::from_content_type(self.req.content_type.as_deref())?;
+        let (obj, created) = state.patch(
+            &self.rt,
+            self.namespace,
+            self.name,
+            self.status,
+            kind,
+            self.body,
+            self.req.field_manager.as_deref(),
+        )?;
+        Ok(Reply::Json(if created { 201 } else { 200 }, obj))
+    }
+
+    fn delete(&self, state: &mut State) -> Result<Reply, ApiError> {
+        let options = if self.body.is_empty() {
+            json!({})
+        } else {
+            patch::parse_json(self.body)?
+        };
+        let obj = state.delete(&self.rt, self.namespace, self.name, &options)?;
+        Ok(Reply::Json(200, obj))
+    }
+
+    fn delete_collection(&self, state: &mut State) -> Result<Reply, ApiError> {
+        let (labels, fields) = self.selectors()?;
+        let doomed = state.list(&self.rt.key, self.namespace, &labels, &fields);
+        let mut items = Vec::new();
+        for obj in doomed {
+            let obj_ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
+            let obj_name = obj
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            state.delete(&self.rt, obj_ns, obj_name, &json!({}))?;
+            items.push(obj);
+        }
+        let kind = format!("{}List", self.rt.kind);
+        Ok(list_reply(state, self.rt.key.api_version(), kind, items))
     }
 }
 
@@ -429,81 +489,86 @@ fn discovery(state: &State, what: &Discovery) -> Result<Value, ApiError> {
             "versions": ["v1"],
             "serverAddressByClientCIDRs": [],
         }),
-        Discovery::Groups => {
-            let mut groups: Vec<(String, Vec<String>)> = Vec::new();
-            for key in state.types.keys().filter(|k| !k.group.is_empty()) {
-                match groups.iter_mut().find(|(g, _)| *g == key.group) {
-                    Some((_, versions)) if !versions.contains(&key.version) => {
-                        versions.push(key.version.clone());
-                    }
-                    Some(_) => {}
-                    None => groups.push((key.group.clone(), vec![key.version.clone()])),
-                }
-            }
-            let groups: Vec<Value> = groups
-                .into_iter()
-                .map(|(name, versions)| {
-                    let versions: Vec<Value> = versions
-                        .iter()
-                        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
-                        .collect();
-                    json!({"name": name, "preferredVersion": versions[0], "versions": versions})
-                })
-                .collect();
-            json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
-        }
-        Discovery::GroupVersion { group, version } => {
-            let mut resources = Vec::new();
-            for rt in state
-                .types
-                .values()
-                .filter(|rt| rt.key.group == *group && rt.key.version == *version)
-            {
-                let verbs = [
-                    "create",
-                    "delete",
-                    "deletecollection",
-                    "get",
-                    "list",
-                    "patch",
-                    "update",
-                    "watch",
-                ];
-                resources.push(json!({
-                    "name": rt.key.plural,
-                    "singularName": rt.kind.to_lowercase(),
-                    "namespaced": rt.namespaced,
-                    "kind": rt.kind,
-                    "verbs": verbs,
-                }));
-                if rt.status_subresource {
-                    resources.push(json!({
-                        "name": format!("{}/status", rt.key.plural),
-                        "singularName": "",
-                        "namespaced": rt.namespaced,
-                        "kind": rt.kind,
-                        "verbs": ["get", "patch", "update"],
-                    }));
-                }
-            }
-            if resources.is_empty() {
-                return Err(ApiError::new(
-                    404,
-                    "NotFound",
-                    "the server could not find the requested resource",
-                ));
-            }
-            let group_version = if group.is_empty() {
-                version.clone()
-            } else {
-                format!("{group}/{version}")
-            };
-            json!({
-                "kind": "APIResourceList",
-                "apiVersion": "v1",
-                "groupVersion": group_version,
-                "resources": resources,
-            })
-        }
+        Discovery::Groups => group_list(state),
+        Discovery::GroupVersion { group, version } => resource_list(state, group, version)?,
     })
+}
+
+/// `/apis`: every group with a registered type, and its versions.
+fn group_list(state: &State) -> Value {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for key in state.types.keys().filter(|k| !k.group.is_empty()) {
+        match groups.iter_mut().find(|(g, _)| *g == key.group) {
+            Some((_, versions)) if !versions.contains(&key.version) => {
+                versions.push(key.version.clone());
+            }
+            Some(_) => {}
+            None => groups.push((key.group.clone(), vec![key.version.clone()])),
+        }
+    }
+    let groups: Vec<Value> = groups
+        .into_iter()
+        .map(|(name, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+                .collect();
+            json!({"name": name, "preferredVersion": versions[0], "versions": versions})
+        })
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// `/apis/{group}/{version}` (`/api/v1` for the core group): its resources and their status
+/// subresources.
+fn resource_list(state: &State, group: &str, version: &str) -> Result<Value, ApiError> {
+    let verbs = [
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    ];
+    let mut resources = Vec::new();
+    for rt in state
+        .types
+        .values()
+        .filter(|rt| rt.key.group == group && rt.key.version == version)
+    {
+        resources.push(json!({
+            "name": rt.key.plural,
+            "singularName": rt.kind.to_lowercase(),
+            "namespaced": rt.namespaced,
+            "kind": rt.kind,
+            "verbs": verbs,
+        }));
+        if rt.status_subresource {
+            resources.push(json!({
+                "name": format!("{}/status", rt.key.plural),
+                "singularName": "",
+                "namespaced": rt.namespaced,
+                "kind": rt.kind,
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
+    }
+    if resources.is_empty() {
+        return Err(not_found(
+            "the server could not find the requested resource".into(),
+        ));
+    }
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Ok(json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }))
 }
