@@ -5,7 +5,8 @@
 //! occurrences within 24 h). Reports the time to steady state
 //! (every Task reconciled once, `Ready`), the due_work rows written, a second full pass with
 //! each Task carrying the status the first pass wrote, as the watch cache would (what the
-//! periodic tick does: it must insert nothing), the time one spec change takes to be
+//! periodic tick does: it inserts only the occurrences that entered a Task's next ten since the
+//! first pass, none when no run came due in between), the time one spec change takes to be
 //! effective with the other Tasks in place, the CPU time of this process, of PostgreSQL and
 //! of the whole machine during each pass (what limits it on a shared machine), and this
 //! process's peak RSS (VmHWM), which holds all N Task objects as the operator's watch cache
@@ -341,7 +342,7 @@ async fn main() {
     .execute(&mut admin)
     .await;
 
-    println!("| measure ({n} Tasks, 24 h horizon) | value |");
+    println!("| measure ({n} Tasks, default horizon) | value |");
     println!("|---|---|");
     println!(
         "| time to steady state | {steady_secs:.1} s ({:.0} Tasks/s, {ready} Ready) |",
