@@ -1,41 +1,69 @@
 //! The store's errors, shaped so a caller can act on them.
 
 /// What went wrong in the store.
-#[derive(Debug, thiserror::Error)]
+///
+/// Each message carries its cause and [`std::error::Error::source`] is `None`, so a chain
+/// printed with `{:#}` (the CLI, anyhow) and a log line that prints only the message
+/// (`error = %e`) both show the cause once. Going on to the driver's error in the chain would
+/// not help: sqlx's own errors print their cause twice there
+/// (`error communicating with database: X: X`).
+#[derive(Debug)]
 pub enum StoreError {
     /// The database could not be reached at all.
-    #[error(
-        "cannot connect to PostgreSQL at {url}: {source}; check the URL and that the server is running"
-    )]
-    Connect {
-        url: String,
-        #[source]
-        source: sqlx::Error,
-    },
+    Connect { url: String, source: sqlx::Error },
     /// Applying migrations failed.
-    #[error("applying database migrations failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     /// The row the caller named does not exist (or is already done).
-    #[error("{what} not found")]
     NotFound { what: String },
     /// The caller's attempt is no longer the current one: its lease expired and the
     /// occurrence was leased again (or finished) by someone else. Drop the result.
-    #[error(
-        "due_work {id}: attempt {attempt} is stale (current attempt is {current}); the result was not recorded"
-    )]
     StaleAttempt { id: i64, attempt: i32, current: i32 },
     /// A uniqueness or consistency rule would be broken (e.g. two live Tasks with one name).
-    #[error("conflict: {0}")]
     Conflict(String),
     /// This operator's leader epoch is no longer the current one (another replica became
     /// leader): the write was refused and nothing was written. See [`crate::Store::fenced`].
-    #[error(
-        "write refused: leader epoch {held} is stale (the current epoch is {current}); another operator replica leads"
-    )]
     Fenced { held: i64, current: i64 },
     /// Any other database error.
-    #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
+    Database(sqlx::Error),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Connect { url, source } => write!(
+                f,
+                "cannot connect to PostgreSQL at {url}: {source}; check the URL and that the \
+                 server is running"
+            ),
+            StoreError::Migrate(e) => write!(f, "applying database migrations failed: {e}"),
+            StoreError::NotFound { what } => write!(f, "{what} not found"),
+            StoreError::StaleAttempt {
+                id,
+                attempt,
+                current,
+            } => write!(
+                f,
+                "due_work {id}: attempt {attempt} is stale (current attempt is {current}); the \
+                 result was not recorded"
+            ),
+            StoreError::Conflict(what) => write!(f, "conflict: {what}"),
+            StoreError::Fenced { held, current } => write!(
+                f,
+                "write refused: leader epoch {held} is stale (the current epoch is {current}); \
+                 another operator replica leads"
+            ),
+            StoreError::Database(e) => write!(f, "database error: {e}"),
+        }
+    }
+}
+
+/// No `source`: every message already carries its cause (see [`StoreError`]).
+impl std::error::Error for StoreError {}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(err)
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -114,6 +142,52 @@ mod tests {
         // syntax errors are permanent: retrying cannot help.
         for code in ["22021", "22P05", "23505", "23514", "42601", "54000"] {
             assert!(!is_transient_sqlstate(code), "{code}");
+        }
+    }
+
+    /// The message and every source after it, as `{:#}` prints them.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut parts = vec![e.to_string()];
+        let mut next = e.source();
+        while let Some(s) = next {
+            parts.push(s.to_string());
+            next = s.source();
+        }
+        parts.join(": ")
+    }
+
+    #[test]
+    fn each_cause_prints_once() {
+        let refused = || {
+            sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "connection refused by 127.0.0.1:1",
+            ))
+        };
+        let cases = [
+            (
+                StoreError::Connect {
+                    url: "postgres://ordinaut@127.0.0.1:1/db".into(),
+                    source: refused(),
+                },
+                "cannot connect to PostgreSQL at postgres://ordinaut@127.0.0.1:1/db: error \
+                 communicating with database: connection refused by 127.0.0.1:1; check the URL \
+                 and that the server is running",
+            ),
+            (
+                StoreError::from(sqlx::migrate::MigrateError::Execute(refused())),
+                "applying database migrations failed: while executing migrations: error \
+                 communicating with database: connection refused by 127.0.0.1:1",
+            ),
+            (
+                StoreError::Database(refused()),
+                "database error: error communicating with database: connection refused by \
+                 127.0.0.1:1",
+            ),
+        ];
+        for (error, printed) in cases {
+            assert_eq!(chain(&error), printed);
+            assert_eq!(chain(&error).matches("connection refused").count(), 1);
         }
     }
 
