@@ -70,6 +70,9 @@ async fn postgres_restarted_fast_and_immediate_under_load_records_every_run_exac
         "16",
         "--batch-size",
         "16",
+        // Every run record is counted: no history retention (100 succeeded runs per Task).
+        "--retention-interval",
+        "0s",
     ];
     let _workers: Vec<_> = (0..2)
         .map(|i| WorkerProcess::start(&url, &format!("w{i}"), &args))

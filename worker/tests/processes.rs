@@ -29,6 +29,11 @@ async fn three_workers_run_2000_occurrences_exactly_once_with_records() {
                     &redis,
                     "--events-stream",
                     &stream,
+                    // The test counts every run record: history retention (100 succeeded runs
+                    // per Task by default) would prune the first ones when a worker that
+                    // starts late makes its first pass.
+                    "--retention-interval",
+                    "0s",
                 ],
             )
         })
