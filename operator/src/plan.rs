@@ -30,10 +30,11 @@ use uuid::Uuid;
 ///
 /// Each reconcile queues every occurrence in the next [`Self::min_horizon`], and beyond it
 /// the next ones up to [`Self::max_occurrences`] in all, within [`Self::horizon`]. A valid
-/// Task is reconciled again when its next run is due and at least every ten ticks, which
-/// tops the horizon up; so while the operator is down (or between leaders), every Task still
-/// has at least `min_horizon` less ten ticks of runs queued (10 minutes with the defaults),
-/// and a sparse one its next `max_occurrences` within `horizon`.
+/// Task is reconciled again when its next run is due and at least every ten ticks or half
+/// `min_horizon` (`k8s::controllers`), which tops the horizon up; so while the operator is
+/// down (or between leaders), every Task still has at least `min_horizon` less that interval
+/// of runs queued (10 minutes with the defaults), and a sparse one its next
+/// `max_occurrences` within `horizon`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaterializeConfig {
     /// Occurrences are queued at most this far ahead…

@@ -383,8 +383,14 @@ async fn reconcile_task_in(
             Finalizer::Apply(t) => match shared.tasks.reconcile(&t).await {
                 Ok(TaskOutcome::Invalid { .. }) => Ok(Action::await_change()),
                 Ok(TaskOutcome::Ready { next_run_time, .. }) => {
-                    let now = shared.tasks.context().clock.now();
-                    Ok(Action::requeue(recheck_after(next_run_time, now, tick)))
+                    let ctx = shared.tasks.context();
+                    let (now, min_horizon) = (ctx.clock.now(), ctx.config.min_horizon);
+                    Ok(Action::requeue(recheck_after(
+                        next_run_time,
+                        now,
+                        tick,
+                        min_horizon,
+                    )))
                 }
                 Ok(_) => Ok(Action::requeue(tick)),
                 // Deleted while we worked: nothing left to write to.
@@ -415,13 +421,16 @@ async fn reconcile_task_in(
 /// following one; the horizon moves on), but no sooner than `tick` and no later than ten
 /// ticks (the horizon of a sparse schedule, catch-up of a start missed while the workers were
 /// down). At 100,000 Tasks a reconcile of every Task every tick was a constant load for
-/// nothing: most Tasks have nothing due in most ticks.
+/// nothing: most Tasks have nothing due in most ticks. Never later than half the Task's
+/// `min_horizon` either (`MaterializeConfig`), so the horizon is topped up well before the
+/// occurrences queued run out, whatever `--tick-interval` is.
 fn recheck_after(
     next_run_time: Option<chrono::DateTime<chrono::Utc>>,
     now: chrono::DateTime<chrono::Utc>,
     tick: Duration,
+    min_horizon: Duration,
 ) -> Duration {
-    let longest = tick.saturating_mul(10);
+    let longest = tick.saturating_mul(10).min(min_horizon / 2).max(tick);
     // A next run in the past is due now: as soon as allowed.
     next_run_time
         .map(|next| (next - now).to_std().unwrap_or(Duration::ZERO))
@@ -485,17 +494,38 @@ mod tests {
     fn a_task_is_rechecked_when_its_next_run_is_due_within_one_to_ten_ticks() {
         let now: chrono::DateTime<chrono::Utc> = "2025-03-10T10:00:00Z".parse().unwrap();
         let tick = Duration::from_secs(30);
+        let min = Duration::from_secs(15 * 60);
         let at = |s: &str| Some(s.parse().unwrap());
         assert_eq!(
-            recheck_after(at("2025-03-10T10:02:00Z"), now, tick),
+            recheck_after(at("2025-03-10T10:02:00Z"), now, tick, min),
             Duration::from_secs(120)
         );
-        assert_eq!(recheck_after(at("2025-03-10T10:00:05Z"), now, tick), tick);
-        assert_eq!(recheck_after(at("2025-03-10T09:00:00Z"), now, tick), tick);
         assert_eq!(
-            recheck_after(at("2025-03-11T10:00:00Z"), now, tick),
+            recheck_after(at("2025-03-10T10:00:05Z"), now, tick, min),
+            tick
+        );
+        assert_eq!(
+            recheck_after(at("2025-03-10T09:00:00Z"), now, tick, min),
+            tick
+        );
+        assert_eq!(
+            recheck_after(at("2025-03-11T10:00:00Z"), now, tick, min),
             Duration::from_secs(300)
         );
-        assert_eq!(recheck_after(None, now, tick), Duration::from_secs(300));
+        assert_eq!(
+            recheck_after(None, now, tick, min),
+            Duration::from_secs(300)
+        );
+        // A short minimum horizon: back within half of it, before its occurrences run out.
+        let short = Duration::from_secs(4 * 60);
+        assert_eq!(
+            recheck_after(at("2025-03-11T10:00:00Z"), now, tick, short),
+            Duration::from_secs(120)
+        );
+        // But never sooner than a tick.
+        assert_eq!(
+            recheck_after(None, now, tick, Duration::from_secs(10)),
+            tick
+        );
     }
 }
