@@ -55,8 +55,8 @@ struct RunArgs {
     /// Most occurrences queued per Task at once past `--horizon-min` (the next few).
     #[arg(long, env = "ORDINAUT_HORIZON_MAX_OCCURRENCES", default_value_t = 10)]
     horizon_max_occurrences: usize,
-    /// Every occurrence this close is queued, however many: with ten ticks less, how long
-    /// scheduled runs go on while the operator is down.
+    /// Every occurrence this close is queued, however many: less the longest recheck (ten
+    /// ticks or half of this), how long scheduled runs go on while the operator is down.
     #[arg(long, env = "ORDINAUT_HORIZON_MIN", default_value = "15m", value_parser = duration)]
     horizon_min: std::time::Duration,
     /// An occurrence not started this long after its time is missed; the Task's catch-up
@@ -192,12 +192,13 @@ async fn run(
         Some(e) => Arc::new(e.flag()),
         None => Arc::new(AlwaysLeader),
     };
-    if args.horizon_min <= args.tick_interval.saturating_mul(10) {
+    // A Task is rechecked within half --horizon-min, but never sooner than a tick.
+    if args.horizon_min < args.tick_interval.saturating_mul(2) {
         tracing::warn!(
             horizon_min = ?args.horizon_min,
             tick_interval = ?args.tick_interval,
-            "--horizon-min is not above ten ticks: a Task rechecked only every ten ticks can \
-             run out of queued occurrences before its horizon is topped up"
+            "--horizon-min is under two ticks: a Task rechecked only every tick can run out \
+             of queued occurrences before its horizon is topped up"
         );
     }
     let mut ctx = Context::new(
