@@ -295,15 +295,7 @@ async fn two_operators_elect_one_leader_the_other_takes_over_on_lapse_without_du
     let fake = fake();
     let (_db, store) = TestDb::migrated().await.unwrap();
     let clock = ManualClock::new(t("2024-03-10T10:05:00Z"));
-    let elector = |id: &str| {
-        LeaseElector::new(
-            Api::<Lease>::namespaced(fake.client(), "ordinaut"),
-            "ordinaut-operator",
-            id,
-            Duration::from_secs(15),
-            Arc::new(clock.clone()),
-        )
-    };
+    let elector = |id: &str| common::lease_elector(&fake, &clock, id);
     let (a, b) = (elector("operator-a"), elector("operator-b"));
     let reconciler = |e: &LeaseElector| {
         let h_objects = Arc::new(ordinaut_operator::MemoryObjects::default());

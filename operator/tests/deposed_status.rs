@@ -7,7 +7,6 @@
 mod common;
 
 use common::{ECHO, fake_api, t};
-use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use ordinaut_api::Task;
 use ordinaut_kube_fake::FakeApiServer;
@@ -19,7 +18,6 @@ use ordinaut_store::Store;
 use ordinaut_store::testing::TestDb;
 use ordinaut_test_support::{WAIT, until};
 use std::sync::Arc;
-use std::time::Duration;
 
 const ELECTION: &str = "ordinaut/ordinaut-operator";
 
@@ -33,14 +31,7 @@ fn instance(
 ) -> (LeaseElector, TaskReconciler) {
     let fenced = store.fenced(ELECTION, id, None);
     let client = fake.client();
-    let elector = LeaseElector::new(
-        Api::<Lease>::namespaced(client.clone(), "ordinaut"),
-        "ordinaut-operator",
-        id,
-        Duration::from_secs(15),
-        Arc::new(clock.clone()),
-    )
-    .with_epoch(fenced.clone());
+    let elector = common::lease_elector(fake, clock, id).with_epoch(fenced.clone());
     let ctx = Context::new(
         fenced,
         Arc::new(clock.clone()),

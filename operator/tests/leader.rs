@@ -10,17 +10,10 @@ use kube::api::{Api, PostParams};
 use ordinaut_kube_fake::FakeApiServer;
 use ordinaut_operator::leader::{Leadership, LeaseElector};
 use ordinaut_schedule::clock::ManualClock;
-use std::sync::Arc;
 use std::time::Duration;
 
 fn elector(fake: &FakeApiServer, clock: &ManualClock, id: &str) -> LeaseElector {
-    LeaseElector::new(
-        Api::<Lease>::namespaced(fake.client(), "ordinaut"),
-        "ordinaut-operator",
-        id,
-        Duration::from_secs(15),
-        Arc::new(clock.clone()),
-    )
+    common::lease_elector(fake, clock, id)
 }
 
 /// A holder whose clock runs an hour behind writes `renewTime`s an hour in the past. A

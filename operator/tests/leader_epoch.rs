@@ -6,27 +6,16 @@
 mod common;
 
 use common::t;
-use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::Api;
 use ordinaut_kube_fake::FakeApiServer;
 use ordinaut_operator::leader::{Leadership, LeaseElector};
 use ordinaut_schedule::clock::ManualClock;
 use ordinaut_store::testing::TestDb;
 use ordinaut_store::{Store, StoreError};
-use std::sync::Arc;
-use std::time::Duration;
 
 const ELECTION: &str = "ordinaut/ordinaut-operator";
 
 fn elector(fake: &FakeApiServer, clock: &ManualClock, fenced: &Store, id: &str) -> LeaseElector {
-    LeaseElector::new(
-        Api::<Lease>::namespaced(fake.client(), "ordinaut"),
-        "ordinaut-operator",
-        id,
-        Duration::from_secs(15),
-        Arc::new(clock.clone()),
-    )
-    .with_epoch(fenced.clone())
+    common::lease_elector(fake, clock, id).with_epoch(fenced.clone())
 }
 
 /// The epoch row: (epoch, holder).

@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
 use ordinaut_api::{Pipeline, Task};
 use ordinaut_kube_fake::{FakeApiServer, Stall};
 use ordinaut_store::Store;
+use ordinaut_test_support::net::http_get;
 use ordinaut_test_support::{PrivateRedis, TestDb, count, free_port};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -338,24 +339,6 @@ impl Drop for Operator {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// A plain HTTP/1.1 GET against 127.0.0.1 (empty when nothing answers).
-async fn http_get(port: u16, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return String::new();
-    };
-    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    if s.write_all(req.as_bytes()).await.is_err() {
-        return String::new();
-    }
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
-    if read.is_err() {
-        return String::new();
-    }
-    String::from_utf8_lossy(&buf).into_owned()
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {

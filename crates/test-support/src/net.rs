@@ -11,7 +11,8 @@ pub fn free_port() -> u16 {
 }
 
 /// A plain HTTP/1.1 GET of `path` on 127.0.0.1:`port`: the status line, headers and body as
-/// text; empty when nothing answers (so a caller can poll it until a server is up).
+/// text; empty when nothing answers within 10 s (so a caller can poll it until a server is
+/// up, and a stopped or hung server does not hang the caller).
 pub async fn http_get(port: u16, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
@@ -22,6 +23,9 @@ pub async fn http_get(port: u16, path: &str) -> String {
         return String::new();
     }
     let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf).await;
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf));
+    if read.await.is_err() {
+        return String::new();
+    }
     String::from_utf8_lossy(&buf).into_owned()
 }

@@ -205,3 +205,21 @@ pub async fn start_controllers(
         handle,
     }
 }
+
+/// A Lease elector for `ordinaut/ordinaut-operator` on `fake`, with a 15 s lease, on `clock`.
+pub fn lease_elector(
+    fake: &ordinaut_kube_fake::FakeApiServer,
+    clock: &ManualClock,
+    id: &str,
+) -> ordinaut_operator::leader::LeaseElector {
+    ordinaut_operator::leader::LeaseElector::new(
+        kube::Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
+            fake.client(),
+            "ordinaut",
+        ),
+        "ordinaut-operator",
+        id,
+        std::time::Duration::from_secs(15),
+        Arc::new(clock.clone()),
+    )
+}
