@@ -83,7 +83,9 @@ fn read_docs(text: &str) -> Vec<Value> {
         .collect()
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// Appends the `.yaml`/`.yml` files under `dir` to `out`, recursively, in path order (the
+/// order `ordinaut validate` and the directory writer read a manifest folder in).
+pub fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
