@@ -26,7 +26,7 @@
 //! * A crashed worker stops heartbeating; [`Store::reap_expired`] returns rows whose
 //!   `locked_until` has passed to the queue, and the next lease gives them attempt + 1.
 //! * A scheduled occurrence never leased by its `start_deadline` is left to the operator's
-//!   catch-up policy (see the `operator` module), so returning workers start no herd.
+//!   catch-up policy (see the `task_plans` module), so returning workers start no herd.
 //!   Work is therefore at-least-once on a crash and exactly-once otherwise, and a late
 //!   result of an older attempt can never overwrite a newer one.
 
@@ -34,7 +34,6 @@ mod budgets;
 mod chains;
 mod dashboard;
 mod definitions;
-mod dev_objects;
 mod error;
 mod events;
 mod fence;
@@ -43,15 +42,16 @@ mod lease;
 mod migrate;
 pub use migrate::MIGRATOR;
 mod notify;
+mod object_meta;
 mod occurrences;
-mod operator;
-mod operator_batch;
 pub mod retention;
 mod runs;
 mod runs_query;
 pub mod state;
 mod state_write;
 pub mod storable;
+mod task_plans;
+mod task_plans_batch;
 mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -61,24 +61,24 @@ pub use budgets::{Admitted, BudgetWait, CONCURRENCY_RECHECK};
 pub use chains::DEFAULT_OUTCOMES;
 pub use dashboard::LatestRun;
 pub use definitions::{AgentRow, McpServerRow};
-pub use dev_objects::{DevIdentity, DevSnooze};
 pub use error::StoreError;
 pub use events::{DEFAULT_STREAM, OUTBOX_CHANNEL, OutboxBatch, OutboxEvent, OutboxRow};
 pub use fence::OnFenced;
 pub use gateway::{AuditEntry, AuditQuery, AuditRecord, RunQuery, TaskQuery, TaskRow};
 pub use lease::{Held, LEASE_SQL, Lease, RunDecision};
 pub use notify::{DUE_WORK_CHANNEL, Listener, Wakeup};
+pub use object_meta::{DevIdentity, DevSnooze};
 pub use occurrences::{NewOccurrence, Trigger};
-pub use operator::{
-    Applied, OperatorTaskState, PlannedOccurrence, ReconcileWrite, RunSummary, StaleOccurrence,
-    StatusMirror,
-};
-pub use operator_batch::StatusSources;
 pub use runs::{Disposition, FinishOutcome, RunRecord, RunStatus, StepRecord, StepStatus};
 pub use runs_query::{ManualRequest, RunCount, RunFilter, RunView, StepView};
 pub use state::{
     StateEntry, StateError, StateOwner, StatePruned, StatePut, StateQuery, StateRef, StateVersion,
 };
+pub use task_plans::{
+    Applied, OperatorTaskState, PlannedOccurrence, ReconcileWrite, RunSummary, StaleOccurrence,
+    StatusMirror,
+};
+pub use task_plans_batch::StatusSources;
 pub use tasks::TaskProjection;
 pub use triggers::{
     Decision, Delivery, DeliveryCounts, EventCounts, MAX_CHAIN_DEPTH, MAX_EVENT_BYTES,

@@ -13,7 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::events::insert_events_on;
-use crate::operator::{
+use crate::task_plans::{
     Applied, OperatorTaskState, PROJECTION_COLUMNS, ReconcileWrite, RunSummary, StaleOccurrence,
 };
 use crate::tasks::TaskProjection;
