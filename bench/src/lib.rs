@@ -92,3 +92,53 @@ pub async fn serve_gateway(store: ordinaut_store::Store, token: &'static str) ->
     });
     url
 }
+
+/// `clients` loops running `op(client, c, i)` (client number `c`, its `i`th call) for
+/// `seconds`; the latencies in microseconds, sorted, and the seconds it took.
+pub async fn load<F, Fut>(clients: usize, seconds: u64, op: F) -> (Vec<u64>, f64)
+where
+    F: Fn(reqwest::Client, usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    use std::time::{Duration, Instant};
+    let op = std::sync::Arc::new(op);
+    let start = Instant::now();
+    let until = start + Duration::from_secs(seconds);
+    let mut handles = Vec::new();
+    for c in 0..clients {
+        let op = op.clone();
+        handles.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut lat = Vec::new();
+            let mut i = 0;
+            while Instant::now() < until {
+                let t = Instant::now();
+                op(http.clone(), c, i).await;
+                lat.push(t.elapsed().as_micros() as u64);
+                i += 1;
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.expect("client"));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort_unstable();
+    (all, elapsed)
+}
+
+/// Prints and returns (as JSON) a load's count, rate (under `rate_key`), p50 and p99.
+pub fn summary(name: &str, lat: &[u64], elapsed: f64, rate_key: &str) -> serde_json::Value {
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
+    let rps = lat.len() as f64 / elapsed;
+    eprintln!(
+        "{name}: {} requests in {elapsed:.1} s = {rps:.0}/s; p50 {:.1} ms, p99 {:.1} ms",
+        lat.len(),
+        pct(0.50),
+        pct(0.99)
+    );
+    serde_json::json!({"requests": lat.len(), "seconds": elapsed, rate_key: rps,
+        "p50_ms": pct(0.50), "p99_ms": pct(0.99)})
+}

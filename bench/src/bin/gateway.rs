@@ -7,12 +7,9 @@
 //!
 //! Usage: gateway [--database-url ADMIN_URL] [--seconds S] [--clients C] [--out FILE]
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use ordinaut_store::{Store, TaskProjection};
 use ordinaut_test_support::ScratchDb;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const TOKEN: &str = "bench-agent-token";
 
@@ -95,53 +92,12 @@ async fn serve(store: Store) -> String {
     ordinaut_bench::serve_gateway(store, TOKEN).await
 }
 
-/// `clients` loops sending `request(client, i)` for `seconds`; latencies in microseconds.
-async fn load<F>(clients: usize, seconds: u64, request: F) -> (Vec<u64>, f64)
-where
-    F: Fn(&reqwest::Client, usize, usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
-{
-    let request = Arc::new(request);
-    let start = Instant::now();
-    let until = start + Duration::from_secs(seconds);
-    let mut handles = Vec::new();
-    for c in 0..clients {
-        let request = request.clone();
-        handles.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let mut lat = Vec::new();
-            let mut i = 0;
-            while Instant::now() < until {
-                let t = Instant::now();
-                let resp = request(&http, c, i).send().await.expect("request");
-                let status = resp.status();
-                let _ = resp.bytes().await;
-                assert!(status.is_success(), "status {status}");
-                lat.push(t.elapsed().as_micros() as u64);
-                i += 1;
-            }
-            lat
-        }));
-    }
-    let mut all = Vec::new();
-    for h in handles {
-        all.extend(h.await.expect("client"));
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    all.sort_unstable();
-    (all, elapsed)
-}
-
-fn summary(name: &str, lat: &[u64], elapsed: f64) -> Value {
-    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
-    let rps = lat.len() as f64 / elapsed;
-    eprintln!(
-        "{name}: {} requests in {elapsed:.1} s = {rps:.0} req/s; p50 {:.1} ms, p99 {:.1} ms",
-        lat.len(),
-        pct(0.50),
-        pct(0.99)
-    );
-    json!({"requests": lat.len(), "seconds": elapsed, "req_per_sec": rps,
-        "p50_ms": pct(0.50), "p99_ms": pct(0.99)})
+/// Sends `request`; panics unless it succeeds.
+async fn expect_ok(request: reqwest::RequestBuilder) {
+    let resp = request.send().await.expect("request");
+    let status = resp.status();
+    let _ = resp.bytes().await;
+    assert!(status.is_success(), "status {status}");
 }
 
 #[tokio::main]
@@ -153,22 +109,28 @@ async fn main() {
     let url = serve(store.clone()).await;
 
     let runs_url = format!("{url}/v1/runs?limit=50");
-    let (lat, secs) = load(args.clients, args.seconds, move |http, _, _| {
-        http.get(&runs_url).bearer_auth(TOKEN)
+    let (lat, secs) = ordinaut_bench::load(args.clients, args.seconds, move |http, _, _| {
+        expect_ok(http.get(&runs_url).bearer_auth(TOKEN))
     })
     .await;
-    let list_runs = summary("list_runs (GET /v1/runs?limit=50)", &lat, secs);
+    let list_runs = ordinaut_bench::summary(
+        "list_runs (GET /v1/runs?limit=50)",
+        &lat,
+        secs,
+        "req_per_sec",
+    );
 
     let tasks_url = format!("{url}/v1/tasks");
-    let (lat, secs) = load(args.clients, args.seconds, move |http, c, i| {
-        http.post(&tasks_url).bearer_auth(TOKEN).json(&json!({
+    let (lat, secs) = ordinaut_bench::load(args.clients, args.seconds, move |http, c, i| {
+        expect_ok(http.post(&tasks_url).bearer_auth(TOKEN).json(&json!({
             "name": format!("t-{c}-{i}"),
             "spec": {"schedule": {"cron": "0 8 * * MON-FRI", "timezone": "Europe/Oslo"},
                 "pipeline": {"steps": [{"id": "hi", "uses": "core.echo", "with": {"message": "hi"}}]}},
-        }))
+        })))
     })
     .await;
-    let schedule_task = summary("schedule_task (POST /v1/tasks)", &lat, secs);
+    let schedule_task =
+        ordinaut_bench::summary("schedule_task (POST /v1/tasks)", &lat, secs, "req_per_sec");
 
     let result =
         json!({"clients": args.clients, "list_runs": list_runs, "schedule_task": schedule_task});

@@ -12,9 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use ordinaut_store::{NewOccurrence, Store, TaskProjection};
+use ordinaut_store::{NewOccurrence, TaskProjection};
 use serde_json::json;
-use sqlx::Connection;
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -47,20 +46,8 @@ async fn main() {
         }
     }
     assert!(!bin.is_empty(), "--worker-bin is required");
-    let name = format!("ordinaut_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .expect("admin connection");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    let url = match admin_url.rfind('/') {
-        Some(i) => format!("{}/{name}", &admin_url[..i]),
-        None => panic!("bad database URL"),
-    };
-    let store = Store::connect(&url, 4).await.expect("connect");
-    store.migrate().await.expect("migrate");
+    let db = ordinaut_test_support::ScratchDb::create(&admin_url, "ordinaut_bench", 4).await;
+    let (url, store) = (db.url.clone(), db.store.clone());
 
     let mut worker = Command::new(&bin)
         .args(["--database-url", &url, "--worker-id", "bench-mem"])
@@ -123,12 +110,8 @@ async fn main() {
         Some(bin) => Some(operator_idle_rss(bin, &url, &redis_url).await),
         None => None,
     };
-    store.pool().close().await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await;
+    drop(store);
+    db.drop_db().await;
 
     println!("| measure | value |");
     println!("|---|---|");

@@ -27,9 +27,7 @@ use ordinaut_operator::{
     TASK_RECONCILES_IN_FLIGHT, TaskOutcome, TaskReconciler,
 };
 use ordinaut_schedule::clock::SystemClock;
-use ordinaut_store::Store;
 use serde_json::json;
-use sqlx::Connection;
 
 const ZONES: [&str; 20] = [
     "UTC",
@@ -240,21 +238,9 @@ async fn main() {
             other => panic!("unknown argument {other}"),
         }
     }
-    let name = format!("ordinaut_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .expect("admin connection");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    let url = match admin_url.rfind('/') {
-        Some(i) => format!("{}/{name}", &admin_url[..i]),
-        None => panic!("bad database URL"),
-    };
     // The operator's own pool size.
-    let store = Store::connect(&url, 8).await.expect("connect");
-    store.migrate().await.expect("migrate");
+    let db = ordinaut_test_support::ScratchDb::create(&admin_url, "ordinaut_bench", 8).await;
+    let store = db.store.clone();
     let sink = Arc::new(WatchCacheSink::default());
     let rec = TaskReconciler::new(Context::new(
         store.clone(),
@@ -335,12 +321,8 @@ async fn main() {
     let peak_kib = vm("VmHWM:");
 
     drop(rec);
-    store.pool().close().await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await;
+    drop(store);
+    db.drop_db().await;
 
     println!("| measure ({n} Tasks, default horizon) | value |");
     println!("|---|---|");

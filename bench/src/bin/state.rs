@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use ordinaut_store::Store;
 use ordinaut_test_support::ScratchDb;
@@ -59,53 +58,6 @@ async fn serve(store: Store) -> String {
     ordinaut_bench::serve_gateway(store, TOKEN).await
 }
 
-/// `clients` loops running `op(client, i)` for `seconds`; latencies in microseconds.
-async fn load<F, Fut>(clients: usize, seconds: u64, op: F) -> (Vec<u64>, f64)
-where
-    F: Fn(reqwest::Client, usize, usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let op = Arc::new(op);
-    let start = Instant::now();
-    let until = start + Duration::from_secs(seconds);
-    let mut handles = Vec::new();
-    for c in 0..clients {
-        let op = op.clone();
-        handles.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let mut lat = Vec::new();
-            let mut i = 0;
-            while Instant::now() < until {
-                let t = Instant::now();
-                op(http.clone(), c, i).await;
-                lat.push(t.elapsed().as_micros() as u64);
-                i += 1;
-            }
-            lat
-        }));
-    }
-    let mut all = Vec::new();
-    for h in handles {
-        all.extend(h.await.expect("client"));
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    all.sort_unstable();
-    (all, elapsed)
-}
-
-fn summary(name: &str, lat: &[u64], elapsed: f64) -> Value {
-    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
-    let rps = lat.len() as f64 / elapsed;
-    eprintln!(
-        "{name}: {} requests in {elapsed:.1} s = {rps:.0}/s; p50 {:.1} ms, p99 {:.1} ms",
-        lat.len(),
-        pct(0.50),
-        pct(0.99)
-    );
-    json!({"requests": lat.len(), "seconds": elapsed, "per_sec": rps,
-        "p50_ms": pct(0.50), "p99_ms": pct(0.99)})
-}
-
 async fn send(r: reqwest::RequestBuilder, ok: &[u16]) -> (u16, Value) {
     let resp = r.bearer_auth(TOKEN).send().await.expect("request");
     let status = resp.status().as_u16();
@@ -119,7 +71,7 @@ async fn phases(url: &str, args: &Args) -> Value {
     let keys = args.keys;
     let base = format!("{url}/v1/state/bench/agent:bot");
     let b = base.clone();
-    let (lat, secs) = load(args.clients, args.seconds, move |http, c, i| {
+    let (lat, secs) = ordinaut_bench::load(args.clients, args.seconds, move |http, c, i| {
         let url = format!("{b}/bench/k{}", (c * 7919 + i) % keys);
         async move {
             let body = json!({"value": {"client": c, "i": i, "pad": "x".repeat(200)}});
@@ -127,17 +79,17 @@ async fn phases(url: &str, args: &Args) -> Value {
         }
     })
     .await;
-    let put = summary("state put (PUT /v1/state/…)", &lat, secs);
+    let put = ordinaut_bench::summary("state put (PUT /v1/state/…)", &lat, secs, "per_sec");
 
     let b = base.clone();
-    let (lat, secs) = load(args.clients, args.seconds, move |http, c, i| {
+    let (lat, secs) = ordinaut_bench::load(args.clients, args.seconds, move |http, c, i| {
         let url = format!("{b}/bench/k{}", (c * 7919 + i) % keys);
         async move {
             send(http.get(url), &[200, 404]).await;
         }
     })
     .await;
-    let get = summary("state get (GET /v1/state/…)", &lat, secs);
+    let get = ordinaut_bench::summary("state get (GET /v1/state/…)", &lat, secs, "per_sec");
 
     let conflicts = Arc::new(AtomicU64::new(0));
     let lost = conflicts.clone();
@@ -147,7 +99,7 @@ async fn phases(url: &str, args: &Args) -> Value {
         &[200],
     )
     .await;
-    let (lat, secs) = load(args.clients, args.seconds, move |http, _, _| {
+    let (lat, secs) = ordinaut_bench::load(args.clients, args.seconds, move |http, _, _| {
         let (url, lost) = (url.clone(), lost.clone());
         async move {
             let (_, got) = send(http.get(&url), &[200]).await;
@@ -160,7 +112,12 @@ async fn phases(url: &str, args: &Args) -> Value {
         }
     })
     .await;
-    let mut cas = summary("compare-and-set read+write on one key", &lat, secs);
+    let mut cas = ordinaut_bench::summary(
+        "compare-and-set read+write on one key",
+        &lat,
+        secs,
+        "per_sec",
+    );
     let conflicts = conflicts.load(Ordering::Relaxed);
     cas["conflicts"] = json!(conflicts);
     let wins = lat.len() as u64 - conflicts;
