@@ -183,117 +183,15 @@ impl Store {
             (0..writes.len()).map(|_| None).collect();
         let mut tx = self.pool.begin().await?;
         self.check_fence(&mut tx).await?;
-
-        // Lock the Tasks' rows in uid order (concurrent batches never deadlock) and check that
-        // nothing moved since each plan was read.
-        let uids: Vec<Uuid> = writes.iter().map(|w| w.projection.uid).collect();
-        let current: HashMap<Uuid, Option<DateTime<Utc>>> = sqlx::query_as::<
-            _,
-            (Uuid, Option<DateTime<Utc>>),
-        >(
-            "SELECT uid, materialized_until FROM tasks WHERE uid = ANY($1) ORDER BY uid FOR UPDATE",
-        )
-        .bind(&uids)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
-        for (i, w) in writes.iter().enumerate() {
-            let uid = w.projection.uid;
-            let now_at = current.get(&uid).copied().flatten();
-            if now_at != w.prior_materialized_until {
-                results[i] = Some(Err(StoreError::Conflict(format!(
-                    "task {uid}: materialized up to {now_at:?}, the plan assumed {:?}; reconcile again",
-                    w.prior_materialized_until
-                ))));
-            }
-        }
-
-        // Stale occurrences the catch-up policy handled must all still be queued.
-        let stale: Vec<i64> = writes
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| results[*i].is_none())
-            .flat_map(|(_, w)| w.drop_stale.iter().copied())
-            .collect();
-        if !stale.is_empty() {
-            let still: HashSet<(Uuid, i64)> = sqlx::query_as::<_, (Uuid, i64)>(
-                "SELECT task_uid, id FROM due_work WHERE id = ANY($1) \
-                   AND attempt = 0 AND locked_until IS NULL AND done_at IS NULL \
-                 ORDER BY id FOR UPDATE",
-            )
-            .bind(&stale)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
-            for (i, w) in writes.iter().enumerate() {
-                let uid = w.projection.uid;
-                let gone = w
-                    .drop_stale
-                    .iter()
-                    .filter(|id| !still.contains(&(uid, **id)))
-                    .count();
-                if results[i].is_none() && gone > 0 {
-                    results[i] = Some(Err(StoreError::Conflict(format!(
-                        "task {uid}: {gone} of {} stale occurrences changed meanwhile; reconcile again",
-                        w.drop_stale.len()
-                    ))));
-                }
-            }
-        }
+        let current = lock_and_check_tasks_on(&mut tx, writes, &mut results).await?;
+        check_stale_still_queued_on(&mut tx, writes, &mut results).await?;
         let ok: Vec<&ReconcileWrite> = writes
             .iter()
-            .enumerate()
-            .filter(|(i, _)| results[*i].is_none())
-            .map(|(_, w)| w)
+            .zip(&results)
+            .filter(|(_, r)| r.is_none())
+            .map(|(w, _)| w)
             .collect();
-
-        let mut applied: HashMap<Uuid, Applied> = HashMap::with_capacity(ok.len());
-        if !ok.is_empty() {
-            upsert_projections_on(&mut tx, &ok).await?;
-            for (uid, n) in withdraw_many_on(&mut tx, &ok).await? {
-                applied.entry(uid).or_default().withdrawn = n;
-            }
-            let drop: Vec<i64> = ok
-                .iter()
-                .flat_map(|w| w.drop_stale.iter().copied())
-                .collect();
-            if !drop.is_empty() {
-                let dropped: Vec<(Uuid, i64)> = sqlx::query_as(
-                    // Re-checked in the statement too: only never-leased, queued rows go.
-                    "WITH gone AS (DELETE FROM due_work WHERE id = ANY($1) \
-                         AND attempt = 0 AND locked_until IS NULL AND done_at IS NULL \
-                         RETURNING task_uid) \
-                     SELECT task_uid, count(*) FROM gone GROUP BY task_uid",
-                )
-                .bind(&drop)
-                .fetch_all(&mut *tx)
-                .await?;
-                for (uid, n) in dropped {
-                    applied.entry(uid).or_default().dropped = n.unsigned_abs();
-                }
-            }
-            // A Task without a row had no occurrences either (a trigger holds every
-            // occurrence to an existing Task; deleting one removes its occurrences): its rows
-            // go in without the conflict check, which was 14 % of PostgreSQL's time in the
-            // initial sync (perf). Were one there after all (the same new Task applied by two
-            // operators at once), the unique key refuses the batch and each write is retried
-            // alone, that one as a conflict.
-            let (new_tasks, known): (Vec<&ReconcileWrite>, Vec<&ReconcileWrite>) = ok
-                .iter()
-                .partition(|w| !current.contains_key(&w.projection.uid));
-            for (rows, check) in [(new_tasks, false), (known, true)] {
-                for (uid, n) in insert_planned_many_on(&mut tx, &rows, check).await? {
-                    applied.entry(uid).or_default().inserted = n;
-                }
-            }
-            let events: Vec<(Option<Uuid>, &OutboxEvent)> = ok
-                .iter()
-                .flat_map(|w| w.events.iter().map(|e| (Some(w.projection.uid), e)))
-                .collect();
-            insert_events_on(&mut tx, &events).await?;
-        }
+        let applied = write_plans_on(&mut tx, &ok, &current).await?;
         tx.commit().await?;
         self.note_inserted(applied.values().map(|a| a.inserted).sum());
         Ok(writes
@@ -402,6 +300,151 @@ fn for_each<T>(e: StoreError, n: usize) -> Vec<Result<T, StoreError>> {
     let mut out: Vec<Result<T, StoreError>> = (1..n).map(|_| Err(copy())).collect();
     out.insert(0, Err(e));
     out
+}
+
+/// A write's result so far in `Store::apply_together`: `None` while it may still be applied.
+type Pending = Option<Result<Applied, StoreError>>;
+
+/// Locks the Tasks' rows in uid order (concurrent batches never deadlock) and marks as a
+/// conflict each write whose Task was materialized further since its plan was read. Returns
+/// each existing Task's `materialized_until` (a Task absent from it has no row yet).
+async fn lock_and_check_tasks_on(
+    conn: &mut sqlx::PgConnection,
+    writes: &[ReconcileWrite],
+    results: &mut [Pending],
+) -> Result<HashMap<Uuid, Option<DateTime<Utc>>>, StoreError> {
+    let uids: Vec<Uuid> = writes.iter().map(|w| w.projection.uid).collect();
+    let current: HashMap<Uuid, Option<DateTime<Utc>>> =
+        sqlx::query_as::<_, (Uuid, Option<DateTime<Utc>>)>(
+            "SELECT uid, materialized_until FROM tasks WHERE uid = ANY($1) ORDER BY uid FOR UPDATE",
+        )
+        .bind(&uids)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+    for (w, result) in writes.iter().zip(results.iter_mut()) {
+        let uid = w.projection.uid;
+        let now_at = current.get(&uid).copied().flatten();
+        if now_at != w.prior_materialized_until {
+            *result = Some(Err(StoreError::Conflict(format!(
+                "task {uid}: materialized up to {now_at:?}, the plan assumed {:?}; reconcile again",
+                w.prior_materialized_until
+            ))));
+        }
+    }
+    Ok(current)
+}
+
+/// Locks the stale occurrences the catch-up policy handled and marks as a conflict each
+/// still-pending write of which one is no longer queued (leased or done meanwhile).
+async fn check_stale_still_queued_on(
+    conn: &mut sqlx::PgConnection,
+    writes: &[ReconcileWrite],
+    results: &mut [Pending],
+) -> Result<(), StoreError> {
+    let stale: Vec<i64> = writes
+        .iter()
+        .zip(results.iter())
+        .filter(|(_, r)| r.is_none())
+        .flat_map(|(w, _)| w.drop_stale.iter().copied())
+        .collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let still: HashSet<(Uuid, i64)> = sqlx::query_as::<_, (Uuid, i64)>(
+        "SELECT task_uid, id FROM due_work WHERE id = ANY($1) \
+           AND attempt = 0 AND locked_until IS NULL AND done_at IS NULL \
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(&stale)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    for (w, result) in writes.iter().zip(results.iter_mut()) {
+        let uid = w.projection.uid;
+        let gone = w
+            .drop_stale
+            .iter()
+            .filter(|id| !still.contains(&(uid, **id)))
+            .count();
+        if result.is_none() && gone > 0 {
+            *result = Some(Err(StoreError::Conflict(format!(
+                "task {uid}: {gone} of {} stale occurrences changed meanwhile; reconcile again",
+                w.drop_stale.len()
+            ))));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the checked plans `ok`: projections, withdrawals, dropped stale occurrences, new
+/// occurrences and events. `current` is [`lock_and_check_tasks_on`]'s answer.
+async fn write_plans_on(
+    conn: &mut sqlx::PgConnection,
+    ok: &[&ReconcileWrite],
+    current: &HashMap<Uuid, Option<DateTime<Utc>>>,
+) -> Result<HashMap<Uuid, Applied>, StoreError> {
+    let mut applied: HashMap<Uuid, Applied> = HashMap::with_capacity(ok.len());
+    if ok.is_empty() {
+        return Ok(applied);
+    }
+    upsert_projections_on(conn, ok).await?;
+    for (uid, n) in withdraw_many_on(conn, ok).await? {
+        applied.entry(uid).or_default().withdrawn = n;
+    }
+    for (uid, n) in drop_stale_on(conn, ok).await? {
+        applied.entry(uid).or_default().dropped = n;
+    }
+    // A Task without a row had no occurrences either (a trigger holds every
+    // occurrence to an existing Task; deleting one removes its occurrences): its rows
+    // go in without the conflict check, which was 14 % of PostgreSQL's time in the
+    // initial sync (perf). Were one there after all (the same new Task applied by two
+    // operators at once), the unique key refuses the batch and each write is retried
+    // alone, that one as a conflict.
+    let (new_tasks, known): (Vec<&ReconcileWrite>, Vec<&ReconcileWrite>) = ok
+        .iter()
+        .partition(|w| !current.contains_key(&w.projection.uid));
+    for (rows, check) in [(new_tasks, false), (known, true)] {
+        for (uid, n) in insert_planned_many_on(conn, &rows, check).await? {
+            applied.entry(uid).or_default().inserted = n;
+        }
+    }
+    let events: Vec<(Option<Uuid>, &OutboxEvent)> = ok
+        .iter()
+        .flat_map(|w| w.events.iter().map(|e| (Some(w.projection.uid), e)))
+        .collect();
+    insert_events_on(conn, &events).await?;
+    Ok(applied)
+}
+
+/// Deletes the stale occurrences the catch-up policy dropped; the count per Task.
+async fn drop_stale_on(
+    conn: &mut sqlx::PgConnection,
+    ok: &[&ReconcileWrite],
+) -> Result<Vec<(Uuid, u64)>, StoreError> {
+    let drop: Vec<i64> = ok
+        .iter()
+        .flat_map(|w| w.drop_stale.iter().copied())
+        .collect();
+    if drop.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dropped: Vec<(Uuid, i64)> = sqlx::query_as(
+        // Re-checked in the statement too: only never-leased, queued rows go.
+        "WITH gone AS (DELETE FROM due_work WHERE id = ANY($1) \
+             AND attempt = 0 AND locked_until IS NULL AND done_at IS NULL \
+             RETURNING task_uid) \
+         SELECT task_uid, count(*) FROM gone GROUP BY task_uid",
+    )
+    .bind(&drop)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(dropped
+        .into_iter()
+        .map(|(uid, n)| (uid, n.unsigned_abs()))
+        .collect())
 }
 
 /// Upserts the projections, the reconcile-owned status mirror, the missed count and the
