@@ -7,7 +7,7 @@ use std::io::Write;
 use anyhow::anyhow;
 use chrono::SecondsFormat;
 use clap::{Args, Subcommand};
-use ordinaut_store::{RunFilter, RunView, StepView};
+use ordinaut_store::{RunFilter, RunView, StepRecord};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -161,7 +161,7 @@ fn compact(v: &Option<Value>) -> String {
         .map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
-fn print_run(run: &RunView, steps: &[StepView], format: Format) -> std::io::Result<()> {
+fn print_run(run: &RunView, steps: &[StepRecord], format: Format) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     if format == Format::Json {
         let mut v = run_json(run);
@@ -169,7 +169,7 @@ fn print_run(run: &RunView, steps: &[StepView], format: Format) -> std::io::Resu
             .iter()
             .map(|s| {
                 json!({
-                    "id": s.step_id, "uses": s.uses, "status": s.status, "attempts": s.attempts,
+                    "id": s.step_id, "uses": s.uses, "status": s.status.as_str(), "attempts": s.attempts,
                     "input": s.input, "output": s.output, "error": s.error,
                     "startedAt": s.started_at, "finishedAt": s.finished_at,
                     "durationMs": (s.finished_at - s.started_at).num_milliseconds(),
@@ -209,7 +209,7 @@ fn print_run(run: &RunView, steps: &[StepView], format: Format) -> std::io::Resu
             i + 1,
             s.step_id,
             s.uses,
-            s.status
+            s.status.as_str()
         )?;
         writeln!(out, "     input  {}", compact(&s.input))?;
         writeln!(out, "     output {}", compact(&s.output))?;

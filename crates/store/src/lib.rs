@@ -70,7 +70,7 @@ pub use notify::{DUE_WORK_CHANNEL, Listener, Wakeup};
 pub use object_meta::{DevIdentity, DevSnooze};
 pub use occurrences::{NewOccurrence, Trigger};
 pub use runs::{Disposition, FinishOutcome, RunRecord, RunStatus, StepRecord, StepStatus};
-pub use runs_query::{ManualRequest, RunCount, RunFilter, RunView, StepView};
+pub use runs_query::{ManualRequest, RunCount, RunFilter, RunView};
 pub use state::{
     StateEntry, StateError, StateOwner, StatePruned, StatePut, StateQuery, StateRef, StateVersion,
 };

@@ -50,8 +50,31 @@ impl StepStatus {
     }
 }
 
-/// One step's record. `input` must already have secrets redacted.
-#[derive(Debug, Clone, PartialEq)]
+/// The `step_runs.status` column (text, constrained to the three values) as a [`StepStatus`].
+impl sqlx::Type<sqlx::Postgres> for StepStatus {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for StepStatus {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        match <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)? {
+            "succeeded" => Ok(StepStatus::Succeeded),
+            "failed" => Ok(StepStatus::Failed),
+            "skipped" => Ok(StepStatus::Skipped),
+            other => Err(format!("unknown step status {other:?}").into()),
+        }
+    }
+}
+
+/// One step of a run, as the worker records it ([`Store::finish`]) and as it is read back
+/// ([`Store::get_run`], in the run's order). `input` must already have secrets redacted.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct StepRecord {
     pub step_id: String,
     pub uses: String,

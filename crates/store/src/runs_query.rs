@@ -3,7 +3,7 @@
 //! steps, the occurrences a backfill must skip, and manual or backfill occurrences queued
 //! together with their audit record.
 
-use crate::{NewOccurrence, Store, StoreError};
+use crate::{NewOccurrence, StepRecord, Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
@@ -37,21 +37,6 @@ pub struct RunView {
     pub worker: String,
     pub error: Option<String>,
     pub output: Option<Value>,
-}
-
-/// One step of a run (inputs as the worker stored them: secrets already redacted).
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct StepView {
-    pub idx: i32,
-    pub step_id: String,
-    pub uses: String,
-    pub status: String,
-    pub attempts: i32,
-    pub input: Option<Value>,
-    pub output: Option<Value>,
-    pub error: Option<String>,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
 }
 
 /// Runs per task and status, for a summary.
@@ -103,7 +88,10 @@ impl Store {
     }
 
     /// One run and its steps in order; `None` when there is no run with that id.
-    pub async fn get_run(&self, id: Uuid) -> Result<Option<(RunView, Vec<StepView>)>, StoreError> {
+    pub async fn get_run(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(RunView, Vec<StepRecord>)>, StoreError> {
         let run: Option<RunView> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {RUN_COLUMNS} FROM task_runs r JOIN tasks t ON t.uid = r.task_uid \
              WHERE r.id = $1"
@@ -113,8 +101,7 @@ impl Store {
         .await?;
         let Some(run) = run else { return Ok(None) };
         let steps = sqlx::query_as(
-            "SELECT idx, step_id, uses, status, attempts, input, output, error, started_at, \
-                    finished_at \
+            "SELECT step_id, uses, status, attempts, input, output, error, started_at, finished_at \
              FROM step_runs WHERE run_id = $1 ORDER BY idx",
         )
         .bind(id)

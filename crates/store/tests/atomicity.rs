@@ -4,7 +4,7 @@
 
 mod common;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use common::*;
 use ordinaut_store::testing::TestDb;
 use ordinaut_store::{StepRecord, StepStatus};
@@ -105,4 +105,41 @@ async fn outbox_keeps_event_order_and_tracks_publication() {
         store.unpublished_events(10).await.unwrap()[0].event_type,
         "run.succeeded"
     );
+}
+
+/// A run's steps are read back ([`ordinaut_store::Store::get_run`]) as the worker recorded
+/// them, in the run's order, with each of the three step statuses.
+#[tokio::test]
+async fn a_runs_steps_read_back_as_recorded() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    task_with_due_rows(&store, "steps", 1).await;
+    let l = store
+        .lease("w", 1, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .remove(0);
+    let mut rec = success(l.id, l.attempt, "w");
+    // PostgreSQL keeps microseconds.
+    let now = Utc::now().trunc_subsecs(6);
+    let step = |id: &str, status, error: Option<&str>| StepRecord {
+        step_id: id.into(),
+        uses: "core.echo".into(),
+        status,
+        attempts: 2,
+        input: Some(json!({"message": id})),
+        output: error.is_none().then(|| json!({"message": id})),
+        error: error.map(Into::into),
+        started_at: now,
+        finished_at: now + chrono::Duration::milliseconds(5),
+    };
+    rec.steps = vec![
+        step("first", StepStatus::Succeeded, None),
+        step("second", StepStatus::Failed, Some("boom")),
+        step("third", StepStatus::Skipped, None),
+    ];
+    store.finish(&rec).await.unwrap();
+
+    let (run, steps) = store.get_run(rec.run_id).await.unwrap().unwrap();
+    assert_eq!(run.id, rec.run_id);
+    assert_eq!(steps, rec.steps);
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use ordinaut_api::agent::api_scope;
 use ordinaut_api::{DiscoveredTool, TaskSchedule};
-use ordinaut_store::{AuditQuery, PublishError, PublishRequest, RunQuery, RunView, StepView};
+use ordinaut_store::{AuditQuery, PublishError, PublishRequest, RunQuery, RunView, StepRecord};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -32,11 +32,11 @@ fn run_info(r: RunView) -> RunInfo {
     }
 }
 
-fn step_info(s: StepView) -> StepInfo {
+fn step_info(s: StepRecord) -> StepInfo {
     StepInfo {
         id: s.step_id,
         uses: s.uses,
-        status: s.status,
+        status: s.status.as_str().to_string(),
         attempts: s.attempts,
         input: s.input,
         output: s.output,
