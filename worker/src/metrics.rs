@@ -93,87 +93,96 @@ impl Metrics {
             budget_waits: Family::default(),
             state_pruned: Family::default(),
         };
-        let r = registry;
-        r.register("ordinaut_runs", "Runs finished, by outcome", m.runs.clone());
-        r.register(
-            "ordinaut_steps",
-            "Steps finished, by outcome",
-            m.steps.clone(),
-        );
-        r.register(
-            "ordinaut_run_duration_seconds",
-            "Run duration",
-            m.run_duration.clone(),
-        );
-        r.register(
-            "ordinaut_step_duration_seconds",
-            "Step duration",
-            m.step_duration.clone(),
-        );
-        r.register(
-            "ordinaut_schedule_lag_seconds",
-            "Start time minus scheduled time of runs",
-            m.schedule_lag.clone(),
-        );
-        r.register("ordinaut_leases", "Occurrences leased", m.leased.clone());
-        r.register(
-            "ordinaut_state_pruned",
-            "Agent memory keys expired (kind=expired) and old tombstones removed (kind=tombstone) by this worker's reaper",
-            m.state_pruned.clone(),
-        );
-        r.register(
-            "ordinaut_lease_reclaims",
-            "Expired leases returned to the queue by this worker's reaper",
-            m.reclaimed.clone(),
-        );
-        r.register(
-            "ordinaut_lost_leases",
-            "Leases this worker lost before finishing (its results are dropped)",
-            m.lost_leases.clone(),
-        );
-        r.register(
-            "ordinaut_runs_in_flight",
-            "Runs executing now",
-            m.in_flight.clone(),
-        );
-        r.register(
-            "ordinaut_queue_depth",
-            "Queued occurrences that are due",
-            m.queue_depth.clone(),
-        );
-        r.register(
-            "ordinaut_outbox_backlog",
-            "Events not yet relayed to Redis",
-            m.outbox_backlog.clone(),
-        );
-        r.register(
-            "ordinaut_stale_results",
-            "Run results refused because their attempt was stale",
-            m.stale_results.clone(),
-        );
-        r.register(
-            "ordinaut_record_errors",
-            "Failed attempts to write run records (retried)",
-            m.record_errors.clone(),
-        );
-        r.register(
-            "ordinaut_outbox_published",
-            "Events relayed from the outbox to Redis Streams by this process",
-            m.relay_published.clone(),
-        );
-        r.register(
-            "ordinaut_outbox_relay_failures",
-            "Failed relay passes (Redis unreachable); the events wait in the outbox",
-            m.relay_failures.clone(),
-        );
-        register_fault_metrics(r, &m);
-        r.register(
-            "ordinaut_budget_waits",
-            "Occurrences that had to wait for their Agent's budget (concurrentRuns, runsPerHour), counted once per occurrence",
-            m.budget_waits.clone(),
-        );
+        register_run_metrics(registry, &m);
+        register_queue_metrics(registry, &m);
+        register_fault_metrics(registry, &m);
         m
     }
+}
+
+/// Runs and steps: outcomes, durations, lag, leases, agent memory pruning.
+fn register_run_metrics(r: &mut Registry, m: &Metrics) {
+    r.register("ordinaut_runs", "Runs finished, by outcome", m.runs.clone());
+    r.register(
+        "ordinaut_steps",
+        "Steps finished, by outcome",
+        m.steps.clone(),
+    );
+    r.register(
+        "ordinaut_run_duration_seconds",
+        "Run duration",
+        m.run_duration.clone(),
+    );
+    r.register(
+        "ordinaut_step_duration_seconds",
+        "Step duration",
+        m.step_duration.clone(),
+    );
+    r.register(
+        "ordinaut_schedule_lag_seconds",
+        "Start time minus scheduled time of runs",
+        m.schedule_lag.clone(),
+    );
+    r.register("ordinaut_leases", "Occurrences leased", m.leased.clone());
+    r.register(
+        "ordinaut_state_pruned",
+        "Agent memory keys expired (kind=expired) and old tombstones removed (kind=tombstone) by this worker's reaper",
+        m.state_pruned.clone(),
+    );
+}
+
+/// The queue, the reaper, the recorder and the outbox relay, and budget waits.
+fn register_queue_metrics(r: &mut Registry, m: &Metrics) {
+    r.register(
+        "ordinaut_lease_reclaims",
+        "Expired leases returned to the queue by this worker's reaper",
+        m.reclaimed.clone(),
+    );
+    r.register(
+        "ordinaut_lost_leases",
+        "Leases this worker lost before finishing (its results are dropped)",
+        m.lost_leases.clone(),
+    );
+    r.register(
+        "ordinaut_runs_in_flight",
+        "Runs executing now",
+        m.in_flight.clone(),
+    );
+    r.register(
+        "ordinaut_queue_depth",
+        "Queued occurrences that are due",
+        m.queue_depth.clone(),
+    );
+    r.register(
+        "ordinaut_outbox_backlog",
+        "Events not yet relayed to Redis",
+        m.outbox_backlog.clone(),
+    );
+    r.register(
+        "ordinaut_stale_results",
+        "Run results refused because their attempt was stale",
+        m.stale_results.clone(),
+    );
+    r.register(
+        "ordinaut_record_errors",
+        "Failed attempts to write run records (retried)",
+        m.record_errors.clone(),
+    );
+    r.register(
+        "ordinaut_outbox_published",
+        "Events relayed from the outbox to Redis Streams by this process",
+        m.relay_published.clone(),
+    );
+    r.register(
+        "ordinaut_outbox_relay_failures",
+        "Failed relay passes (Redis unreachable); the events wait in the outbox",
+        m.relay_failures.clone(),
+    );
+    r.register(
+        "ordinaut_budget_waits",
+        "Occurrences that had to wait for their Agent's budget (concurrentRuns, runsPerHour), counted once per occurrence",
+        m.budget_waits.clone(),
+    );
 }
 
 /// The fault metrics: results waiting for the database, refused or given-up runs, fencing.

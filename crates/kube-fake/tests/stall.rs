@@ -10,6 +10,8 @@ use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 use ordinaut_kube_fake::{FakeApiServer, Stall};
 
 async fn client(addr: std::net::SocketAddr) -> kube::Client {
+    // A workspace build enables both of rustls's providers; pick one as the binaries do.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
     kube::Client::try_from(config).unwrap()
 }

@@ -9,7 +9,7 @@
 //! [`Store::apply_reconcile`]: drops them (counted in `missed_total`, reported as
 //! `run.missed`) and queues the ones the policy keeps as `catchup` occurrences.
 
-use crate::tasks::TaskProjection;
+use crate::tasks::{TaskProjection, withdraw_queued_on};
 use crate::{NewOccurrence, OutboxEvent, Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -148,14 +148,7 @@ impl Store {
     pub async fn hold_invalid_task(&self, uid: Uuid, status: &Value) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         self.check_fence(&mut tx).await?;
-        let withdrawn = sqlx::query(
-            "DELETE FROM due_work \
-             WHERE task_uid = $1 AND locked_until IS NULL AND done_at IS NULL",
-        )
-        .bind(uid)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let withdrawn = withdraw_queued_on(&mut tx, uid).await?;
         sqlx::query(
             "UPDATE tasks SET next_run_at = NULL, materialized_until = NULL, status = $2, \
                  updated_at = now() WHERE uid = $1",

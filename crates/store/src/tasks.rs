@@ -86,14 +86,7 @@ impl Store {
     pub async fn delete_task(&self, uid: Uuid) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         self.check_fence(&mut tx).await?;
-        let withdrawn = sqlx::query(
-            "DELETE FROM due_work \
-             WHERE task_uid = $1 AND locked_until IS NULL AND done_at IS NULL",
-        )
-        .bind(uid)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let withdrawn = withdraw_queued_on(&mut tx, uid).await?;
         sqlx::query(
             "UPDATE tasks SET deleted_at = coalesce(deleted_at, now()), next_run_at = NULL, \
                  updated_at = now() \
@@ -105,6 +98,22 @@ impl Store {
         tx.commit().await?;
         Ok(withdrawn)
     }
+}
+
+/// Withdraws every queued, unleased, unfinished occurrence of task `uid` (runs going on
+/// finish; history stays) on an open transaction. Returns how many were withdrawn.
+pub(crate) async fn withdraw_queued_on(
+    conn: &mut sqlx::PgConnection,
+    uid: Uuid,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "DELETE FROM due_work \
+         WHERE task_uid = $1 AND locked_until IS NULL AND done_at IS NULL",
+    )
+    .bind(uid)
+    .execute(conn)
+    .await?
+    .rows_affected())
 }
 
 /// Inserts or updates a projection on an open connection or transaction.
