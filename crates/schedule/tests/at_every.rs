@@ -1,8 +1,7 @@
 //! `at` (one instant) and `every` (elapsed time, ignores the wall clock).
 #![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
 use ordinaut_schedule::{Schedule, ScheduleSource};
+use ordinaut_test_support::schedule::*;
 
 fn sched(src: ScheduleSource, tz: &str, anchor: &str) -> Schedule {
     Schedule::new(&src, tz, local(anchor)).unwrap()

@@ -1,8 +1,7 @@
 //! COUNT rules whose DTSTART lies far in the past: the instances used up before "now" are
 //! counted, not listed one by one, and the answer is the same as listing them.
 #![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use ordinaut_test_support::schedule::*;
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use ordinaut_schedule::{Schedule, ScheduleSource};

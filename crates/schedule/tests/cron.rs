@@ -1,8 +1,7 @@
 //! Five-field cron: syntax, Vixie day semantics, efficient jumps.
 #![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
 use ordinaut_schedule::{Schedule, ScheduleSource};
+use ordinaut_test_support::schedule::*;
 
 fn cron_err(expr: &str) -> String {
     Schedule::new(

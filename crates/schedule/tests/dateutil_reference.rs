@@ -3,8 +3,7 @@
 //! Python: $ORDINAUT_PYTHON, else /var/cache/ordinaut/venv/bin/python. Without dateutil this
 //! test FAILS and says how to set it up; it never passes silently.
 #![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use ordinaut_test_support::schedule::*;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -1,8 +1,7 @@
 //! Wall-clock semantics across DST changes: a gap time runs once, shifted forward by the gap;
 //! a repeated time runs once, at its first pass; output is strictly increasing.
 #![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use ordinaut_test_support::schedule::*;
 
 #[test]
 fn chisinau_daily_0230_shifts_to_0330_on_spring_forward_day() {

@@ -4,8 +4,7 @@
 //! Cases in zones whose gap is one hour at 02:00 (New York), half an hour (Lord Howe), two
 //! hours (Troll), at midnight (Santiago) and at 02:45 (Chatham), for RRULE and cron alike.
 #![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use ordinaut_test_support::schedule::*;
 
 #[test]
 fn new_york_every_45_minutes_keeps_0300_after_the_shifted_0215() {

@@ -1,7 +1,6 @@
 //! RRULE semantics that do not depend on DST (those live in dst.rs and dateutil_reference.rs).
 #![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use ordinaut_test_support::schedule::*;
 
 #[test]
 fn dtstart_is_not_emitted_unless_it_matches_and_count_counts_from_it() {

@@ -1,8 +1,7 @@
 //! Every rejection names its field and says what is wrong.
 #![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
 use ordinaut_schedule::{ErrorKind, Schedule, ScheduleSource};
+use ordinaut_test_support::schedule::*;
 
 fn assert_rejects(rule: &str, field: &str, needle: &str) {
     let e = rrule_err(rule);

@@ -7,13 +7,25 @@
 //! box is a loaded 2-core machine).
 #![allow(clippy::unwrap_used)] // a failed helper is a failed test
 
+#[cfg(feature = "base")]
 pub mod db;
+#[cfg(feature = "base")]
 pub mod net;
+#[cfg(feature = "base")]
 pub mod redis;
+#[cfg(feature = "base")]
 pub mod wait;
 
+#[cfg(feature = "schedule")]
+pub mod schedule;
+
+#[cfg(feature = "base")]
 pub use db::{ScratchDb, count, wait_for_count};
+#[cfg(feature = "base")]
 pub use net::{free_port, http_get};
+#[cfg(feature = "base")]
 pub use ordinaut_store::testing::{PrivatePostgres, Shutdown, TestDb, admin_url};
+#[cfg(feature = "base")]
 pub use redis::{Keys, PrivateRedis, redis_url, unique_key};
+#[cfg(feature = "base")]
 pub use wait::{WAIT, eventually, until, wait_blocking};

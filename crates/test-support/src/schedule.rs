@@ -1,5 +1,5 @@
-//! Helpers shared by the schedule integration tests.
-#![allow(dead_code, clippy::unwrap_used)]
+//! The schedule tests' builders (RRULE, cron, local and UTC instants) and `take`, the first
+//! occurrences as strings (feature `schedule`).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use ordinaut_schedule::{Schedule, ScheduleError, ScheduleSource};
