@@ -1,10 +1,8 @@
 //! Consumer groups against the shared Redis: what is read and not acknowledged comes back,
 //! what is acknowledged does not.
 
-mod common;
-
-use common::*;
 use ordinaut_events::{Delivery, GroupConsumer, StartFrom, StreamEntry};
+use ordinaut_test_support::events::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

@@ -1,12 +1,10 @@
 //! A Redis outage delays events and loses none. Uses a private `redis-server` on its own port
 //! so the test can kill it without disturbing other tests.
 
-mod common;
-
-use common::*;
 use ordinaut_events::{OutboxRelay, RelayError};
 use ordinaut_store::DEFAULT_STREAM;
 use ordinaut_store::testing::TestDb;
+use ordinaut_test_support::events::*;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 

@@ -1,11 +1,9 @@
 //! The outbox relay against real PostgreSQL and the shared Redis.
 
-mod common;
-
-use common::*;
 use ordinaut_events::{Delivery, GroupConsumer, OutboxRelay, StartFrom};
 use ordinaut_store::testing::TestDb;
 use ordinaut_store::{OutboxEvent, Store};
+use ordinaut_test_support::events::*;
 use serde_json::json;
 use std::collections::HashSet;
 use std::time::Duration;

@@ -2,12 +2,10 @@
 //! together or not at all.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use chrono::{SubsecRound, Utc};
-use common::*;
 use ordinaut_store::testing::TestDb;
 use ordinaut_store::{StepRecord, StepStatus};
+use ordinaut_test_support::store::*;
 use serde_json::json;
 use std::time::Duration;
 

@@ -4,12 +4,10 @@
 //! reason, and each first wait is counted, published and audited.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use chrono::{Duration as ChronoDuration, Utc};
-use common::*;
 use ordinaut_store::testing::TestDb;
 use ordinaut_store::{NewOccurrence, Store, TaskProjection};
+use ordinaut_test_support::store::*;
 use serde_json::json;
 use std::time::Duration;
 

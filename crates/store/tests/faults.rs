@@ -3,16 +3,14 @@
 //! occurrences a worker has just leased.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use chrono::{Duration as ChronoDuration, Utc};
-use common::*;
 use ordinaut_store::storable::{DEFAULT_MAX_OUTPUT_BYTES, Outcome, make_storable};
 use ordinaut_store::testing::{PrivatePostgres, Shutdown, TestDb};
 use ordinaut_store::{
     NewOccurrence, PlannedOccurrence, ReconcileWrite, RunStatus, StepRecord, StepStatus, Store,
     StoreError,
 };
+use ordinaut_test_support::store::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

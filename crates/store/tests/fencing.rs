@@ -3,14 +3,12 @@
 //! and change nothing.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use chrono::{Duration, SubsecRound, Utc};
-use common::*;
 use ordinaut_store::testing::TestDb;
 use ordinaut_store::{
     NewOccurrence, PlannedOccurrence, ReconcileWrite, StoreError, TaskProjection,
 };
+use ordinaut_test_support::store::*;
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,12 +1,10 @@
 //! Leasing under concurrency, expiry and staleness, against a real PostgreSQL database.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use chrono::Utc;
-use common::*;
 use ordinaut_store::testing::TestDb;
 use ordinaut_store::{Disposition, FinishOutcome, NewOccurrence, RunStatus, StoreError};
+use ordinaut_test_support::store::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -1,12 +1,10 @@
 //! Idempotent insertion, withdrawal, and the atomic apply step.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use chrono::{Duration as ChronoDuration, Utc};
-use common::*;
 use ordinaut_store::testing::TestDb;
 use ordinaut_store::{NewOccurrence, Trigger};
+use ordinaut_test_support::store::*;
 use std::time::Duration;
 
 #[tokio::test]

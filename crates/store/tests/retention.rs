@@ -1,12 +1,10 @@
 //! History retention: pruning removes what the limits do not keep and keeps the rest.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use ordinaut_store::Store;
 use ordinaut_store::retention::Retention;
 use ordinaut_store::testing::TestDb;
+use ordinaut_test_support::store::*;
 use serde_json::json;
 use uuid::Uuid;
 

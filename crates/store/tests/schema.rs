@@ -1,12 +1,10 @@
 //! Migrations under concurrency, NOTIFY on queued work, and the lease query's plan.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use chrono::{Duration as ChronoDuration, Utc};
-use common::*;
 use ordinaut_store::testing::TestDb;
 use ordinaut_store::{NewOccurrence, Store, Wakeup};
+use ordinaut_test_support::store::*;
 use std::process::Command;
 use std::time::Duration;
 

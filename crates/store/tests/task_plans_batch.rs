@@ -3,15 +3,13 @@
 //! write breaks a rule fails alone, and nothing is written twice.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use common::*;
 use ordinaut_store::testing::TestDb;
 use ordinaut_store::{
     NewOccurrence, OutboxEvent, PlannedOccurrence, ReconcileWrite, StoreError, TaskProjection,
     Trigger,
 };
+use ordinaut_test_support::store::*;
 use serde_json::json;
 
 fn write(

@@ -2,14 +2,12 @@
 //! delivered; a finished run starts the Tasks chained after it once, with the run as event.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use chrono::{Duration as ChronoDuration, Utc};
-use common::{count, success, task};
 use ordinaut_store::testing::TestDb;
 use ordinaut_store::{
     Decision, Delivery, PublishRequest, RunStatus, Store, TaskProjection, topic_stream,
 };
+use ordinaut_test_support::store::{count, success, task};
 use serde_json::json;
 use std::time::Duration;
 use uuid::Uuid;

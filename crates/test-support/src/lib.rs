@@ -16,8 +16,12 @@ pub mod redis;
 #[cfg(feature = "base")]
 pub mod wait;
 
+#[cfg(feature = "events")]
+pub mod events;
 #[cfg(feature = "schedule")]
 pub mod schedule;
+#[cfg(feature = "store")]
+pub mod store;
 
 #[cfg(feature = "base")]
 pub use db::{ScratchDb, count, wait_for_count};

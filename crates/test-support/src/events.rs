@@ -1,15 +1,14 @@
-//! The events tests' outbox fixtures and stream reads; Redis, keys, the private
-//! `redis-server` and waiting come from `ordinaut-test-support`.
-#![allow(dead_code, unused_imports)] // each test binary uses a different part
+//! The events tests' outbox fixtures and stream reads (feature `events`); Redis, keys, the
+//! private `redis-server` and waiting are re-exported from the generic part.
 
 use ordinaut_store::{OutboxEvent, Store};
 use serde_json::json;
 
-pub use ordinaut_test_support::redis::xlen;
-pub use ordinaut_test_support::{Keys, PrivateRedis, eventually, redis_url};
+pub use crate::redis::xlen;
+pub use crate::{Keys, PrivateRedis, eventually, redis_url};
 
 pub fn unique(prefix: &str) -> String {
-    ordinaut_test_support::unique_key(prefix)
+    crate::unique_key(prefix)
 }
 
 /// Appends `count` events tagged `phase` to the default stream, `per_tx` per transaction.
@@ -41,7 +40,7 @@ pub async fn unpublished_ids(store: &Store) -> Vec<i64> {
 
 /// A stream's entries as (outbox_id, payload) in stream order, read with `XRANGE`.
 pub async fn stream_events(url: &str, stream: &str) -> Vec<(i64, serde_json::Value)> {
-    ordinaut_test_support::redis::xrange(url, stream)
+    crate::redis::xrange(url, stream)
         .await
         .iter()
         .map(|e| {

@@ -1,7 +1,7 @@
-//! Fixtures shared by the store's integration tests.
-#![allow(dead_code, unused_imports, clippy::unwrap_used)]
+//! The store tests' fixtures: task projections, due rows, a successful run record, instants
+//! (feature `store`).
 
-pub use ordinaut_test_support::count;
+pub use crate::db::count;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use ordinaut_store::{
