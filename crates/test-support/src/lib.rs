@@ -22,6 +22,8 @@ pub mod events;
 pub mod schedule;
 #[cfg(feature = "store")]
 pub mod store;
+#[cfg(feature = "tools")]
+pub mod tools;
 
 #[cfg(feature = "base")]
 pub use db::{ScratchDb, count, wait_for_count};

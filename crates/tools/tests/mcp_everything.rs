@@ -3,10 +3,8 @@
 //! discovered schema before the call (as the worker does), and tool errors.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{HttpEverything, ctx, everything_stdio};
 use ordinaut_pipeline::SchemaCache;
+use ordinaut_test_support::tools::{HttpEverything, ctx, everything_stdio};
 use ordinaut_tools::mcp::{McpError, McpPool, PoolConfig, ResolvedServer, ResolvedVar, discover};
 use ordinaut_tools::{ToolError, ToolRegistry};
 use serde_json::json;
@@ -150,7 +148,7 @@ async fn discover_lists_tools_with_their_schemas() {
 
 #[tokio::test]
 async fn discover_reports_exit_code_and_stderr_tail_without_secrets() {
-    let python = common::python();
+    let python = ordinaut_test_support::tools::python();
     let server = ResolvedServer::stdio(
         python.to_string_lossy().into_owned(),
         [

@@ -5,9 +5,9 @@
 //! The tests count this process's children, so they run one at a time.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{children, ctx, eventually, everything_stdio, gone, kill9, weather_stdio};
+use ordinaut_test_support::tools::{
+    children, ctx, eventually, everything_stdio, gone, kill9, weather_stdio,
+};
 use ordinaut_tools::mcp::{McpPool, PoolConfig, ResolvedServer};
 use ordinaut_tools::{CallContext, Tool, ToolError, ToolProvider};
 use serde_json::json;
@@ -142,7 +142,7 @@ async fn a_server_that_keeps_failing_to_start_is_retried_with_backoff() {
         backoff_base: Duration::from_secs(60),
         ..PoolConfig::default()
     });
-    let python = common::python();
+    let python = ordinaut_test_support::tools::python();
     pool.upsert_server(
         "ns",
         "broken",

@@ -3,10 +3,8 @@
 //! tool's output schema (a wrong output fails the step), `isError` results.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{ctx, weather_stdio};
 use ordinaut_pipeline::SchemaCache;
+use ordinaut_test_support::tools::{ctx, weather_stdio};
 use ordinaut_tools::mcp::{McpPool, PoolConfig, discover};
 use ordinaut_tools::{ToolError, ToolProvider};
 use serde_json::json;

@@ -2,9 +2,7 @@
 //! contacted, so a refused call never starts the server.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{ctx, everything_stdio};
+use ordinaut_test_support::tools::{ctx, everything_stdio};
 use ordinaut_tools::mcp::{McpPool, PoolConfig};
 use ordinaut_tools::{ToolError, ToolRegistry, scope};
 use serde_json::json;

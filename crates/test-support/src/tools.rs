@@ -1,6 +1,5 @@
-//! Shared setup of the MCP tests: the real peers (installed by
+//! Shared setup of the tools crate's MCP tests (feature `tools`): the real peers (installed by
 //! `scripts/install-test-peers.sh`), a guard for an HTTP server process, and /proc checks.
-#![allow(dead_code, clippy::unwrap_used)]
 
 use ordinaut_tools::CallContext;
 use ordinaut_tools::mcp::ResolvedServer;
@@ -11,8 +10,9 @@ use std::time::Duration;
 
 const INSTALL: &str = "run `bash scripts/install-test-peers.sh` (from the repository root) to install the MCP test peers";
 
+/// `crates/tools/tests/fixtures`, where the install script puts the peers.
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/tests/fixtures")
 }
 
 /// `dist/index.js` of @modelcontextprotocol/server-everything, installed by npm.
@@ -83,7 +83,7 @@ pub fn ctx(step: &str, timeout: Duration) -> CallContext {
 
 /// Polls `cond` until it holds or `within` passes.
 pub async fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    ordinaut_test_support::until(within, what, || std::future::ready(cond())).await
+    crate::until(within, what, || std::future::ready(cond())).await
 }
 
 /// server-everything over streamable HTTP on a free loopback port; killed (and reaped) on
@@ -96,7 +96,7 @@ pub struct HttpEverything {
 impl HttpEverything {
     pub async fn start() -> Self {
         let js = everything_js();
-        let port = ordinaut_test_support::free_port();
+        let port = crate::free_port();
         let child = Command::new("node")
             .arg(js)
             .arg("streamableHttp")
@@ -111,7 +111,7 @@ impl HttpEverything {
             url: format!("http://127.0.0.1:{port}/mcp"),
         };
         let what = format!("server-everything to listen on port {port}");
-        ordinaut_test_support::until(Duration::from_secs(30), &what, || async move {
+        crate::until(Duration::from_secs(30), &what, || async move {
             tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
