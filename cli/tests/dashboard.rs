@@ -3,16 +3,14 @@
 //! examples' Tasks are listed, and "Run now" on a Task's page queues a run that shows up there.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
 use nix::sys::signal::Signal;
 use ordinaut_store::testing::TestDb;
+use ordinaut_test_support::cli::*;
 
 /// A response: status, headers (lowercase names) and body.
 struct Response {

@@ -2,15 +2,13 @@
 //! fresh database per test) and Redis (a unique stream per test).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Dev, ordinaut, task, unused_port, wait_for, write};
 use nix::sys::signal::Signal;
 use ordinaut_store::testing::TestDb;
 use ordinaut_store::{RunFilter, Store};
+use ordinaut_test_support::cli::{Dev, ordinaut, task, unused_port, wait_for, write};
 
 struct Instance {
     db: TestDb,
@@ -41,7 +39,7 @@ fn start(rt: &tokio::runtime::Runtime, files: &[(&str, String)]) -> Instance {
         "--database-url",
         &db.url,
         "--redis-url",
-        &common::redis_url(),
+        &ordinaut_test_support::cli::redis_url(),
     ])
     .args(["--events-stream", &stream])
     .args(["--data-dir", &data.path().display().to_string()]);
@@ -197,7 +195,7 @@ fn dev_streams_json_lines_with_output_json() {
         "--database-url",
         &db.url,
         "--redis-url",
-        &common::redis_url(),
+        &ordinaut_test_support::cli::redis_url(),
     ])
     .args([
         "--events-stream",
@@ -250,7 +248,12 @@ fn a_database_url_that_does_not_answer_is_one_clear_error() {
         .args(["--data-dir", &data.path().display().to_string()])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        ordinaut_test_support::cli::text(&out)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.starts_with(&format!(
@@ -362,7 +365,7 @@ fn run_now_backfill_snooze_and_runs_work_against_a_dev_instance() {
 
     // run-now: the failing run, waited for.
     let out = cli(&data, &["task", "run-now", "default/boom", "--wait"]);
-    let text = common::text(&out);
+    let text = ordinaut_test_support::cli::text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("of default/boom: failed in "), "{text}");
     i.dev
@@ -392,7 +395,7 @@ fn run_now_backfill_snooze_and_runs_work_against_a_dev_instance() {
             "failed",
         ],
     );
-    let text = common::text(&out);
+    let text = ordinaut_test_support::cli::text(&out);
     assert!(out.status.success(), "{text}");
     let row = text.lines().nth(1).unwrap_or_else(|| panic!("{text}"));
     assert!(
@@ -401,7 +404,7 @@ fn run_now_backfill_snooze_and_runs_work_against_a_dev_instance() {
     );
     let id = row.split_whitespace().next().unwrap().to_string();
     let out = cli(&data, &["runs", "get", &id[..13]]);
-    let text = common::text(&out);
+    let text = ordinaut_test_support::cli::text(&out);
     assert!(out.status.success(), "{text}");
     for needle in [
         &format!("run       {id}"),
@@ -457,7 +460,7 @@ fn run_now_backfill_snooze_and_runs_work_against_a_dev_instance() {
         ],
     );
     let result: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", common::text(&out)));
+        .unwrap_or_else(|e| panic!("{e}: {}", ordinaut_test_support::cli::text(&out)));
     assert_eq!(result["queued"], expected, "{result}");
     let out = cli(
         &data,
@@ -471,7 +474,7 @@ fn run_now_backfill_snooze_and_runs_work_against_a_dev_instance() {
             to,
         ],
     );
-    let text = common::text(&out);
+    let text = ordinaut_test_support::cli::text(&out);
     assert!(
         text.starts_with("queued 0 backfill run(s) of default/slow: 12 occurrence(s)"),
         "{text}"
@@ -496,8 +499,12 @@ fn run_now_backfill_snooze_and_runs_work_against_a_dev_instance() {
     wait_runs(&rt, &i, "tick", 1, Duration::from_secs(10));
     let mark = i.dev.lines().len();
     let out = cli(&data, &["task", "snooze", "tick", "--until", "now+1h"]);
-    assert!(out.status.success(), "{}", common::text(&out));
-    assert!(common::text(&out).starts_with("snoozed default/tick until "));
+    assert!(
+        out.status.success(),
+        "{}",
+        ordinaut_test_support::cli::text(&out)
+    );
+    assert!(ordinaut_test_support::cli::text(&out).starts_with("snoozed default/tick until "));
     let at = i.dev.wait_line(
         mark,
         "task default/tick: ready, every 2s, next run",
@@ -510,11 +517,19 @@ fn run_now_backfill_snooze_and_runs_work_against_a_dev_instance() {
     );
     assert_no_new_runs(&rt, &i, "tick", Duration::from_secs(5));
     let out = cli(&data, &["task", "run-now", "default/tick", "--wait"]);
-    assert!(out.status.success(), "{}", common::text(&out));
+    assert!(
+        out.status.success(),
+        "{}",
+        ordinaut_test_support::cli::text(&out)
+    );
     let mark = i.dev.lines().len();
     let out = cli(&data, &["task", "snooze", "default/tick", "--clear"]);
-    assert!(out.status.success(), "{}", common::text(&out));
-    let cleared = common::text(&out);
+    assert!(
+        out.status.success(),
+        "{}",
+        ordinaut_test_support::cli::text(&out)
+    );
+    let cleared = ordinaut_test_support::cli::text(&out);
     i.dev.wait_line(
         mark,
         "task default/tick: ready, every 2s, next run",
@@ -550,18 +565,18 @@ fn run_now_backfill_snooze_and_runs_work_against_a_dev_instance() {
     // Unknown task, and no dev instance.
     let out = cli(&data, &["task", "run-now", "default/nope"]);
     assert!(
-        common::text(&out).contains("no Task default/nope"),
+        ordinaut_test_support::cli::text(&out).contains("no Task default/nope"),
         "{}",
-        common::text(&out)
+        ordinaut_test_support::cli::text(&out)
     );
     let status = i.dev.stop(Signal::SIGINT, Duration::from_secs(30));
     assert!(status.success());
     let out = cli(&data, &["runs", "list"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        common::text(&out).contains("no `ordinaut dev` is running on"),
+        ordinaut_test_support::cli::text(&out).contains("no `ordinaut dev` is running on"),
         "{}",
-        common::text(&out)
+        ordinaut_test_support::cli::text(&out)
     );
 }
 
@@ -587,13 +602,13 @@ fn the_mcp_example_runs_and_its_record_shows_the_tool_output() {
     );
     let data = i.data.path().to_path_buf();
     let out = cli(&data, &["task", "run-now", "default/mcp-echo", "--wait"]);
-    let text = common::text(&out);
+    let text = ordinaut_test_support::cli::text(&out);
     assert!(out.status.success(), "{text}\n{}", i.dev.output());
     let out = cli(
         &data,
         &["runs", "list", "--task", "default/mcp-echo", "--limit", "1"],
     );
-    let text = common::text(&out);
+    let text = ordinaut_test_support::cli::text(&out);
     let id = text
         .lines()
         .nth(1)
@@ -629,7 +644,7 @@ fn tasks_left_by_an_earlier_session_are_removed_at_start() {
         "--database-url",
         &first.db.url,
         "--redis-url",
-        &common::redis_url(),
+        &ordinaut_test_support::cli::redis_url(),
     ])
     .args([
         "--events-stream",

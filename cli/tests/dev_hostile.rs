@@ -2,13 +2,11 @@
 //! invalid (naming the field) instead of being retried forever.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Dev, ordinaut, task, write};
 use ordinaut_store::testing::TestDb;
 use ordinaut_store::{RunFilter, Store};
+use ordinaut_test_support::cli::{Dev, ordinaut, task, write};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -38,7 +36,7 @@ fn a_nul_character_makes_the_task_invalid_naming_the_field_and_others_still_run(
         "--database-url",
         &db.url,
         "--redis-url",
-        &common::redis_url(),
+        &ordinaut_test_support::cli::redis_url(),
     ])
     .args(["--events-stream", &stream])
     .args(["--data-dir", &data.path().display().to_string()]);
@@ -174,7 +172,7 @@ fn psql(url: &str, sql: &str) -> String {
 
 fn redis_cli(args: &[&str]) -> String {
     let o = std::process::Command::new("redis-cli")
-        .args(["-u", &common::redis_url()])
+        .args(["-u", &ordinaut_test_support::cli::redis_url()])
         .args(args)
         .output()
         .unwrap();
@@ -210,7 +208,7 @@ fn a_secret_used_in_query_header_and_body_surfaces_nowhere() {
         "--database-url",
         &db.url,
         "--redis-url",
-        &common::redis_url(),
+        &ordinaut_test_support::cli::redis_url(),
     ])
     .args(["--events-stream", &stream])
     .args(["--http-allow-hosts", "127.0.0.1"])

@@ -5,15 +5,13 @@
 //! as root, the servers run as another account.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
 use nix::sys::signal::Signal;
+use ordinaut_test_support::cli::*;
 use sqlx::Connection;
 
 struct Started {

@@ -4,15 +4,13 @@
 //! `hello-every-minute` can be queued and finishes, and Ctrl-C stops it cleanly.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, Dev, redis_url};
 use nix::sys::signal::Signal;
 use ordinaut_store::testing::TestDb;
+use ordinaut_test_support::cli::{Dev, bin, redis_url};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scripts_dev_sh_runs_the_examples_and_stops_on_ctrl_c() {
@@ -24,7 +22,7 @@ async fn scripts_dev_sh_runs_the_examples_and_stops_on_ctrl_c() {
     cmd.arg(root.join("scripts/dev.sh"))
         .arg("examples/")
         .current_dir(&root)
-        .env("ORDINAUT_BIN", BIN)
+        .env("ORDINAUT_BIN", bin())
         .env("DATABASE_URL", &db.url)
         .env("REDIS_URL", redis_url())
         .env("ORDINAUT_EVENTS_STREAM", &stream)
@@ -36,7 +34,7 @@ async fn scripts_dev_sh_runs_the_examples_and_stops_on_ctrl_c() {
         Duration::from_secs(90),
     );
     dev.wait_line(ready, "watching examples/", Duration::from_secs(30));
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["task", "run-now", "default/hello-every-minute"])
         .current_dir(&root)
         .env("DATABASE_URL", &db.url)

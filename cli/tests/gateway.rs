@@ -4,16 +4,14 @@
 //! a wrong token is refused and another agent's Task is invisible.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
 use nix::sys::signal::Signal;
 use ordinaut_store::testing::TestDb;
+use ordinaut_test_support::cli::*;
 
 const BOT: &str = "bot-secret-token-1";
 const OTHER: &str = "other-secret-token-2";
@@ -115,7 +113,7 @@ fn a_python_mcp_agent_schedules_and_reads_its_task_over_http_and_stdio() {
     let manifest = std::fs::read_to_string(&file).unwrap();
     assert!(manifest.contains("agentRef: bot"), "{manifest}");
 
-    agent_script(&["stdio", &url, BOT, OTHER, "beat-stdio", BIN]);
+    agent_script(&["stdio", &url, BOT, OTHER, "beat-stdio", bin()]);
     assert!(
         dir.path()
             .join("agents/default/bot/beat-stdio.yaml")
@@ -175,7 +173,7 @@ fn the_readme_connect_an_agent_examples_run_as_written() {
     let section = readme_section().replace("http://127.0.0.1:7474", &url);
     let sh = blocks(&section, "sh");
     assert!(sh.len() >= 3, "{section}");
-    let bin_dir = Path::new(BIN).parent().unwrap();
+    let bin_dir = Path::new(bin()).parent().unwrap();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
     let script = |body: &str| {
         let out = Command::new("sh")
@@ -219,7 +217,7 @@ fn the_readme_connect_an_agent_examples_run_as_written() {
         let file = work.path().join("client.json");
         let config = config.replace("<the agent's token>", token.trim()).replace(
             "\"command\": \"ordinaut\"",
-            &format!("\"command\": \"{BIN}\""),
+            &format!("\"command\": \"{}\"", bin()),
         );
         std::fs::write(&file, config).unwrap();
         let out = agent_script(&["config", &file.display().to_string()]);

@@ -4,8 +4,6 @@
 //! or of `-n`, on the cluster of the context chosen.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -42,7 +40,7 @@ async fn cluster() -> Cluster {
     }
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("config");
-    let down = common::unused_port();
+    let down = ordinaut_test_support::cli::unused_port();
     std::fs::write(
         &kubeconfig,
         format!(
@@ -54,7 +52,7 @@ async fn cluster() -> Cluster {
     )
     .unwrap();
     let plugin = dir.path().join("kubectl-ordinaut");
-    std::os::unix::fs::symlink(common::BIN, &plugin).unwrap();
+    std::os::unix::fs::symlink(ordinaut_test_support::cli::bin(), &plugin).unwrap();
     Cluster {
         fake,
         _dir: dir,

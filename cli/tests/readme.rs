@@ -11,15 +11,13 @@
 //! README `ordinaut dev` and the `ordinaut runs` after it see the same, empty, instance.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Dev, wait_for};
 use nix::sys::signal::Signal;
 use ordinaut_store::testing::TestDb;
+use ordinaut_test_support::cli::{Dev, wait_for};
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -141,7 +139,7 @@ impl Env {
             .current_dir(workspace())
             .env("PATH", path)
             .env("DATABASE_URL", &self.db.url)
-            .env("REDIS_URL", common::redis_url())
+            .env("REDIS_URL", ordinaut_test_support::cli::redis_url())
             .env("ORDINAUT_EVENTS_STREAM", &self.stream)
             .env("ORDINAUT_DATA_DIR", self.data.path())
             .env_remove("ORDINAUT_OUTPUT");
@@ -161,7 +159,11 @@ fn run_document(path: &Path) {
         db: rt.block_on(TestDb::empty()).unwrap(),
         stream: format!("test:readme:{}", uuid::Uuid::new_v4().simple()),
     };
-    std::os::unix::fs::symlink(common::BIN, env.bin_dir.path().join("ordinaut")).unwrap();
+    std::os::unix::fs::symlink(
+        ordinaut_test_support::cli::bin(),
+        env.bin_dir.path().join("ordinaut"),
+    )
+    .unwrap();
     let name = path.file_name().unwrap().to_string_lossy().to_string();
     let mut ran = 0;
     for ex in examples(&markdown) {
@@ -199,7 +201,7 @@ fn run_document(path: &Path) {
             }
         } else {
             let out = env.command(&ex.command).output().unwrap();
-            let text = common::text(&out);
+            let text = ordinaut_test_support::cli::text(&out);
             if let Some(expected) = &ex.expected {
                 let actual: Vec<&str> = text.lines().collect();
                 let same = actual.len() == expected.len()
@@ -268,9 +270,9 @@ fn expected_output_matches_with_ellipses_and_times() {
 fn installed_as_kubectl_ordinaut_it_answers_as_a_kubectl_plugin() {
     let dir = tempfile::tempdir().unwrap();
     let plugin = dir.path().join("kubectl-ordinaut");
-    std::os::unix::fs::symlink(common::BIN, &plugin).unwrap();
+    std::os::unix::fs::symlink(ordinaut_test_support::cli::bin(), &plugin).unwrap();
     let out = Command::new(&plugin).arg("--help").output().unwrap();
-    let text = common::text(&out);
+    let text = ordinaut_test_support::cli::text(&out);
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains("Usage: kubectl ordinaut [OPTIONS] <COMMAND>")
@@ -298,7 +300,7 @@ fn installed_as_kubectl_ordinaut_it_answers_as_a_kubectl_plugin() {
         .args(["task", "--help"])
         .output()
         .unwrap();
-    let text = common::text(&out);
+    let text = ordinaut_test_support::cli::text(&out);
     assert!(text.contains("Usage: kubectl ordinaut task"), "{text}");
     assert!(
         text.contains("kubectl ordinaut run-now NAME [-n NS] [--context CTX]"),

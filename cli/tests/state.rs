@@ -3,10 +3,8 @@
 //! list, delete, history; a value that is not JSON exits 2 with the fix.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use ordinaut_store::testing::TestDb;
+use ordinaut_test_support::cli::*;
 
 fn state(db: &TestDb, args: &[&str]) -> (i32, String, String) {
     let out = ordinaut(&["state"])

@@ -4,16 +4,14 @@
 //! with a correlation id.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use ordinaut_api::{Agent, Task};
 use ordinaut_operator::k8s::KubeSecrets;
+use ordinaut_test_support::operator::*;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);

@@ -4,14 +4,12 @@
 //! the operator down past its horizon (rows never inserted).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
-use common::*;
 use ordinaut_api::Task;
 use ordinaut_operator::{MaterializeConfig, TaskOutcome};
+use ordinaut_test_support::operator::*;
 
 fn spec(catchup: &str) -> String {
     format!("  schedule: {{cron: '*/15 * * * *', catchup: {catchup}}}\n{ECHO}")

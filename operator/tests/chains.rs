@@ -3,9 +3,7 @@
 //! without a cycle is Ready.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use ordinaut_test_support::operator::*;
 
 fn after(name: &str) -> String {
     format!("  schedule:\n    on:\n      taskFinished:\n        name: {name}\n{ECHO}")

@@ -3,13 +3,10 @@
 //! Tasks that use them, deletion, and leader election on a Lease.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -21,6 +18,7 @@ use ordinaut_operator::{Context, MaterializeConfig, TaskReconciler};
 use ordinaut_schedule::clock::ManualClock;
 use ordinaut_store::Store;
 use ordinaut_store::testing::TestDb;
+use ordinaut_test_support::operator::*;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -295,7 +293,7 @@ async fn two_operators_elect_one_leader_the_other_takes_over_on_lapse_without_du
     let fake = fake();
     let (_db, store) = TestDb::migrated().await.unwrap();
     let clock = ManualClock::new(t("2024-03-10T10:05:00Z"));
-    let elector = |id: &str| common::lease_elector(&fake, &clock, id);
+    let elector = |id: &str| ordinaut_test_support::operator::lease_elector(&fake, &clock, id);
     let (a, b) = (elector("operator-a"), elector("operator-b"));
     let reconciler = |e: &LeaseElector| {
         let h_objects = Arc::new(ordinaut_operator::MemoryObjects::default());

@@ -4,9 +4,6 @@
 //! skip the status write, or it could overwrite the new leader's newer status.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{ECHO, fake_api, t};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use ordinaut_api::Task;
 use ordinaut_kube_fake::FakeApiServer;
@@ -16,6 +13,7 @@ use ordinaut_operator::{Context, MaterializeConfig, TaskReconciler};
 use ordinaut_schedule::clock::ManualClock;
 use ordinaut_store::Store;
 use ordinaut_store::testing::TestDb;
+use ordinaut_test_support::operator::{ECHO, fake_api, t};
 use ordinaut_test_support::{WAIT, until};
 use std::sync::Arc;
 
@@ -31,7 +29,8 @@ fn instance(
 ) -> (LeaseElector, TaskReconciler) {
     let fenced = store.fenced(ELECTION, id, None);
     let client = fake.client();
-    let elector = common::lease_elector(fake, clock, id).with_epoch(fenced.clone());
+    let elector =
+        ordinaut_test_support::operator::lease_elector(fake, clock, id).with_epoch(fenced.clone());
     let ctx = Context::new(
         fenced,
         Arc::new(clock.clone()),
@@ -70,7 +69,7 @@ async fn a_reconcile_that_lost_leadership_after_its_database_write_does_not_writ
     let (a, a_rec) = instance(&fake, &clock, &store, "a");
     let (b, b_rec) = instance(&fake, &clock, &store, "b");
     let tasks = Api::<Task>::namespaced(fake.client(), "default");
-    let mut task = common::task(
+    let mut task = ordinaut_test_support::operator::task(
         "nightly",
         "2024-03-10T09:00:00Z",
         &format!("  schedule: {{cron: \"0 3 * * *\", timezone: UTC}}\n{ECHO}"),

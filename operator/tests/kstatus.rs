@@ -8,14 +8,12 @@
 //! kstatus` after a deliberate change.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::PathBuf;
 
 use chrono::Duration;
-use common::*;
 use ordinaut_api::{Agent, McpServer, Pipeline, Task};
 use ordinaut_operator::{DefinitionReconciler, Kind};
+use ordinaut_test_support::operator::*;
 use serde_json::{Value, json};
 
 /// kstatus' generic rules for a custom resource (sigs.k8s.io/cli-utils

@@ -2,18 +2,16 @@
 //! holder's clock, and leadership that lapses at the renew deadline without a renewal.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::t;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, PostParams};
 use ordinaut_kube_fake::FakeApiServer;
 use ordinaut_operator::leader::{Leadership, LeaseElector};
 use ordinaut_schedule::clock::ManualClock;
+use ordinaut_test_support::operator::t;
 use std::time::Duration;
 
 fn elector(fake: &FakeApiServer, clock: &ManualClock, id: &str) -> LeaseElector {
-    common::lease_elector(fake, clock, id)
+    ordinaut_test_support::operator::lease_elector(fake, clock, id)
 }
 
 /// A holder whose clock runs an hour behind writes `renewTime`s an hour in the past. A

@@ -3,19 +3,17 @@
 //! Lease over, the deposed leader's writes through its fenced store are refused.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::t;
 use ordinaut_kube_fake::FakeApiServer;
 use ordinaut_operator::leader::{Leadership, LeaseElector};
 use ordinaut_schedule::clock::ManualClock;
 use ordinaut_store::testing::TestDb;
 use ordinaut_store::{Store, StoreError};
+use ordinaut_test_support::operator::t;
 
 const ELECTION: &str = "ordinaut/ordinaut-operator";
 
 fn elector(fake: &FakeApiServer, clock: &ManualClock, fenced: &Store, id: &str) -> LeaseElector {
-    common::lease_elector(fake, clock, id).with_epoch(fenced.clone())
+    ordinaut_test_support::operator::lease_elector(fake, clock, id).with_epoch(fenced.clone())
 }
 
 /// The epoch row: (epoch, holder).

@@ -2,12 +2,10 @@
 //! changes, invalid specs, suspend/snooze/endAt/delete, run-now.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use chrono::Duration;
-use common::*;
 use ordinaut_operator::TaskOutcome;
 use ordinaut_operator::validate::compile_schedule;
+use ordinaut_test_support::operator::*;
 
 /// The due_work rows of a new Task are exactly `Schedule::between` over the horizon (what
 /// `ordinaut schedule preview` prints), and the status is Ready with the next run.

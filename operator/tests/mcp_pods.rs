@@ -6,17 +6,15 @@
 //! without an image is Stalled.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Running, fake_api, start_controllers};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use ordinaut_api::McpServer;
 use ordinaut_operator::k8s::KubeMcpPods;
+use ordinaut_test_support::operator::{Running, fake_api, start_controllers};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);

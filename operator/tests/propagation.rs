@@ -4,17 +4,15 @@
 //! deletion reaching PostgreSQL (the projection the workers sync from) through its finalizer.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{Running, fake_api, start_controllers, t};
 use kube::api::{Api, DeleteParams, PostParams};
 use ordinaut_api::constants::{AGENT_FINALIZER, MCP_SERVER_FINALIZER};
 use ordinaut_api::{Agent, McpServer, Task};
 use ordinaut_kube_fake::FakeApiServer;
 use ordinaut_store::Store;
+use ordinaut_test_support::operator::{Running, fake_api, start_controllers, t};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -192,7 +190,7 @@ async fn deleting_an_agent_removes_its_projection_and_stalls_its_tasks() {
                 "t",
                 &format!(
                     "  schedule: {{every: 15m}}\n  agentRef: bot\n{}",
-                    common::ECHO
+                    ordinaut_test_support::operator::ECHO
                 ),
             ),
         )
@@ -237,7 +235,7 @@ async fn a_backfill_annotation_queues_the_range_once_and_is_recorded_in_status()
                 "t",
                 &format!(
                     "  schedule: {{every: 15m, startAt: '2024-03-10T00:00:00Z'}}\n{}",
-                    common::ECHO
+                    ordinaut_test_support::operator::ECHO
                 ),
             ),
         )

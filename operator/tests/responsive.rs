@@ -7,12 +7,9 @@
 //! thread, or that never ended, fails this test.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use kube::api::{Api, PostParams};
 use ordinaut_api::Task;
 use ordinaut_kube_fake::FakeApiServer;
@@ -21,6 +18,7 @@ use ordinaut_operator::k8s::{KubeObjects, KubeSink};
 use ordinaut_operator::{AlwaysLeader, Context, MaterializeConfig};
 use ordinaut_schedule::clock::ManualClock;
 use ordinaut_store::testing::TestDb;
+use ordinaut_test_support::operator::*;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 

@@ -3,11 +3,9 @@
 //! writes nothing, neither to the store nor to the object's status.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use chrono::Duration;
-use common::*;
 use ordinaut_operator::TaskOutcome;
+use ordinaut_test_support::operator::*;
 
 fn hourly(i: usize) -> ordinaut_api::Task {
     let zone = ["UTC", "Europe/Berlin", "America/St_Johns", "Asia/Kathmandu"][i % 4];

@@ -3,16 +3,14 @@
 //! outcome once.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
 use chrono::Utc;
-use common::*;
 use ordinaut_api::Task;
 use ordinaut_events::GroupConsumer;
 use ordinaut_operator::feed::{GROUP, StatusFeed};
 use ordinaut_store::{Disposition, NewOccurrence, OutboxEvent, RunRecord, RunStatus, Trigger};
+use ordinaut_test_support::operator::*;
 use serde_json::json;
 
 use ordinaut_test_support::redis_url;

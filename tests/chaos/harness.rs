@@ -3,10 +3,10 @@
 //! attempts running at once are seen even when neither is recorded), a memory sampler, and
 //! the one-line report each scenario prints.
 
-use crate::common::{WorkerProcess, count, task_from_yaml};
 use chrono::{Duration as ChronoDuration, Utc};
 use ordinaut_store::Store;
 use ordinaut_store::testing::PrivatePostgres;
+use ordinaut_test_support::worker::{WorkerProcess, count, task_from_yaml};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -7,13 +7,11 @@
 //! scenarios (e) and (f) are in operator.rs (the `chaos_operator` test of ordinaut-operator).
 #![allow(clippy::unwrap_used)]
 
-#[path = "../../worker/tests/common.rs"]
-mod common;
 mod harness;
 
-use common::PrivateRedis;
 use harness::{World, full};
 use ordinaut_store::testing::Shutdown;
+use ordinaut_test_support::worker::PrivateRedis;
 use std::time::{Duration, Instant};
 
 fn sizes(short: usize, long: usize) -> usize {
@@ -94,7 +92,7 @@ async fn c_redis_down_under_load() {
     redis.restart();
     w.wait_done(Duration::from_secs(120)).await;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while common::count(
+    while ordinaut_test_support::worker::count(
         &w.store,
         "SELECT count(*) FROM outbox WHERE published_at IS NULL",
     )

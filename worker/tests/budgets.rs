@@ -4,11 +4,9 @@
 //! with the wait recorded (Agent counter, `run.budget_wait` events, audit rows).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use chrono::{DateTime, Utc};
-use common::*;
 use ordinaut_store::testing::TestDb;
+use ordinaut_test_support::worker::*;
 use serde_json::json;
 use std::time::Duration;
 

@@ -1,10 +1,8 @@
 //! Reading across versions: a worker runs specs written by a newer operator.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use ordinaut_store::testing::TestDb;
+use ordinaut_test_support::worker::*;
 use std::time::Duration;
 
 /// During an upgrade the operator may be newer than the workers: a stored spec carrying

@@ -3,11 +3,11 @@
 //! re-added to the stream; `on.filter` skips what it should; taskFinished chains run in order.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{WorkerProcess, count, redis_url, unique_stream, wait_for_count};
 use ordinaut_store::testing::TestDb;
 use ordinaut_store::{PublishRequest, Store, TaskProjection, topic_stream};
+use ordinaut_test_support::worker::{
+    WorkerProcess, count, redis_url, unique_stream, wait_for_count,
+};
 use serde_json::json;
 use std::time::Duration;
 use uuid::Uuid;
@@ -17,7 +17,7 @@ fn on_task(name: &str, on_yaml: &str) -> TaskProjection {
     let yaml = format!(
         "schedule:\n  on:\n{on_yaml}\npipeline:\n  steps:\n    - id: got\n      uses: core.echo\n      with:\n        event: \"${{params.event}}\"\n"
     );
-    let mut t = common::task_from_yaml(name, &yaml);
+    let mut t = ordinaut_test_support::worker::task_from_yaml(name, &yaml);
     t.schedule_kind = "on".into();
     t.schedule = "on".into();
     t

@@ -3,11 +3,9 @@
 //! past its lease and resumed (self-fencing: no two attempts overlap).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use ordinaut_store::Store;
 use ordinaut_store::testing::{PrivatePostgres, Shutdown};
+use ordinaut_test_support::worker::*;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

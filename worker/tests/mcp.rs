@@ -3,10 +3,8 @@
 //! with the Agent's scopes checked before every call and refusals audited.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use ordinaut_store::testing::TestDb;
+use ordinaut_test_support::worker::*;
 use ordinaut_tools::mcp::{McpPool, PoolConfig};
 use ordinaut_worker::mcp::{Agents, DefinitionSync};
 use ordinaut_worker::{Executor, Metrics, Worker, WorkerConfig};

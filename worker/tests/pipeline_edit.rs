@@ -3,15 +3,13 @@
 //! (the worker's compiled-spec cache is keyed by the spec's content, not the generation).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::*;
 use ordinaut_store::NewOccurrence;
 use ordinaut_store::testing::TestDb;
+use ordinaut_test_support::worker::*;
 use ordinaut_worker::{Executor, Metrics, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 

@@ -3,12 +3,10 @@
 //! finish each end as one failed run with the reason; nothing is left leased or queued.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use async_trait::async_trait;
-use common::*;
 use ordinaut_store::Store;
 use ordinaut_store::testing::TestDb;
+use ordinaut_test_support::worker::*;
 use ordinaut_tools::{CallContext, Tool, ToolError, ToolRegistry};
 use ordinaut_worker::{Executor, Metrics, Worker, WorkerConfig};
 use serde_json::Value;

@@ -2,12 +2,10 @@
 //! records, against a real database.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use chrono::{Duration as ChronoDuration, Utc};
-use common::*;
 use ordinaut_store::testing::TestDb;
 use ordinaut_store::{NewOccurrence, Store};
+use ordinaut_test_support::worker::*;
 use ordinaut_worker::{Executor, Metrics, Worker, WorkerConfig};
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,10 +2,8 @@
 //! after `kill -9`, and draining on SIGTERM.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use ordinaut_store::testing::TestDb;
+use ordinaut_test_support::worker::*;
 use std::time::Duration;
 
 /// Three worker binaries and 2,000 due occurrences of a `core.echo` pipeline: all run, each

@@ -2,10 +2,8 @@
 //! Redis outage leaves it ready (degraded: events wait in the outbox) and runs go on.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use ordinaut_store::testing::TestDb;
+use ordinaut_test_support::worker::*;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 

@@ -4,12 +4,10 @@
 //! prunes expired keys.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use chrono::Utc;
-use common::*;
 use ordinaut_store::testing::TestDb;
 use ordinaut_store::{NewOccurrence, StateOwner, StatePut, StateRef};
+use ordinaut_test_support::worker::*;
 use serde_json::{Value, json};
 use std::time::Duration;
 

@@ -8,6 +8,8 @@
 #![allow(clippy::unwrap_used)] // a failed helper is a failed test
 
 #[cfg(feature = "base")]
+pub mod bin;
+#[cfg(feature = "base")]
 pub mod db;
 #[cfg(feature = "base")]
 pub mod net;
@@ -16,15 +18,23 @@ pub mod redis;
 #[cfg(feature = "base")]
 pub mod wait;
 
+#[cfg(feature = "cli")]
+pub mod cli;
 #[cfg(feature = "events")]
 pub mod events;
+#[cfg(feature = "operator")]
+pub mod operator;
 #[cfg(feature = "schedule")]
 pub mod schedule;
 #[cfg(feature = "store")]
 pub mod store;
 #[cfg(feature = "tools")]
 pub mod tools;
+#[cfg(feature = "worker")]
+pub mod worker;
 
+#[cfg(feature = "base")]
+pub use bin::cargo_bin;
 #[cfg(feature = "base")]
 pub use db::{ScratchDb, count, wait_for_count};
 #[cfg(feature = "base")]

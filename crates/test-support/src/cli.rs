@@ -1,23 +1,26 @@
-//! Running the built `ordinaut` binary as a real process: `ordinaut dev` in the background
-//! with its output collected line by line, stopped with real signals.
-#![allow(dead_code, unused_imports, clippy::unwrap_used)]
+//! Running the built `ordinaut` binary as a real process (feature `cli`): `ordinaut dev` in
+//! the background with its output collected line by line, stopped with real signals.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_ordinaut");
+pub use crate::{free_port as unused_port, redis_url, wait_blocking as wait_for};
 
-pub use ordinaut_test_support::{free_port as unused_port, redis_url, wait_blocking as wait_for};
+/// The path of the built `ordinaut` binary (next to the test executable).
+pub fn bin() -> &'static str {
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| crate::cargo_bin("ordinaut").to_string_lossy().into_owned())
+}
 
 /// A command for the binary with the environment cleared of what would change its services.
 pub fn ordinaut(args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
+    let mut c = Command::new(bin());
     c.args(args)
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")

@@ -1,6 +1,6 @@
-//! Fixtures for the reconcile-core tests: a fresh database, a manual clock, in-memory
-//! objects and sink, and Tasks from YAML strings.
-#![allow(dead_code, clippy::unwrap_used)]
+//! Fixtures for the operator's tests (feature `operator`): a fresh database, a manual clock,
+//! in-memory objects and sink, Tasks from YAML strings, and the controllers on a fake API
+//! server.
 
 use std::sync::Arc;
 

@@ -1,8 +1,7 @@
-//! Test support for the worker: task fixtures and real worker processes. Databases, Redis,
-//! ports and waiting come from `ordinaut-test-support`.
-#![allow(dead_code, unused_imports, clippy::unwrap_used)]
+//! The worker tests' task fixtures and real worker processes (feature `worker`); the
+//! databases, Redis and waiting they use are re-exported from the generic part.
 
-pub use ordinaut_test_support::{PrivateRedis, count, redis_url, wait_for_count};
+pub use crate::{PrivateRedis, count, redis_url, wait_for_count};
 
 use chrono::{Duration as ChronoDuration, Utc};
 use ordinaut_api::TaskSpec;
@@ -50,7 +49,7 @@ pub struct WorkerProcess {
 
 impl WorkerProcess {
     pub fn start(db_url: &str, id: &str, extra: &[&str]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ordinaut-worker"));
+        let mut cmd = Command::new(crate::cargo_bin("ordinaut-worker"));
         cmd.args([
             "--database-url",
             db_url,
@@ -92,7 +91,7 @@ impl WorkerProcess {
     pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
         let what = format!("worker {} to exit", self.id);
         let child = &mut self.child;
-        ordinaut_test_support::wait_blocking(timeout, &what, || child.try_wait().unwrap())
+        crate::wait_blocking(timeout, &what, || child.try_wait().unwrap())
     }
 }
 
@@ -118,12 +117,12 @@ pipeline:
 
 /// A unique stream key for one test.
 pub fn unique_stream(name: &str) -> String {
-    ordinaut_test_support::unique_key(name)
+    crate::unique_key(name)
 }
 
 /// Every entry of `stream` as (type, payload), oldest first.
 pub async fn stream_entries(url: &str, stream: &str) -> Vec<(String, serde_json::Value)> {
-    ordinaut_test_support::redis::xrange(url, stream)
+    crate::redis::xrange(url, stream)
         .await
         .into_iter()
         .map(|e| {
@@ -135,5 +134,5 @@ pub async fn stream_entries(url: &str, stream: &str) -> Vec<(String, serde_json:
 }
 
 pub async fn delete_key(url: &str, key: &str) {
-    ordinaut_test_support::redis::delete(url, &[key]).await;
+    crate::redis::delete(url, &[key]).await;
 }
