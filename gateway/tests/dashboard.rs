@@ -3,9 +3,7 @@
 //! a person reads.
 #![allow(clippy::unwrap_used)]
 
-mod dashboard_env;
-
-use dashboard_env::{ADMIN, csrf_of, echo_task, start, wait_for};
+use ordinaut_test_support::dashboard::{ADMIN, csrf_of, echo_task, start, wait_for};
 use reqwest::Method;
 use serde_json::json;
 

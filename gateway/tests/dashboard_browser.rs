@@ -9,13 +9,11 @@
 //! are missing this test fails and says so (it never skips).
 #![allow(clippy::unwrap_used)]
 
-mod dashboard_env;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use dashboard_env::{ADMIN, echo_task, start, wait_for};
+use ordinaut_test_support::dashboard::{ADMIN, echo_task, start, wait_for};
 use reqwest::Method;
 use serde_json::json;
 
@@ -45,14 +43,14 @@ fn browser_dir() -> PathBuf {
     dir
 }
 
-async fn create(env: &dashboard_env::Env, name: &str, spec: serde_json::Value) {
+async fn create(env: &ordinaut_test_support::dashboard::Env, name: &str, spec: serde_json::Value) {
     let body = json!({"name": name, "namespace": "team", "spec": spec});
     let (s, b) = env.api(Method::POST, "/v1/tasks", ADMIN, Some(body)).await;
     assert_eq!(s, 201, "{name}: {b}");
 }
 
 /// Four Tasks of an Agent, one of which has failed and one has succeeded.
-async fn seed(env: &dashboard_env::Env) {
+async fn seed(env: &ordinaut_test_support::dashboard::Env) {
     env.agent("team", "ops-bot", AGENT_TOKEN, None).await;
     env.agent(
         "team",

@@ -4,11 +4,9 @@
 //! audit entry for every kind of mutation.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use ordinaut_api::Task;
 use ordinaut_gateway::GatewayConfig;
+use ordinaut_test_support::gateway::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 

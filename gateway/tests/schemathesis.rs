@@ -5,12 +5,10 @@
 //! with the operator against the fake Kubernetes API and real PostgreSQL.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::*;
+use ordinaut_test_support::gateway::*;
 
 /// schemathesis's CLI, from the venv scripts/install-test-peers.sh fills.
 fn st() -> PathBuf {

@@ -4,12 +4,10 @@
 //! keys; every write and every refusal is in the audit log with its correlation id.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use ordinaut_test_support::gateway::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 

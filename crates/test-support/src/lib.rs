@@ -5,6 +5,13 @@
 //! Tests wait on conditions, never on the wall clock's speed: every helper here polls until
 //! the condition holds and fails with what it waited for after a generous deadline (the CI
 //! box is a loaded 2-core machine).
+//!
+//! Features (none by default): `base` is the generic part above; each package's own fixtures
+//! sit behind a feature named after it (`schedule`, `store`, `events`, `tools`, `worker`,
+//! `operator`, `cli`, `gateway`, `dashboard`), so a package's tests build only what they
+//! use: `ordinaut-test-support = { workspace = true, features = ["worker"] }`. Those modules
+//! depend on the package they test, a dev-dependency cycle that is fine for integration tests
+//! (`tests/*.rs`) but not for unit tests inside the package's `src/`.
 #![allow(clippy::unwrap_used)] // a failed helper is a failed test
 
 #[cfg(feature = "base")]
@@ -20,8 +27,12 @@ pub mod wait;
 
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 #[cfg(feature = "events")]
 pub mod events;
+#[cfg(feature = "gateway")]
+pub mod gateway;
 #[cfg(feature = "operator")]
 pub mod operator;
 #[cfg(feature = "schedule")]

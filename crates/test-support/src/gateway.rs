@@ -1,6 +1,6 @@
-//! A cluster in a test: the in-process fake Kubernetes API, the operator's controllers on
-//! real PostgreSQL, and the gateway serving on a free port with its Kubernetes write path.
-#![allow(dead_code, unused_imports, clippy::unwrap_used)]
+//! A cluster in a gateway test (feature `gateway`): the in-process fake Kubernetes API, the
+//! operator's controllers on real PostgreSQL, and the gateway serving on a free port with its
+//! Kubernetes write path.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 pub const ADMIN: &str = "admin-token-for-tests";
-pub use ordinaut_test_support::WAIT;
+pub use crate::WAIT;
 
 pub struct Cluster {
     pub fake: FakeApiServer,
@@ -192,5 +192,5 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    ordinaut_test_support::until(WAIT, what, check).await
+    crate::until(WAIT, what, check).await
 }

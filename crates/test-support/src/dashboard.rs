@@ -1,8 +1,8 @@
 //! A cluster for the dashboard's tests: the fake Kubernetes API, the operator's controllers
 //! (ticking every second, so a Task's status shows its last run within seconds), a worker
 //! that runs the pipelines, and the gateway with the dashboard on a free port; plus a
-//! browser-like client (session cookie, CSRF token, no redirects followed).
-#![allow(dead_code, unused_imports, clippy::unwrap_used)]
+//! browser-like client (session cookie, CSRF token, no redirects followed). Feature
+//! `dashboard`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -272,5 +272,5 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    ordinaut_test_support::until(WAIT, what, check).await
+    crate::until(WAIT, what, check).await
 }
