@@ -8,18 +8,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
-use ordinaut_api::Agent;
-use ordinaut_gateway::auth::Tokens;
-use ordinaut_gateway::ops::Ops;
-use ordinaut_gateway::writer::kube::KubeWriter;
-use ordinaut_gateway::{AppState, GatewayConfig, Metrics};
+use ordinaut_gateway::GatewayConfig;
 use ordinaut_kube_fake::FakeApiServer;
-use ordinaut_operator::k8s::controllers::{self, ControllerConfig};
-use ordinaut_operator::k8s::{KubeObjects, KubeSecrets, KubeSink};
-use ordinaut_operator::{AlwaysLeader, Context, MaterializeConfig};
-use ordinaut_schedule::clock::SystemClock;
+use ordinaut_operator::k8s::KubeSecrets;
 use ordinaut_store::Store;
 use ordinaut_store::testing::TestDb;
 use ordinaut_worker::{Executor, Worker, WorkerConfig};
@@ -43,23 +34,6 @@ impl Drop for Env {
     fn drop(&mut self) {
         self.stop.cancel();
     }
-}
-
-fn operator(client: kube::Client, store: &Store, stop: &CancellationToken) {
-    let ctx = Context::new(
-        store.clone(),
-        Arc::new(SystemClock),
-        MaterializeConfig::default(),
-        Arc::new(KubeObjects::new(client.clone())),
-        Arc::new(KubeSink::new(client.clone(), Some("test".into()))),
-        Arc::new(AlwaysLeader),
-    );
-    let cfg = ControllerConfig {
-        tick: Duration::from_secs(1),
-        backoff_base: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(500),
-    };
-    tokio::spawn(controllers::run(client, ctx, cfg, None, stop.clone()));
 }
 
 fn worker(client: kube::Client, store: &Store, stop: &CancellationToken) {
@@ -96,31 +70,13 @@ pub async fn start() -> Env {
     }
     let client = fake.client();
     let stop = CancellationToken::new();
-    operator(client.clone(), &store, &stop);
+    crate::gateway::spawn_operator(client.clone(), &store, Duration::from_secs(1), &stop);
     worker(client.clone(), &store, &stop);
-    let secrets = Arc::new(KubeSecrets::new(client.clone()));
-    let tokens = Arc::new(Tokens::new(store.clone(), secrets, Some(ADMIN)));
-    let ops = Ops::new(
-        store.clone(),
-        Arc::new(KubeWriter::new(client)),
-        Arc::new(SystemClock),
-    );
     let config = GatewayConfig {
         rate_per_second: 0.0,
         ..GatewayConfig::default()
     };
-    let mut registry = prometheus_client::registry::Registry::default();
-    let state = AppState::new(ops, tokens, &config, Metrics::new(&mut registry));
-    let app = ordinaut_gateway::router(state, &config, stop.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = stop.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .unwrap();
-    });
+    let url = crate::gateway::serve_gateway(client, &store, ADMIN, &config, &stop).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -158,31 +114,7 @@ pub fn csrf_of(body: &str) -> Option<String> {
 impl Env {
     /// Creates an Agent with a token Secret (and `apiScopes`), waits for its projection.
     pub async fn agent(&self, ns: &str, name: &str, token: &str, api_scopes: Option<&[&str]>) {
-        let mut secret = Secret::default();
-        secret.metadata.name = Some(format!("{name}-token"));
-        secret.metadata.namespace = Some(ns.into());
-        secret.data = Some([("token".to_string(), ByteString(token.as_bytes().to_vec()))].into());
-        self.fake.insert(&secret).unwrap();
-        let mut spec = json!({
-            "scopes": ["core.*"],
-            "tokenSecretRef": {"name": format!("{name}-token"), "key": "token"},
-        });
-        if let Some(s) = api_scopes {
-            spec["apiScopes"] = json!(s);
-        }
-        let agent: Agent = serde_json::from_value(json!({
-            "apiVersion": "ordinaut.dev/v1alpha1", "kind": "Agent",
-            "metadata": {"name": name, "namespace": ns}, "spec": spec,
-        }))
-        .unwrap();
-        self.fake.insert(&agent).unwrap();
-        let store = self.store.clone();
-        let (ns, name) = (ns.to_string(), name.to_string());
-        wait_for("the Agent's projection", || {
-            let (store, ns, name) = (store.clone(), ns.clone(), name.clone());
-            async move { store.agent(&ns, &name).await.unwrap().is_some() }
-        })
-        .await;
+        crate::gateway::create_agent(&self.fake, &self.store, ns, name, token, api_scopes).await;
     }
 
     /// A REST call with a bearer token.

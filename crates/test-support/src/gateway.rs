@@ -49,8 +49,26 @@ pub async fn start(config: GatewayConfig) -> Cluster {
     for crd in ordinaut_api::crds() {
         fake.register_crd(&crd);
     }
-    let client = fake.client();
     let stop = CancellationToken::new();
+    spawn_operator(fake.client(), &store, Duration::from_secs(3600), &stop);
+    let url = serve_gateway(fake.client(), &store, ADMIN, &config, &stop).await;
+    Cluster {
+        fake,
+        store,
+        url,
+        http: reqwest::Client::new(),
+        _db: db,
+        stop,
+    }
+}
+
+/// Runs the operator's controllers against `client` (ticking every `tick`) until `stop`.
+pub fn spawn_operator(
+    client: kube::Client,
+    store: &Store,
+    tick: Duration,
+    stop: &CancellationToken,
+) {
     let ctx = Context::new(
         store.clone(),
         Arc::new(SystemClock),
@@ -60,28 +78,32 @@ pub async fn start(config: GatewayConfig) -> Cluster {
         Arc::new(AlwaysLeader),
     );
     let cfg = ControllerConfig {
-        tick: Duration::from_secs(3600),
+        tick,
         backoff_base: Duration::from_millis(50),
         backoff_max: Duration::from_millis(500),
     };
-    tokio::spawn(controllers::run(
-        client.clone(),
-        ctx,
-        cfg,
-        None,
-        stop.clone(),
-    ));
+    tokio::spawn(controllers::run(client, ctx, cfg, None, stop.clone()));
+}
 
+/// Serves the gateway (admin token `admin`, writing through `client`) on a free loopback
+/// port until `stop`; returns its URL.
+pub async fn serve_gateway(
+    client: kube::Client,
+    store: &Store,
+    admin: &'static str,
+    config: &GatewayConfig,
+    stop: &CancellationToken,
+) -> String {
     let secrets = Arc::new(KubeSecrets::new(client.clone()));
-    let tokens = Arc::new(Tokens::new(store.clone(), secrets, Some(ADMIN)));
+    let tokens = Arc::new(Tokens::new(store.clone(), secrets, Some(admin)));
     let ops = Ops::new(
         store.clone(),
         Arc::new(KubeWriter::new(client)),
         Arc::new(SystemClock),
     );
     let mut registry = prometheus_client::registry::Registry::default();
-    let state = AppState::new(ops, tokens, &config, Metrics::new(&mut registry));
-    let app = ordinaut_gateway::router(state, &config, stop.clone());
+    let state = AppState::new(ops, tokens, config, Metrics::new(&mut registry));
+    let app = ordinaut_gateway::router(state, config, stop.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = stop.clone();
@@ -91,14 +113,44 @@ pub async fn start(config: GatewayConfig) -> Cluster {
             .await
             .unwrap();
     });
-    Cluster {
-        fake,
-        store,
-        url,
-        http: reqwest::Client::new(),
-        _db: db,
-        stop,
+    url
+}
+
+/// Creates an Agent with a token Secret (and `apiScopes` when given) in the fake API, and
+/// waits until the operator has projected it into `store`.
+pub async fn create_agent(
+    fake: &FakeApiServer,
+    store: &Store,
+    ns: &str,
+    name: &str,
+    token: &str,
+    api_scopes: Option<&[&str]>,
+) {
+    let mut secret = Secret::default();
+    secret.metadata.name = Some(format!("{name}-token"));
+    secret.metadata.namespace = Some(ns.into());
+    secret.data = Some([("token".to_string(), ByteString(token.as_bytes().to_vec()))].into());
+    fake.insert(&secret).unwrap();
+    let mut spec = json!({
+        "scopes": ["core.*"],
+        "tokenSecretRef": {"name": format!("{name}-token"), "key": "token"},
+    });
+    if let Some(s) = api_scopes {
+        spec["apiScopes"] = json!(s);
     }
+    let agent: Agent = serde_json::from_value(json!({
+        "apiVersion": "ordinaut.dev/v1alpha1", "kind": "Agent",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }))
+    .unwrap();
+    fake.insert(&agent).unwrap();
+    let (store, ns, name) = (store.clone(), ns.to_string(), name.to_string());
+    wait_for("the Agent's projection", || {
+        let (store, ns, name) = (store.clone(), ns.clone(), name.clone());
+        async move { store.agent(&ns, &name).await.unwrap().is_some() }
+    })
+    .await;
 }
 
 /// A gateway configuration without a rate limit.
@@ -113,33 +165,7 @@ impl Cluster {
     /// Creates an Agent with a token Secret (and `apiScopes` when given), and waits until
     /// the operator has projected it.
     pub async fn agent(&self, ns: &str, name: &str, token: &str, api_scopes: Option<&[&str]>) {
-        let mut secret = Secret::default();
-        secret.metadata.name = Some(format!("{name}-token"));
-        secret.metadata.namespace = Some(ns.into());
-        secret.data = Some([("token".to_string(), ByteString(token.as_bytes().to_vec()))].into());
-        self.fake.insert(&secret).unwrap();
-        let mut spec = json!({
-            "scopes": ["core.*"],
-            "tokenSecretRef": {"name": format!("{name}-token"), "key": "token"},
-        });
-        if let Some(s) = api_scopes {
-            spec["apiScopes"] = json!(s);
-        }
-        let agent: Agent = serde_json::from_value(json!({
-            "apiVersion": "ordinaut.dev/v1alpha1", "kind": "Agent",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": spec,
-        }))
-        .unwrap();
-        self.fake.insert(&agent).unwrap();
-        let store = self.store.clone();
-        let (ns, name) = (ns.to_string(), name.to_string());
-        wait_for("the Agent's projection", || {
-            let store = store.clone();
-            let (ns, name) = (ns.clone(), name.clone());
-            async move { store.agent(&ns, &name).await.unwrap().is_some() }
-        })
-        .await;
+        create_agent(&self.fake, &self.store, ns, name, token, api_scopes).await;
     }
 
     /// A request with a bearer token (none when `token` is empty).
