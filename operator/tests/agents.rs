@@ -25,15 +25,7 @@ async fn start() -> Running {
 }
 
 fn ready(obj: &Value) -> Option<(String, String, String)> {
-    let c = obj["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == "Ready")?;
-    Some((
-        c["status"].as_str()?.to_string(),
-        c["reason"].as_str()?.to_string(),
-        c["message"].as_str()?.to_string(),
-    ))
+    ordinaut_test_support::operator::ready_condition(obj)
 }
 
 fn agent(name: &str, token: bool) -> Agent {

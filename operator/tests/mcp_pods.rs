@@ -39,12 +39,7 @@ fn server(name: &str, stdio: &str) -> McpServer {
 const FS: &str = "      image: node:22-alpine\n      command: npx\n      args: ['-y', '@modelcontextprotocol/server-everything']\n      env:\n        - {name: MODE, value: demo}\n        - {name: API_KEY, valueFrom: {secretKeyRef: {name: fs-creds, key: key}}}\n";
 
 fn ready(obj: &Value) -> (String, String, String) {
-    let c = obj["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready").cloned())
-        .unwrap_or_default();
-    let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
-    (s("status"), s("reason"), s("message"))
+    ordinaut_test_support::operator::ready_condition(obj).unwrap_or_default()
 }
 
 async fn wait_mcp(r: &Running, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {

@@ -40,15 +40,7 @@ fn task(name: &str, schedule: &str) -> Task {
 }
 
 fn ready(obj: &Value) -> Option<(String, String, String)> {
-    let c = obj["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == "Ready")?;
-    Some((
-        c["status"].as_str()?.to_string(),
-        c["reason"].as_str()?.to_string(),
-        c["message"].as_str().unwrap_or_default().to_string(),
-    ))
+    ordinaut_test_support::operator::ready_condition(obj)
 }
 
 #[tokio::test(flavor = "current_thread")]

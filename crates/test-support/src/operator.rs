@@ -223,3 +223,17 @@ pub fn lease_elector(
         Arc::new(clock.clone()),
     )
 }
+
+/// An object's (as JSON) `Ready` condition: status, reason and message (message empty when
+/// absent); `None` before the condition is written.
+pub fn ready_condition(obj: &serde_json::Value) -> Option<(String, String, String)> {
+    let c = obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")?;
+    Some((
+        c["status"].as_str()?.to_string(),
+        c["reason"].as_str()?.to_string(),
+        c["message"].as_str().unwrap_or_default().to_string(),
+    ))
+}
