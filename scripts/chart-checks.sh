@@ -925,7 +925,7 @@ print(next(e["value"] for e in c["env"] if e["name"] == "ORDINAUT_ALLOWED_HOSTS"
       && [ "$(q ordinaut ownerPass1 'SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles WHERE rolname = current_user')" = f ] \
       && ok "neither the owner nor the application role is a superuser or may create roles or databases" \
       || bad "the owner or the application role has superuser, CREATEROLE or CREATEDB"
-    out=$(q ordinaut_app appPass1 'BEGIN; UPDATE due_work SET priority = priority WHERE false; DELETE FROM outbox WHERE false; SELECT count(*) FROM tasks; ROLLBACK') \
+    out=$(q ordinaut_app appPass1 'BEGIN; UPDATE due_work SET priority = priority WHERE false; DELETE FROM outbox_rows WHERE false; SELECT count(*) FROM tasks; ROLLBACK') \
       && ok "the application role reads and writes Ordinaut's tables" || bad "the application role cannot use the tables: $out"
     for stmt in 'CREATE TABLE evil (i int)' 'ALTER TABLE tasks ADD COLUMN evil int' 'DROP TABLE audit_log' "COPY (SELECT 1) TO PROGRAM 'id'"; do
       if out=$(q ordinaut_app appPass1 "$stmt"); then

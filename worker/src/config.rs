@@ -17,6 +17,9 @@ pub struct WorkerConfig {
     pub heartbeat_interval: Duration,
     /// Longest idle wait before looking for work again when no notification arrives.
     pub poll_interval: Duration,
+    /// Scheduled occurrences due within this long are leased early and started at their
+    /// time ([`ordinaut_store::Store::lease_ahead`]); zero leases only what is due.
+    pub lease_lookahead: Duration,
     /// How often expired leases (of crashed workers) are returned to the queue.
     pub reap_interval: Duration,
     /// On shutdown, how long in-flight runs may take before their leases are handed back.
@@ -36,6 +39,11 @@ pub struct WorkerConfig {
     pub retention_interval: Duration,
 }
 
+/// The default [`WorkerConfig::lease_lookahead`]: long enough for two workers to lease a
+/// burst of 1,000 occurrences due on one second before it (about 4 lease statements each),
+/// short enough that a Task suspended just before its time is rarely already leased.
+pub const DEFAULT_LEASE_LOOKAHEAD: Duration = Duration::from_millis(100);
+
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
@@ -45,6 +53,7 @@ impl Default for WorkerConfig {
             lease_duration: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
+            lease_lookahead: DEFAULT_LEASE_LOOKAHEAD,
             reap_interval: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(30),
             default_step_timeout: Duration::from_secs(300),

@@ -118,6 +118,13 @@ struct Args {
     #[arg(long, env = "ORDINAUT_POLL_INTERVAL", default_value = "1s", value_parser = duration)]
     poll_interval: Duration,
 
+    /// Scheduled occurrences due within this long are leased early and each started at its
+    /// time, so a burst due on one second starts on time instead of behind the lease
+    /// statements that take it; `0s` leases only what is due. A Task suspended within this
+    /// long of an occurrence may still run that occurrence.
+    #[arg(long, env = "ORDINAUT_LEASE_LOOKAHEAD", default_value = "100ms", value_parser = duration)]
+    lease_lookahead: Duration,
+
     /// How often expired leases of crashed workers are returned to the queue.
     #[arg(long, env = "ORDINAUT_REAP_INTERVAL", default_value = "5s", value_parser = duration)]
     reap_interval: Duration,
@@ -279,6 +286,7 @@ fn worker_config(args: &Args) -> anyhow::Result<WorkerConfig> {
         lease_duration: args.lease_duration,
         heartbeat_interval: args.heartbeat_interval,
         poll_interval: args.poll_interval,
+        lease_lookahead: args.lease_lookahead,
         reap_interval: args.reap_interval,
         drain_timeout: args.drain_timeout,
         default_step_timeout: args.step_timeout,

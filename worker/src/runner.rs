@@ -295,6 +295,14 @@ async fn run_one(
     tx: mpsc::UnboundedSender<Record>,
     control: RunControl,
 ) {
+    // Leased ahead of its time (the lookahead): start at the time, not before. A stop
+    // meanwhile (drain, fencing) ends the wait and the run hands its lease back as usual.
+    if let Ok(early) = (lease.run_at - Utc::now()).to_std() {
+        tokio::select! {
+            () = tokio::time::sleep(early) => {}
+            () = control.cancel.cancelled() => {}
+        }
+    }
     let run = Run {
         run_id: Uuid::now_v7(),
         started: Utc::now(),
@@ -312,8 +320,13 @@ async fn run_one(
         trigger = %run.lease.trigger,
     );
     async move {
-        run.observe_lag();
         run.s.metrics.in_flight.inc();
+        if run.control.cancel.is_cancelled() {
+            // Stopped (drain, fencing) while waiting for its time: never started, handed back.
+            run.conclude(Outcome::HandBack, permit);
+            return;
+        }
+        run.observe_lag();
         let outcome = run.execute().await;
         run.conclude(outcome, permit);
     }

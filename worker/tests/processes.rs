@@ -426,3 +426,69 @@ fn help_documents_every_flag() {
     // Every flag has an environment variable.
     assert!(help.matches("[env: ").count() >= 30, "{help}");
 }
+
+/// A burst of 500 occurrences of 500 Tasks due on one whole second, two worker binaries with
+/// a lease lookahead: the burst is leased before its second (no lease statement stands
+/// between the second and the starts), yet no run starts before its time, and each runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_due_on_one_second_is_leased_ahead_and_started_on_time_not_before() {
+    let (db, store) = TestDb::migrated().await.unwrap();
+    let at = chrono::DateTime::<chrono::Utc>::from_timestamp(chrono::Utc::now().timestamp() + 8, 0)
+        .unwrap();
+    let mut occ = Vec::new();
+    for i in 0..500 {
+        let task = task_from_yaml(&format!("burst-{i}"), ECHO_TASK);
+        store.upsert_task(&task).await.unwrap();
+        occ.push(ordinaut_store::NewOccurrence::scheduled(task.uid, at));
+    }
+    assert_eq!(store.insert_occurrences(&occ).await.unwrap(), 500);
+    let _workers: Vec<_> = (0..2)
+        .map(|i| {
+            WorkerProcess::start(
+                &db.url,
+                &format!("w{i}"),
+                &[
+                    "--migrate",
+                    "false",
+                    "--concurrency",
+                    "512",
+                    "--lease-lookahead",
+                    "1s",
+                    "--retention-interval",
+                    "0s",
+                ],
+            )
+        })
+        .collect();
+    wait_for_count(
+        &store,
+        "SELECT count(*) FROM due_work WHERE done_at IS NOT NULL",
+        500,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(DISTINCT due_work_id) FROM task_runs WHERE status = 'succeeded'"
+        )
+        .await,
+        500
+    );
+    assert_eq!(count(&store, "SELECT count(*) FROM task_runs").await, 500);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM task_runs WHERE started_at < scheduled_for"
+        )
+        .await,
+        0,
+        "a run started before its time"
+    );
+    let early = count(
+        &store,
+        "SELECT count(*) FROM due_work WHERE leased_at < scheduled_for",
+    )
+    .await;
+    assert!(early > 0, "no occurrence was leased ahead of its time");
+}

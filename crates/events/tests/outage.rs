@@ -35,7 +35,11 @@ async fn redis_outage_delays_events_and_loses_none() {
         .await
         .expect("a pass against a dead Redis fails, it does not hang")
         .expect_err("no redis, no publishing");
-    assert!(matches!(err, RelayError::Redis { count: 64, .. }), "{err}");
+    // A pass takes whole outbox rows, up to the batch size in events.
+    assert!(
+        matches!(err, RelayError::Redis { count, .. } if (1..=64).contains(&count)),
+        "{err}"
+    );
     assert_eq!(
         unpublished_ids(&store).await,
         waiting,

@@ -177,7 +177,22 @@ impl Store {
         limit: i64,
         lease_for: Duration,
     ) -> Result<Admitted, StoreError> {
-        let leases = self.lease(worker, limit, lease_for).await?;
+        self.lease_within_budgets_ahead(worker, limit, lease_for, Duration::ZERO)
+            .await
+    }
+
+    /// [`Store::lease_within_budgets`] with [`Store::lease_ahead`]'s lookahead (the worker's
+    /// lease path).
+    pub async fn lease_within_budgets_ahead(
+        &self,
+        worker: &str,
+        limit: i64,
+        lease_for: Duration,
+        lookahead: Duration,
+    ) -> Result<Admitted, StoreError> {
+        let leases = self
+            .lease_ahead(worker, limit, lease_for, lookahead)
+            .await?;
         if !leases.iter().any(|l| agent_of(l).is_some()) {
             return Ok(Admitted {
                 leases,

@@ -45,6 +45,13 @@ pub struct OutboxRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// Bytes of event JSON per outbox row at most (a single larger event gets a row of its own):
+/// under PostgreSQL's 2 kB TOAST threshold, so rows are never compressed or stored out of line
+/// (migration 0016).
+const ROW_BYTES: usize = 1800;
+
+/// Appends `events` in order: each gets the next id of the outbox sequence, and they are
+/// stored several to a row (migration 0016), in one statement.
 pub(crate) async fn insert_events_on(
     conn: &mut sqlx::PgConnection,
     events: &[(Option<Uuid>, &OutboxEvent)],
@@ -52,30 +59,152 @@ pub(crate) async fn insert_events_on(
     if events.is_empty() {
         return Ok(());
     }
-    let mut streams = Vec::with_capacity(events.len());
-    let mut types = Vec::with_capacity(events.len());
-    let mut tasks = Vec::with_capacity(events.len());
-    let mut payloads = Vec::with_capacity(events.len());
-    for (task, e) in events {
-        streams.push(e.stream.as_deref().unwrap_or(DEFAULT_STREAM));
-        types.push(e.event_type.as_str());
-        tasks.push(*task);
-        payloads.push(e.payload.to_string());
-    }
-    // WITH ORDINALITY keeps the ids in the order the events were given. Payloads travel as
-    // text and are stored as `json` (checked, not converted; migration 0005).
+    let (counts, texts) = pack_rows(events);
+    // Rows in the order given, ids in row order: the volatile nextval() runs after the sort
+    // (PostgreSQL evaluates volatile select-list expressions above the ORDER BY). The events
+    // travel as text and are stored as `json` (checked, not converted).
     sqlx::query(
-        "INSERT INTO outbox (stream, event_type, task_uid, payload) \
-         SELECT s, t, u, p::json FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[]) \
-             WITH ORDINALITY AS e(s, t, u, p, n) ORDER BY n",
+        "INSERT INTO outbox_rows (id, ids, events) OVERRIDING SYSTEM VALUE \
+         SELECT r.ids[1], r.ids, r.events::json FROM ( \
+             SELECT b.events, \
+                    ARRAY(SELECT nextval('outbox_id_seq') FROM generate_series(1, b.n)) AS ids \
+             FROM unnest($1::int4[], $2::text[]) WITH ORDINALITY AS b(n, events, ord) \
+             ORDER BY b.ord) r",
     )
-    .bind(&streams)
-    .bind(&types)
-    .bind(&tasks)
-    .bind(&payloads)
+    .bind(&counts)
+    .bind(&texts)
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// The rows `events` are stored in: per row, how many events and their JSON array.
+fn pack_rows(events: &[(Option<Uuid>, &OutboxEvent)]) -> (Vec<i32>, Vec<String>) {
+    let mut counts = Vec::new();
+    let mut texts: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut n = 0;
+    for (task, e) in events {
+        let mut one = serde_json::Map::with_capacity(4);
+        one.insert("type".into(), e.event_type.clone().into());
+        if let Some(stream) = &e.stream {
+            one.insert("stream".into(), stream.clone().into());
+        }
+        if let Some(task) = task {
+            one.insert("task_uid".into(), task.to_string().into());
+        }
+        one.insert("payload".into(), e.payload.clone());
+        let text = Value::Object(one).to_string();
+        if n > 0 && current.len() + 1 + text.len() + 1 > ROW_BYTES {
+            current.push(']');
+            texts.push(std::mem::take(&mut current));
+            counts.push(n);
+            n = 0;
+        }
+        current.push(if n == 0 { '[' } else { ',' });
+        current.push_str(&text);
+        n += 1;
+    }
+    current.push(']');
+    texts.push(current);
+    counts.push(n);
+    (counts, texts)
+}
+
+/// One event of a row's `events` array.
+#[derive(serde::Deserialize)]
+struct StoredEvent {
+    #[serde(rename = "type")]
+    event_type: String,
+    stream: Option<String>,
+    task_uid: Option<Uuid>,
+    payload: Value,
+}
+
+/// An `outbox_rows` row as read: either one event in its columns (written before migration
+/// 0016) or several in `events`.
+#[derive(sqlx::FromRow)]
+struct StoredRow {
+    id: i64,
+    stream: Option<String>,
+    event_type: Option<String>,
+    task_uid: Option<Uuid>,
+    payload: Option<Value>,
+    created_at: DateTime<Utc>,
+    ids: Option<Vec<i64>>,
+    events: Option<String>,
+}
+
+const ROW_COLUMNS: &str =
+    "id, stream, event_type, task_uid, payload, created_at, ids, events::text AS events";
+
+impl StoredRow {
+    fn event_count(&self) -> usize {
+        self.ids.as_ref().map_or(1, Vec::len)
+    }
+
+    /// The row's events, in id order.
+    fn unpack(self, out: &mut Vec<OutboxRow>) -> Result<(), StoreError> {
+        let (Some(ids), Some(events)) = (self.ids, self.events) else {
+            out.push(OutboxRow {
+                id: self.id,
+                stream: self.stream.unwrap_or_else(|| DEFAULT_STREAM.to_string()),
+                event_type: self.event_type.unwrap_or_default(),
+                task_uid: self.task_uid,
+                payload: self.payload.unwrap_or(Value::Null),
+                created_at: self.created_at,
+            });
+            return Ok(());
+        };
+        let events: Vec<StoredEvent> = serde_json::from_str(&events).map_err(|e| {
+            StoreError::Database(sqlx::Error::Decode(
+                format!("outbox row {}: {e}", self.id).into(),
+            ))
+        })?;
+        for (id, e) in ids.into_iter().zip(events) {
+            out.push(OutboxRow {
+                id,
+                stream: e.stream.unwrap_or_else(|| DEFAULT_STREAM.to_string()),
+                event_type: e.event_type,
+                task_uid: e.task_uid,
+                payload: e.payload,
+                created_at: self.created_at,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The oldest unpublished rows, in id order, as long as they hold at most `limit` events
+/// (always at least one row); returns the rows' ids and their events.
+async fn read_unpublished(
+    conn: &mut sqlx::PgConnection,
+    limit: i64,
+) -> Result<(Vec<i64>, Vec<OutboxRow>), StoreError> {
+    // Rows hold one event or more: of the oldest `limit` rows, those whose events fit in
+    // `limit`, and always the first.
+    let rows: Vec<StoredRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ROW_COLUMNS} FROM ( \
+             SELECT o.*, sum(coalesce(cardinality(o.ids), 1)) OVER (ORDER BY o.id) AS upto \
+             FROM (SELECT * FROM outbox_rows WHERE published_at IS NULL \
+                   ORDER BY id LIMIT $1) o) w \
+         WHERE upto <= $1 OR upto = coalesce(cardinality(ids), 1) ORDER BY id"
+    )))
+    .bind(limit.max(1))
+    .fetch_all(&mut *conn)
+    .await?;
+    let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+    let (mut row_ids, mut events, mut n) = (Vec::new(), Vec::new(), 0usize);
+    for row in rows {
+        let count = row.event_count();
+        if !row_ids.is_empty() && n + count > limit {
+            break;
+        }
+        n += count;
+        row_ids.push(row.id);
+        row.unpack(&mut events)?;
+    }
+    Ok((row_ids, events))
 }
 
 /// A batch of unpublished events held exclusively by one relay until [`OutboxBatch::commit`]
@@ -83,6 +212,8 @@ pub(crate) async fn insert_events_on(
 /// so events leave in id order and are not published twice in normal operation.
 pub struct OutboxBatch {
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    /// The `outbox_rows` the events came from (each is published as a whole).
+    row_ids: Vec<i64>,
     /// The events, in id order.
     pub rows: Vec<OutboxRow>,
 }
@@ -90,9 +221,8 @@ pub struct OutboxBatch {
 impl OutboxBatch {
     /// Marks the batch's events published and releases the relay lock.
     pub async fn commit(mut self) -> Result<(), StoreError> {
-        let ids: Vec<i64> = self.rows.iter().map(|r| r.id).collect();
-        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
-            .bind(&ids)
+        sqlx::query("UPDATE outbox_rows SET published_at = now() WHERE id = ANY($1)")
+            .bind(&self.row_ids)
             .execute(&mut *self.tx)
             .await?;
         self.tx.commit().await?;
@@ -116,17 +246,11 @@ impl Store {
         if !locked {
             return Ok(None);
         }
-        let rows: Vec<OutboxRow> = sqlx::query_as(
-            "SELECT id, stream, event_type, task_uid, payload, created_at FROM outbox \
-             WHERE published_at IS NULL ORDER BY id LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+        let (row_ids, rows) = read_unpublished(&mut tx, limit).await?;
         if rows.is_empty() {
             return Ok(None);
         }
-        Ok(Some(OutboxBatch { tx, rows }))
+        Ok(Some(OutboxBatch { tx, row_ids, rows }))
     }
 
     /// Appends events that report no other change (e.g. `run.missed` counted by the operator).
@@ -141,33 +265,37 @@ impl Store {
         insert_events_on(&mut conn, &pairs).await
     }
 
-    /// The oldest unpublished events, in id order (the relay's read).
+    /// The oldest unpublished events, in id order: whole rows, at most `limit` events unless
+    /// the first row alone holds more (the relay's read).
     pub async fn unpublished_events(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, stream, event_type, task_uid, payload, created_at FROM outbox \
-             WHERE published_at IS NULL ORDER BY id LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        let mut conn = self.pool.acquire().await?;
+        Ok(read_unpublished(&mut conn, limit).await?.1)
     }
 
-    /// Marks events published (after the relay's `XADD` succeeded).
+    /// Marks events published (after the relay's `XADD` succeeded). Events are stored
+    /// several to a row and a row is published as a whole: naming the first event of a row
+    /// marks all of its events. Returns how many events were marked.
     pub async fn mark_published(&self, ids: &[i64]) -> Result<u64, StoreError> {
-        let result = sqlx::query(
-            "UPDATE outbox SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL",
+        let (n,): (i64,) = sqlx::query_as(
+            "WITH marked AS (UPDATE outbox_rows SET published_at = now() \
+                 WHERE id = ANY($1) AND published_at IS NULL \
+                 RETURNING coalesce(cardinality(ids), 1) AS n) \
+             SELECT coalesce(sum(n), 0)::int8 FROM marked",
         )
         .bind(ids)
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(result.rows_affected())
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Events not yet published (the `outbox backlog` metric).
     pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
-        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            .fetch_one(&self.pool)
-            .await?;
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT coalesce(sum(coalesce(cardinality(ids), 1)), 0)::int8 FROM outbox_rows \
+             WHERE published_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(n)
     }
 
@@ -224,5 +352,44 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_pack_into_rows_under_the_toast_threshold_in_order() {
+        let small: Vec<OutboxEvent> = (0..100)
+            .map(|i| OutboxEvent::new("run.succeeded", json!({"n": i, "pad": "x".repeat(100)})))
+            .collect();
+        let big = OutboxEvent::new("state.changed", json!({"v": "y".repeat(5000)}));
+        let task = Uuid::now_v7();
+        let mut events: Vec<(Option<Uuid>, &OutboxEvent)> =
+            small.iter().map(|e| (Some(task), e)).collect();
+        events.insert(50, (None, &big));
+        let (counts, texts) = pack_rows(&events);
+        assert_eq!(counts.iter().sum::<i32>(), 101);
+        assert!(counts.len() > 1 && counts.len() < 101, "{counts:?}");
+        let mut seen = Vec::new();
+        for (n, text) in counts.iter().zip(&texts) {
+            let rows: Vec<StoredEvent> = serde_json::from_str(text).unwrap();
+            assert_eq!(rows.len(), usize::try_from(*n).unwrap());
+            if rows.len() > 1 {
+                assert!(text.len() <= ROW_BYTES, "{} bytes", text.len());
+            }
+            seen.extend(rows);
+        }
+        let big_at = seen.iter().position(|e| e.event_type == "state.changed");
+        assert_eq!(big_at, Some(50), "the large event keeps its place");
+        assert_eq!(seen[50].task_uid, None);
+        let ns: Vec<i64> = seen
+            .iter()
+            .filter_map(|e| e.payload["n"].as_i64())
+            .collect();
+        assert_eq!(ns, (0..100).collect::<Vec<_>>());
+        assert!(seen.iter().filter(|e| e.task_uid == Some(task)).count() == 100);
     }
 }

@@ -76,7 +76,9 @@ struct LeaseRow {
 /// never be handed to two workers.
 ///
 /// Two lanes, each in priority then `run_at` order. The on-time lane: first attempts of
-/// scheduled occurrences due within the last second; it takes up to three
+/// scheduled occurrences due within the last second or the next `$4` seconds (the caller's
+/// lookahead: such a lease is taken early and started at its time, see
+/// [`Store::lease_ahead`]); it takes up to three
 /// quarters of the batch (all of a batch under 4). The rest of the batch comes from
 /// everything due (the backlog: overdue, manual, event, catch-up, retried occurrences), so
 /// an overdue backlog never delays occurrences at their time by more than its share, and
@@ -85,7 +87,8 @@ struct LeaseRow {
 pub const LEASE_SQL: &str = "\
 WITH on_time AS (
     SELECT id FROM due_work
-    WHERE locked_until IS NULL AND done_at IS NULL AND run_at <= now()
+    WHERE locked_until IS NULL AND done_at IS NULL
+      AND run_at <= now() + make_interval(secs => $4)
       AND run_at > now() - interval '1 second'
       AND trigger = 'schedule' AND attempt = 0
       AND (start_deadline IS NULL OR start_deadline > now())
@@ -118,18 +121,36 @@ fn secs(d: Duration) -> f64 {
 
 impl Store {
     /// Leases up to `limit` due, queued occurrences for `worker`, in priority then `run_at`
-    /// order within the on-time lane and the backlog (see [`LEASE_SQL`]), for `lease_for`. One statement; rows other workers are taking are skipped, not
-    /// waited for. Each returned lease has its new attempt number.
+    /// order within the on-time lane and the backlog (see [`LEASE_SQL`]), for `lease_for`.
+    /// One statement; rows other workers are taking are skipped, not waited for. Each
+    /// returned lease has its new attempt number.
     pub async fn lease(
         &self,
         worker: &str,
         limit: i64,
         lease_for: Duration,
     ) -> Result<Vec<Lease>, StoreError> {
+        self.lease_ahead(worker, limit, lease_for, Duration::ZERO)
+            .await
+    }
+
+    /// [`Store::lease`], also taking first attempts of scheduled occurrences due within the
+    /// next `lookahead` (in the on-time lane): a burst of occurrences due on one instant is
+    /// then leased before it and each can start at its time instead of waiting for the lease
+    /// statements that take the rest. The caller starts such a lease no earlier than its
+    /// `run_at`.
+    pub async fn lease_ahead(
+        &self,
+        worker: &str,
+        limit: i64,
+        lease_for: Duration,
+        lookahead: Duration,
+    ) -> Result<Vec<Lease>, StoreError> {
         let rows: Vec<LeaseRow> = sqlx::query_as(LEASE_SQL)
             .bind(worker)
             .bind(limit)
             .bind(secs(lease_for))
+            .bind(secs(lookahead))
             .fetch_all(&self.pool)
             .await?;
         let mut leases: Vec<Lease> = rows

@@ -2,7 +2,8 @@
 //!
 //! # Tables
 //! `tasks` (the projection of Task resources), `due_work` (occurrences to run), `task_runs`
-//! and `step_runs` (what happened), `outbox` (events waiting for the Redis relay) and
+//! (what happened, each run with its steps; `step_runs` is a read-only view of those steps,
+//! one row each), `outbox` (events waiting for the Redis relay) and
 //! `audit_log`. The schema is in `migrations/`; [`Store::migrate`] applies it under a
 //! PostgreSQL advisory lock, so processes starting at once do not race.
 //!
@@ -19,7 +20,7 @@
 //!   query reads only rows it can take (see the `lease_query_uses_the_partial_index` test).
 //!   Concurrent leasers skip each other's locked rows instead of waiting.
 //! * Each lease carries its attempt number. [`Store::heartbeat`] extends the leases a worker
-//!   still holds; [`Store::finish`] records the outcome (the `task_runs` and `step_runs` rows,
+//!   still holds; [`Store::finish`] records the outcome (the `task_runs` row with its steps,
 //!   the `due_work` row marked done or re-queued for a retry, and the `outbox` events) in one
 //!   transaction, and only if the row is still at that attempt: a stale holder gets
 //!   [`StoreError::StaleAttempt`] and changes nothing.

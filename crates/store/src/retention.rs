@@ -62,7 +62,7 @@ impl Pruned {
 }
 
 /// Deletes the runs `doomed` selects (locking them, skipping rows others hold), with their
-/// steps (no foreign key since migration 0005: deleted here, in the same statement); the
+/// steps (held in the run record since migration 0015); the
 /// Task's status counters keep counting them (`tasks.pruned_*`, migration 0009).
 macro_rules! prune_runs {
     ($doomed:literal) => {
@@ -72,7 +72,6 @@ macro_rules! prune_runs {
             ") FOR UPDATE OF r SKIP LOCKED),
 gone AS (DELETE FROM task_runs r USING doomed WHERE r.id = doomed.id
           RETURNING r.id, r.task_uid, r.status),
-steps AS (DELETE FROM step_runs s USING gone WHERE s.run_id = gone.id),
 counted AS (
     UPDATE tasks t SET
         pruned_succeeded = t.pruned_succeeded + g.succeeded,
@@ -146,7 +145,7 @@ impl Store {
         .await?
         .rows_affected();
         let outbox = sqlx::query(
-            "DELETE FROM outbox o USING (SELECT id FROM outbox \
+            "DELETE FROM outbox_rows o USING (SELECT id FROM outbox_rows \
                  WHERE published_at < now() - make_interval(secs => $1) \
                  LIMIT $2 FOR UPDATE SKIP LOCKED) old WHERE o.id = old.id",
         )

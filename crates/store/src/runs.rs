@@ -125,7 +125,7 @@ pub enum FinishOutcome {
 }
 
 impl Store {
-    /// Records one attempt's result: writes the `task_runs` and `step_runs` rows, marks the
+    /// Records one attempt's result: writes the `task_runs` row (with its steps), marks the
     /// `due_work` row done or re-queues it, and appends the events to the outbox, all in one
     /// transaction. Refused with [`StoreError::StaleAttempt`] (or `NotFound`) when the row is
     /// no longer at `record.attempt`, in which case nothing changes.
@@ -151,7 +151,7 @@ impl Store {
         }
     }
 
-    /// Records many results in one transaction and four statements (the batched form of
+    /// Records many results in one transaction and three statements (the batched form of
     /// [`Store::finish`]): stale records are refused individually, the rest are recorded.
     /// Returns one outcome per record, in order.
     pub async fn finish_many(
@@ -183,7 +183,6 @@ impl Store {
             .filter(|r| accepted.contains_key(&(r.due_work_id, r.attempt)))
             .collect();
         insert_runs(&mut tx, &kept, &accepted).await?;
-        insert_steps(&mut tx, &kept).await?;
         // Tasks chained after these (`on.taskFinished`) start in this same transaction.
         let run_ids: Vec<Uuid> = kept.iter().map(|r| r.run_id).collect();
         crate::chains::start_followers_on(&mut tx, &run_ids).await?;
@@ -299,6 +298,7 @@ async fn insert_runs(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
+    let mut steps = Vec::with_capacity(n);
     for r in kept {
         let Some(occ) = accepted.get(&(r.due_work_id, r.attempt)) else {
             continue;
@@ -315,13 +315,14 @@ async fn insert_runs(
         worker.push(r.worker.as_str());
         output.push(r.output.clone());
         error.push(r.error.as_deref());
+        steps.push(steps_json(&r.steps));
     }
     sqlx::query(
         "INSERT INTO task_runs (id, task_uid, due_work_id, scheduled_for, trigger, attempt, \
-             status, started_at, finished_at, worker, output, error) \
+             status, started_at, finished_at, worker, output, error, steps) \
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::timestamptz[], $5::text[], \
              $6::int4[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[], \
-             $11::jsonb[], $12::text[])",
+             $11::jsonb[], $12::text[], $13::jsonb[])",
     )
     .bind(&id)
     .bind(&task)
@@ -335,65 +336,45 @@ async fn insert_runs(
     .bind(&worker)
     .bind(&output)
     .bind(&error)
+    .bind(&steps)
     .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
-async fn insert_steps(tx: &mut sqlx::PgConnection, kept: &[&RunRecord]) -> Result<(), StoreError> {
-    let n: usize = kept.iter().map(|r| r.steps.len()).sum();
-    if n == 0 {
-        return Ok(());
-    }
-    let (mut run, mut idx, mut step_id, mut uses, mut status, mut attempts) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut input, mut output, mut error, mut started, mut finished) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for r in kept {
-        for (i, s) in r.steps.iter().enumerate() {
-            run.push(r.run_id);
-            idx.push(i32::try_from(i).unwrap_or(i32::MAX));
-            step_id.push(s.step_id.as_str());
-            uses.push(s.uses.as_str());
-            status.push(s.status.as_str());
-            attempts.push(s.attempts);
-            input.push(s.input.clone());
-            output.push(s.output.clone());
-            error.push(s.error.as_deref());
-            started.push(s.started_at);
-            finished.push(s.finished_at);
-        }
-    }
-    sqlx::query(
-        "INSERT INTO step_runs (run_id, idx, step_id, uses, status, attempts, input, output, \
-             error, started_at, finished_at) \
-         SELECT * FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], \
-             $6::int4[], $7::jsonb[], $8::jsonb[], $9::text[], $10::timestamptz[], \
-             $11::timestamptz[])",
+/// A run's steps as the JSON array `task_runs.steps` holds (migration 0015): absent `input`,
+/// `output` and `error` keys read back as `None`, timestamps at microseconds as PostgreSQL
+/// keeps them.
+fn steps_json(steps: &[StepRecord]) -> Value {
+    use chrono::SecondsFormat::Micros;
+    Value::Array(
+        steps
+            .iter()
+            .map(|s| {
+                let mut o = serde_json::Map::with_capacity(9);
+                o.insert("step_id".into(), s.step_id.clone().into());
+                o.insert("uses".into(), s.uses.clone().into());
+                o.insert("status".into(), s.status.as_str().into());
+                o.insert("attempts".into(), s.attempts.into());
+                if let Some(input) = &s.input {
+                    o.insert("input".into(), input.clone());
+                }
+                if let Some(output) = &s.output {
+                    o.insert("output".into(), output.clone());
+                }
+                if let Some(error) = &s.error {
+                    o.insert("error".into(), error.clone().into());
+                }
+                o.insert(
+                    "started_at".into(),
+                    s.started_at.to_rfc3339_opts(Micros, true).into(),
+                );
+                o.insert(
+                    "finished_at".into(),
+                    s.finished_at.to_rfc3339_opts(Micros, true).into(),
+                );
+                Value::Object(o)
+            })
+            .collect(),
     )
-    .bind(&run)
-    .bind(&idx)
-    .bind(&step_id)
-    .bind(&uses)
-    .bind(&status)
-    .bind(&attempts)
-    .bind(&input)
-    .bind(&output)
-    .bind(&error)
-    .bind(&started)
-    .bind(&finished)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
 }

@@ -488,3 +488,46 @@ async fn begin_run_serializes_forbid_and_replace_decisions_per_task() {
             .is_err()
     );
 }
+
+/// `lease_ahead` takes first attempts of scheduled occurrences due within its lookahead (so
+/// a burst can be leased before its second), and nothing else early: not an occurrence due
+/// later, not a manual one due within the lookahead. `lease` takes none of them.
+#[tokio::test]
+async fn lease_ahead_takes_only_scheduled_occurrences_due_within_the_lookahead() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    let t = task("ahead");
+    store.upsert_task(&t).await.unwrap();
+    let now = Utc::now();
+    let soon = now + chrono::Duration::milliseconds(1500);
+    let later = now + chrono::Duration::seconds(30);
+    let manual = NewOccurrence {
+        trigger: ordinaut_store::Trigger::Manual,
+        ..NewOccurrence::scheduled(t.uid, soon)
+    };
+    let occ = vec![
+        NewOccurrence::scheduled(t.uid, soon),
+        NewOccurrence::scheduled(t.uid, later),
+        manual,
+    ];
+    assert_eq!(store.insert_occurrences(&occ).await.unwrap(), 3);
+
+    let none = store.lease("w", 10, Duration::from_secs(60)).await.unwrap();
+    assert!(none.is_empty(), "nothing is due yet: {none:?}");
+    let early = store
+        .lease_ahead("w", 10, Duration::from_secs(60), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(early.len(), 1, "{early:?}");
+    let l = &early[0];
+    assert_eq!(l.trigger, ordinaut_store::Trigger::Schedule);
+    assert_eq!(l.scheduled_for.timestamp_micros(), soon.timestamp_micros());
+    assert!(l.leased_at < l.run_at, "leased before its time");
+    let again = store
+        .lease_ahead("w", 10, Duration::from_secs(60), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(
+        again.is_empty(),
+        "the manual and the later one wait: {again:?}"
+    );
+}

@@ -27,8 +27,9 @@ async fn run(store: &Store, task: Uuid, status: &str, days_ago: i64, n: i64) -> 
     .await
     .unwrap();
     sqlx::query(
-        "INSERT INTO step_runs (run_id, idx, step_id, uses, status, started_at, finished_at) \
-         VALUES ($1, 0, 's', 'core.echo', 'succeeded', now(), now())",
+        "UPDATE task_runs SET steps = jsonb_build_array(jsonb_build_object( \
+             'step_id', 's', 'uses', 'core.echo', 'status', 'succeeded', \
+             'started_at', now(), 'finished_at', now())) WHERE id = $1",
     )
     .bind(id)
     .execute(store.pool())
@@ -75,7 +76,7 @@ async fn pruning_keeps_each_tasks_newest_runs_and_recent_history_and_removes_the
     // Outbox: relayed long ago, relayed just now, never relayed (old).
     exec(
         &store,
-        "INSERT INTO outbox (event_type, payload, created_at, published_at) VALUES \
+        "INSERT INTO outbox_rows (event_type, payload, created_at, published_at) VALUES \
         ('old', '{}', now() - interval '3 days', now() - interval '3 days'), \
         ('new', '{}', now(), now()), \
         ('waiting', '{}', now() - interval '3 days', NULL)",

@@ -7,6 +7,7 @@ use ordinaut_store::{NewOccurrence, Store, Wakeup};
 use ordinaut_test_support::store::*;
 use std::process::Command;
 use std::time::Duration;
+use uuid::Uuid;
 
 const CHILD_ENV: &str = "ORDINAUT_MIGRATE_CHILD_URL";
 
@@ -116,6 +117,7 @@ async fn lease_query_uses_the_partial_index() {
         .bind("w")
         .bind(100i64)
         .bind(60.0f64)
+        .bind(0.2f64)
         .fetch_all(store.pool())
         .await
         .unwrap();
@@ -161,4 +163,64 @@ async fn bulk_inserts_refresh_due_work_statistics() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Upgrading to migration 0015 moves every step record into its run's `steps` array and the
+/// `step_runs` view shows them as before: same order, same values, absent input and error as
+/// SQL NULL, a JSON null output kept as JSON null; a run without steps has none.
+#[tokio::test]
+async fn migration_0015_moves_step_rows_into_their_runs() {
+    let db = TestDb::empty().await.unwrap();
+    let store = Store::connect(&db.url, 4).await.unwrap();
+    ordinaut_store::MIGRATOR
+        .run_to(14, store.pool())
+        .await
+        .unwrap();
+    let task = Uuid::now_v7();
+    let (with_steps, without) = (Uuid::now_v7(), Uuid::now_v7());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO tasks (uid, namespace, name, generation, spec, schedule_kind, schedule) \
+             VALUES ('{task}', 'ns', 't', 1, '{{}}', 'every', '1m'); \
+         INSERT INTO task_runs (id, task_uid, scheduled_for, trigger, attempt, status, \
+             started_at, finished_at, worker) VALUES \
+             ('{with_steps}', '{task}', now(), 'schedule', 1, 'failed', now(), now(), 'w'), \
+             ('{without}', '{task}', now(), 'schedule', 1, 'skipped', now(), now(), 'w'); \
+         INSERT INTO step_runs (run_id, idx, step_id, uses, status, attempts, input, output, \
+             error, started_at, finished_at) VALUES \
+             ('{with_steps}', 1, 'second', 'core.fail', 'failed', 3, '{{\"a\": [1, \"x\"]}}', \
+                 NULL, 'boom: it \"broke\"', '2026-03-29 01:59:59.123456+00', \
+                 '2026-03-29 02:00:00.654321+00'), \
+             ('{with_steps}', 0, 'first', 'core.echo', 'succeeded', 1, NULL, 'null', NULL, \
+                 '2026-03-29 01:00:00+00', '2026-03-29 01:00:00.000001+00');"
+    )))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+
+    let (_, steps) = store.get_run(with_steps).await.unwrap().unwrap();
+    let ids: Vec<&str> = steps.iter().map(|s| s.step_id.as_str()).collect();
+    assert_eq!(ids, ["first", "second"], "run order kept");
+    assert_eq!(steps[0].input, None);
+    assert_eq!(steps[0].output, Some(serde_json::Value::Null));
+    assert_eq!(steps[0].error, None);
+    assert_eq!(steps[1].input, Some(serde_json::json!({"a": [1, "x"]})));
+    assert_eq!(steps[1].output, None);
+    assert_eq!(steps[1].error.as_deref(), Some("boom: it \"broke\""));
+    assert_eq!(steps[1].attempts, 3);
+    assert_eq!(
+        steps[1].started_at.to_rfc3339(),
+        "2026-03-29T01:59:59.123456+00:00"
+    );
+    assert_eq!(
+        steps[0].finished_at.to_rfc3339(),
+        "2026-03-29T01:00:00.000001+00:00"
+    );
+    let (_, none) = store.get_run(without).await.unwrap().unwrap();
+    assert!(none.is_empty());
+    let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM step_runs")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, 2);
 }

@@ -56,7 +56,12 @@ impl LeaseLoop {
             let busy = s.liveness.leasing();
             let leased = s
                 .store
-                .lease_within_budgets(&s.config.worker_id, want as i64, s.config.lease_duration)
+                .lease_within_budgets_ahead(
+                    &s.config.worker_id,
+                    want as i64,
+                    s.config.lease_duration,
+                    s.config.lease_lookahead,
+                )
                 .await;
             drop(busy);
             let leases = match leased {
@@ -236,11 +241,14 @@ impl LeaseLoop {
 }
 
 /// How long to wait for work after a lease came back short: until the earliest queued
-/// occurrence is due, at most the poll interval.
+/// occurrence can be leased (its time less the lookahead), at most the poll interval.
 async fn idle_wait(s: &Shared, got: usize) -> Duration {
     match s.store.earliest_queued().await {
         Ok(Some(at)) => {
-            let until = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            let until = (at - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .saturating_sub(s.config.lease_lookahead);
             if until.is_zero() {
                 // Due rows exist but other workers are taking them right now.
                 if got > 0 {
