@@ -121,47 +121,30 @@ struct StoredEvent {
     payload: Value,
 }
 
-/// An `outbox_rows` row as read: either one event in its columns (written before migration
-/// 0016) or several in `events`.
+/// An `outbox_rows` row as read (migration 0016).
 #[derive(sqlx::FromRow)]
 struct StoredRow {
     id: i64,
-    stream: Option<String>,
-    event_type: Option<String>,
-    task_uid: Option<Uuid>,
-    payload: Option<Value>,
     created_at: DateTime<Utc>,
-    ids: Option<Vec<i64>>,
-    events: Option<String>,
+    ids: Vec<i64>,
+    events: String,
 }
 
-const ROW_COLUMNS: &str =
-    "id, stream, event_type, task_uid, payload, created_at, ids, events::text AS events";
+const ROW_COLUMNS: &str = "id, created_at, ids, events::text AS events";
 
 impl StoredRow {
     fn event_count(&self) -> usize {
-        self.ids.as_ref().map_or(1, Vec::len)
+        self.ids.len()
     }
 
     /// The row's events, in id order.
     fn unpack(self, out: &mut Vec<OutboxRow>) -> Result<(), StoreError> {
-        let (Some(ids), Some(events)) = (self.ids, self.events) else {
-            out.push(OutboxRow {
-                id: self.id,
-                stream: self.stream.unwrap_or_else(|| DEFAULT_STREAM.to_string()),
-                event_type: self.event_type.unwrap_or_default(),
-                task_uid: self.task_uid,
-                payload: self.payload.unwrap_or(Value::Null),
-                created_at: self.created_at,
-            });
-            return Ok(());
-        };
-        let events: Vec<StoredEvent> = serde_json::from_str(&events).map_err(|e| {
+        let events: Vec<StoredEvent> = serde_json::from_str(&self.events).map_err(|e| {
             StoreError::Database(sqlx::Error::Decode(
                 format!("outbox row {}: {e}", self.id).into(),
             ))
         })?;
-        for (id, e) in ids.into_iter().zip(events) {
+        for (id, e) in self.ids.into_iter().zip(events) {
             out.push(OutboxRow {
                 id,
                 stream: e.stream.unwrap_or_else(|| DEFAULT_STREAM.to_string()),
@@ -176,35 +159,41 @@ impl StoredRow {
 }
 
 /// The oldest unpublished rows, in id order, as long as they hold at most `limit` events
-/// (always at least one row); returns the rows' ids and their events.
+/// (always at least one row); returns the rows' ids and their events. Rows hold one event or
+/// several, so rows are read a part at a time: first as many as `limit` events would fill at
+/// eight to a row, then as many as the rest needs at the density seen so far.
 async fn read_unpublished(
     conn: &mut sqlx::PgConnection,
     limit: i64,
 ) -> Result<(Vec<i64>, Vec<OutboxRow>), StoreError> {
-    // Rows hold one event or more: of the oldest `limit` rows, those whose events fit in
-    // `limit`, and always the first.
-    let rows: Vec<StoredRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {ROW_COLUMNS} FROM ( \
-             SELECT o.*, sum(coalesce(cardinality(o.ids), 1)) OVER (ORDER BY o.id) AS upto \
-             FROM (SELECT * FROM outbox_rows WHERE published_at IS NULL \
-                   ORDER BY id LIMIT $1) o) w \
-         WHERE upto <= $1 OR upto = coalesce(cardinality(ids), 1) ORDER BY id"
-    )))
-    .bind(limit.max(1))
-    .fetch_all(&mut *conn)
-    .await?;
     let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
-    let (mut row_ids, mut events, mut n) = (Vec::new(), Vec::new(), 0usize);
-    for row in rows {
-        let count = row.event_count();
-        if !row_ids.is_empty() && n + count > limit {
-            break;
+    let (mut row_ids, mut events) = (Vec::new(), Vec::new());
+    let mut after = i64::MIN;
+    let mut want = limit.div_ceil(8);
+    loop {
+        let rows: Vec<StoredRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ROW_COLUMNS} FROM outbox_rows \
+             WHERE published_at IS NULL AND id > $1 ORDER BY id LIMIT $2"
+        )))
+        .bind(after)
+        .bind(i64::try_from(want).unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await?;
+        let got = rows.len();
+        for row in rows {
+            if !row_ids.is_empty() && events.len() + row.event_count() > limit {
+                return Ok((row_ids, events));
+            }
+            after = row.id;
+            row_ids.push(row.id);
+            row.unpack(&mut events)?;
         }
-        n += count;
-        row_ids.push(row.id);
-        row.unpack(&mut events)?;
+        if got < want || events.len() >= limit {
+            return Ok((row_ids, events));
+        }
+        let per_row = events.len().div_ceil(row_ids.len()).max(1);
+        want = (limit - events.len()).div_ceil(per_row).max(1);
     }
-    Ok((row_ids, events))
 }
 
 /// A batch of unpublished events held exclusively by one relay until [`OutboxBatch::commit`]
@@ -279,7 +268,7 @@ impl Store {
         let (n,): (i64,) = sqlx::query_as(
             "WITH marked AS (UPDATE outbox_rows SET published_at = now() \
                  WHERE id = ANY($1) AND published_at IS NULL \
-                 RETURNING coalesce(cardinality(ids), 1) AS n) \
+                 RETURNING cardinality(ids) AS n) \
              SELECT coalesce(sum(n), 0)::int8 FROM marked",
         )
         .bind(ids)
@@ -291,7 +280,7 @@ impl Store {
     /// Events not yet published (the `outbox backlog` metric).
     pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
         let (n,): (i64,) = sqlx::query_as(
-            "SELECT coalesce(sum(coalesce(cardinality(ids), 1)), 0)::int8 FROM outbox_rows \
+            "SELECT coalesce(sum(cardinality(ids)), 0)::int8 FROM outbox_rows \
              WHERE published_at IS NULL",
         )
         .fetch_one(&self.pool)

@@ -76,10 +76,14 @@ async fn pruning_keeps_each_tasks_newest_runs_and_recent_history_and_removes_the
     // Outbox: relayed long ago, relayed just now, never relayed (old).
     exec(
         &store,
-        "INSERT INTO outbox_rows (event_type, payload, created_at, published_at) VALUES \
-        ('old', '{}', now() - interval '3 days', now() - interval '3 days'), \
-        ('new', '{}', now(), now()), \
-        ('waiting', '{}', now() - interval '3 days', NULL)",
+        "INSERT INTO outbox_rows (id, ids, events, created_at, published_at) \
+         OVERRIDING SYSTEM VALUE \
+         SELECT n, ARRAY[n], json_build_array(json_build_object('type', t, 'payload', '{}'::json)), \
+                c, p \
+         FROM (SELECT nextval('outbox_id_seq') AS n, t, c, p FROM (VALUES \
+             (1, 'old', now() - interval '3 days', now() - interval '3 days'), \
+             (2, 'new', now(), now()), \
+             (3, 'waiting', now() - interval '3 days', NULL)) v(o, t, c, p) ORDER BY o) r",
     )
     .await;
     exec(

@@ -224,3 +224,70 @@ async fn migration_0015_moves_step_rows_into_their_runs() {
         .unwrap();
     assert_eq!(rows, 2);
 }
+
+/// Upgrading to migration 0016 keeps every outbox event, published or not, with its id,
+/// type, stream, Task and payload: the relay's read and the `outbox` view show them as
+/// before, and new events take later ids.
+#[tokio::test]
+async fn migration_0016_keeps_outbox_events_and_their_ids() {
+    let db = TestDb::empty().await.unwrap();
+    let store = Store::connect(&db.url, 4).await.unwrap();
+    ordinaut_store::MIGRATOR
+        .run_to(15, store.pool())
+        .await
+        .unwrap();
+    let task = Uuid::now_v7();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO outbox (stream, event_type, task_uid, payload, published_at) VALUES \
+             ('ordinaut:events', 'run.succeeded', '{task}', '{{\"n\": 1, \"z\": null}}', now()), \
+             ('ordinaut:topic:t', 'topic.event', NULL, '[1, \"two\"]', NULL), \
+             ('ordinaut:events', 'run.failed', '{task}', '{{\"error\": \"x\"}}', NULL);"
+    )))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let before: Vec<(i64,)> = sqlx::query_as("SELECT id FROM outbox ORDER BY id")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+
+    let waiting = store.unpublished_events(10).await.unwrap();
+    assert_eq!(waiting.len(), 2);
+    assert_eq!(waiting[0].id, before[1].0);
+    assert_eq!(waiting[0].stream, "ordinaut:topic:t");
+    assert_eq!(waiting[0].event_type, "topic.event");
+    assert_eq!(waiting[0].task_uid, None);
+    assert_eq!(waiting[0].payload, serde_json::json!([1, "two"]));
+    assert_eq!(waiting[1].id, before[2].0);
+    assert_eq!(waiting[1].task_uid, Some(task));
+    assert_eq!(waiting[1].payload, serde_json::json!({"error": "x"}));
+    assert_eq!(store.outbox_backlog().await.unwrap(), 2);
+    let viewed: Vec<(i64, String, Option<Uuid>, bool)> = sqlx::query_as(
+        "SELECT id, event_type, task_uid, published_at IS NOT NULL FROM outbox ORDER BY id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        viewed,
+        vec![
+            (before[0].0, "run.succeeded".into(), Some(task), true),
+            (before[1].0, "topic.event".into(), None, false),
+            (before[2].0, "run.failed".into(), Some(task), false),
+        ]
+    );
+    store
+        .append_events(
+            None,
+            &[ordinaut_store::OutboxEvent::new(
+                "later",
+                serde_json::json!({}),
+            )],
+        )
+        .await
+        .unwrap();
+    let all = store.unpublished_events(10).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all[2].id > before[2].0, "new events take later ids");
+}
