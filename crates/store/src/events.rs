@@ -364,8 +364,8 @@ mod tests {
         assert!(counts.len() > 1 && counts.len() < 101, "{counts:?}");
         let mut seen = Vec::new();
         for (n, text) in counts.iter().zip(&texts) {
-            let rows: Vec<StoredEvent> = serde_json::from_str(text).unwrap();
-            assert_eq!(rows.len(), usize::try_from(*n).unwrap());
+            let rows: Vec<StoredEvent> = serde_json::from_str(text).expect("a row is JSON");
+            assert_eq!(rows.len(), usize::try_from(*n).expect("a count"));
             if rows.len() > 1 {
                 assert!(text.len() <= ROW_BYTES, "{} bytes", text.len());
             }
