@@ -6,6 +6,29 @@ use ordinaut_store::testing::TestDb;
 use ordinaut_test_support::worker::*;
 use std::time::Duration;
 
+/// `n` worker binaries (`w0`, `w1`…) on the test's database with `extra` flags, none migrating
+/// and none pruning history: the tests count every run record, and retention (100 succeeded
+/// runs per Task by default) would prune the first ones when a worker that starts late makes
+/// its first pass.
+fn start_workers(db_url: &str, n: usize, extra: &[&str]) -> Vec<WorkerProcess> {
+    let mut args = vec!["--migrate", "false", "--retention-interval", "0s"];
+    args.extend_from_slice(extra);
+    (0..n)
+        .map(|i| WorkerProcess::start(db_url, &format!("w{i}"), &args))
+        .collect()
+}
+
+/// Waits (2 minutes at most) until `n` occurrences are done.
+async fn wait_all_done(store: &ordinaut_store::Store, n: i64) {
+    wait_for_count(
+        store,
+        "SELECT count(*) FROM due_work WHERE done_at IS NOT NULL",
+        n,
+        Duration::from_secs(120),
+    )
+    .await;
+}
+
 /// Three worker binaries and 2,000 due occurrences of a `core.echo` pipeline: all run, each
 /// exactly once, with run and step records and one `run.succeeded` event each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,34 +38,12 @@ async fn three_workers_run_2000_occurrences_exactly_once_with_records() {
     insert_due(&store, &task, 2_000).await;
     let redis = redis_url();
     let stream = unique_stream("bulk");
-    let _workers: Vec<_> = (0..3)
-        .map(|i| {
-            WorkerProcess::start(
-                &db.url,
-                &format!("w{i}"),
-                &[
-                    "--migrate",
-                    "false",
-                    "--redis-url",
-                    &redis,
-                    "--events-stream",
-                    &stream,
-                    // The test counts every run record: history retention (100 succeeded runs
-                    // per Task by default) would prune the first ones when a worker that
-                    // starts late makes its first pass.
-                    "--retention-interval",
-                    "0s",
-                ],
-            )
-        })
-        .collect();
-    wait_for_count(
-        &store,
-        "SELECT count(*) FROM due_work WHERE done_at IS NOT NULL",
-        2_000,
-        Duration::from_secs(120),
-    )
-    .await;
+    let _workers = start_workers(
+        &db.url,
+        3,
+        &["--redis-url", &redis, "--events-stream", &stream],
+    );
+    wait_all_done(&store, 2_000).await;
     assert_eq!(count(&store, "SELECT count(*) FROM task_runs").await, 2_000);
     assert_eq!(
         count(
@@ -442,31 +443,12 @@ async fn a_burst_due_on_one_second_is_leased_ahead_and_started_on_time_not_befor
         occ.push(ordinaut_store::NewOccurrence::scheduled(task.uid, at));
     }
     assert_eq!(store.insert_occurrences(&occ).await.unwrap(), 500);
-    let _workers: Vec<_> = (0..2)
-        .map(|i| {
-            WorkerProcess::start(
-                &db.url,
-                &format!("w{i}"),
-                &[
-                    "--migrate",
-                    "false",
-                    "--concurrency",
-                    "512",
-                    "--lease-lookahead",
-                    "1s",
-                    "--retention-interval",
-                    "0s",
-                ],
-            )
-        })
-        .collect();
-    wait_for_count(
-        &store,
-        "SELECT count(*) FROM due_work WHERE done_at IS NOT NULL",
-        500,
-        Duration::from_secs(120),
-    )
-    .await;
+    let _workers = start_workers(
+        &db.url,
+        2,
+        &["--concurrency", "512", "--lease-lookahead", "1s"],
+    );
+    wait_all_done(&store, 500).await;
     assert_eq!(
         count(
             &store,
