@@ -85,16 +85,14 @@ fn pack_rows(events: &[(Option<Uuid>, &OutboxEvent)]) -> (Vec<i32>, Vec<String>)
     let mut current = String::new();
     let mut n = 0;
     for (task, e) in events {
-        let mut one = serde_json::Map::with_capacity(4);
-        one.insert("type".into(), e.event_type.clone().into());
-        if let Some(stream) = &e.stream {
-            one.insert("stream".into(), stream.clone().into());
-        }
-        if let Some(task) = task {
-            one.insert("task_uid".into(), task.to_string().into());
-        }
-        one.insert("payload".into(), e.payload.clone());
-        let text = Value::Object(one).to_string();
+        let text = serde_json::to_string(&EventToStore {
+            event_type: &e.event_type,
+            stream: e.stream.as_deref(),
+            task_uid: *task,
+            payload: &e.payload,
+        })
+        // Serializing borrowed strings and a value cannot fail.
+        .unwrap_or_default();
         if n > 0 && current.len() + 1 + text.len() + 1 > ROW_BYTES {
             current.push(']');
             texts.push(std::mem::take(&mut current));
@@ -109,6 +107,18 @@ fn pack_rows(events: &[(Option<Uuid>, &OutboxEvent)]) -> (Vec<i32>, Vec<String>)
     texts.push(current);
     counts.push(n);
     (counts, texts)
+}
+
+/// One event of a row's `events` array, as written (borrowed: nothing is cloned).
+#[derive(serde::Serialize)]
+struct EventToStore<'a> {
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    task_uid: Option<Uuid>,
+    payload: &'a Value,
 }
 
 /// One event of a row's `events` array.

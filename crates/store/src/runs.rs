@@ -322,7 +322,7 @@ async fn insert_runs(
              status, started_at, finished_at, worker, output, error, steps) \
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::timestamptz[], $5::text[], \
              $6::int4[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[], \
-             $11::jsonb[], $12::text[], $13::jsonb[])",
+             $11::jsonb[], $12::text[], $13::text[]::jsonb[])",
     )
     .bind(&id)
     .bind(&task)
@@ -342,39 +342,42 @@ async fn insert_runs(
     Ok(())
 }
 
-/// A run's steps as the JSON array `task_runs.steps` holds (migration 0015): absent `input`,
-/// `output` and `error` keys read back as `None`, timestamps at microseconds as PostgreSQL
-/// keeps them.
-fn steps_json(steps: &[StepRecord]) -> Value {
+/// One element of `task_runs.steps` (migration 0015), borrowed from the record so nothing is
+/// cloned on the way to JSON: absent `input`, `output` and `error` keys read back as `None`,
+/// timestamps at microseconds as PostgreSQL keeps them.
+#[derive(serde::Serialize)]
+struct StoredStep<'a> {
+    step_id: &'a str,
+    uses: &'a str,
+    status: &'static str,
+    attempts: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    started_at: String,
+    finished_at: String,
+}
+
+/// A run's steps as the JSON text of the array `task_runs.steps` holds.
+fn steps_json(steps: &[StepRecord]) -> String {
     use chrono::SecondsFormat::Micros;
-    Value::Array(
-        steps
-            .iter()
-            .map(|s| {
-                let mut o = serde_json::Map::with_capacity(9);
-                o.insert("step_id".into(), s.step_id.clone().into());
-                o.insert("uses".into(), s.uses.clone().into());
-                o.insert("status".into(), s.status.as_str().into());
-                o.insert("attempts".into(), s.attempts.into());
-                if let Some(input) = &s.input {
-                    o.insert("input".into(), input.clone());
-                }
-                if let Some(output) = &s.output {
-                    o.insert("output".into(), output.clone());
-                }
-                if let Some(error) = &s.error {
-                    o.insert("error".into(), error.clone().into());
-                }
-                o.insert(
-                    "started_at".into(),
-                    s.started_at.to_rfc3339_opts(Micros, true).into(),
-                );
-                o.insert(
-                    "finished_at".into(),
-                    s.finished_at.to_rfc3339_opts(Micros, true).into(),
-                );
-                Value::Object(o)
-            })
-            .collect(),
-    )
+    let stored: Vec<StoredStep<'_>> = steps
+        .iter()
+        .map(|s| StoredStep {
+            step_id: &s.step_id,
+            uses: &s.uses,
+            status: s.status.as_str(),
+            attempts: s.attempts,
+            input: s.input.as_ref(),
+            output: s.output.as_ref(),
+            error: s.error.as_deref(),
+            started_at: s.started_at.to_rfc3339_opts(Micros, true),
+            finished_at: s.finished_at.to_rfc3339_opts(Micros, true),
+        })
+        .collect();
+    // Serializing borrowed strings and values cannot fail.
+    serde_json::to_string(&stored).unwrap_or_else(|_| "[]".to_string())
 }
