@@ -9,18 +9,23 @@
 //! first pass, none when no run came due in between), the time one spec change takes to be
 //! effective with the other Tasks in place, the CPU time of this process, of PostgreSQL and
 //! of the whole machine during each pass (what limits it on a shared machine), and this
-//! process's peak RSS (VmHWM), which holds all N Task objects as the operator's watch cache
-//! does.
+//! process's peak RSS (VmHWM), which holds all N Tasks in the form the operator's watch cache
+//! keeps them (`CachedTask`, each in an `Arc` as in the reflector store) and decodes each into
+//! a `Task` for its reconcile, as the Task controller does.
 //!
 //! Usage: `operator_scale [--database-url URL] [--tasks N] [--reconcilers C] [--out FILE]`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use chrono::{Duration as ChronoDuration, Utc};
 use futures::StreamExt;
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+use kube::runtime::watcher;
 use ordinaut_api::Task;
 use ordinaut_api::TaskStatus;
+use ordinaut_operator::k8s::CachedTask;
 use ordinaut_operator::seam::SinkError;
 use ordinaut_operator::{
     AlwaysLeader, Context, MaterializeConfig, MemoryObjects, Notice, ObjectKey, StatusSink,
@@ -83,36 +88,54 @@ fn task(i: usize, schedule: &str, created: chrono::DateTime<Utc>) -> Task {
     task
 }
 
-/// Where the reconciles' status writes land: on the Task, typed, as the API server stores
-/// them and the watch cache hands them back (the memory an operator holds per Task).
+/// The operator's Task watch cache: a reflector store of [`CachedTask`]s, filled as the
+/// initial list fills it, and the reconciles' status sink: each status written goes onto its
+/// Task's cache entry as the watch event of that write would put it (the Task decoded with the
+/// new status, encoded again, replacing the entry). What an operator holds per Task.
 /// Implemented without the `async_trait` macro, which this crate does not depend on.
-#[derive(Default)]
-struct WatchCacheSink {
-    statuses: std::sync::Mutex<std::collections::HashMap<(String, String), TaskStatus>>,
+struct WatchCache {
+    reader: Store<CachedTask>,
+    writer: std::sync::Mutex<Writer<CachedTask>>,
+    statuses_written: AtomicUsize,
 }
 
-impl WatchCacheSink {
-    /// Moves the written statuses onto `tasks`; returns how many there were.
-    fn deliver(&self, tasks: &mut [Task]) -> usize {
-        let mut statuses = std::mem::take(&mut *self.statuses.lock().expect("sink lock"));
-        let written = statuses.len();
+impl WatchCache {
+    /// A cache of `tasks`, as the watch's initial list leaves it.
+    fn listed(tasks: impl Iterator<Item = Task>) -> Self {
+        let (reader, mut writer) = reflector::store();
+        writer.apply_watcher_event(&watcher::Event::Init);
         for t in tasks {
-            let k = (
-                t.metadata.namespace.clone().unwrap_or_default(),
-                t.metadata.name.clone().unwrap_or_default(),
-            );
-            if let Some(s) = statuses.remove(&k) {
-                t.status = Some(s);
-            }
+            let cached = CachedTask::try_from(t).expect("cache entry");
+            writer.apply_watcher_event(&watcher::Event::InitApply(cached));
         }
-        written
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        Self {
+            reader,
+            writer: std::sync::Mutex::new(writer),
+            statuses_written: AtomicUsize::new(0),
+        }
+    }
+
+    /// A watch event for `task` (added or changed).
+    fn apply(&self, task: Task) {
+        let cached = CachedTask::try_from(task).expect("cache entry");
+        self.writer
+            .lock()
+            .expect("cache lock")
+            .apply_watcher_event(&watcher::Event::Apply(cached));
+    }
+
+    /// The Task `namespace/name`, decoded from its entry as a reconcile does.
+    fn task(&self, namespace: &str, name: &str) -> Task {
+        let entry = self.reader.get(&ObjectRef::new(name).within(namespace));
+        entry.expect("cached").task().expect("cached Task decodes")
     }
 }
 
 type SinkFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SinkError>> + Send + 'a>>;
 
-impl StatusSink for WatchCacheSink {
+impl StatusSink for WatchCache {
     fn status<'a, 'b, 'f>(&'a self, key: &'b ObjectKey, status: serde_json::Value) -> SinkFuture<'f>
     where
         'a: 'f,
@@ -121,10 +144,10 @@ impl StatusSink for WatchCacheSink {
     {
         Box::pin(async move {
             if let Ok(s) = serde_json::from_value::<TaskStatus>(status) {
-                self.statuses
-                    .lock()
-                    .expect("sink lock")
-                    .insert((key.namespace.clone(), key.name.clone()), s);
+                let mut task = self.task(&key.namespace, &key.name);
+                task.status = Some(s);
+                self.apply(task);
+                self.statuses_written.fetch_add(1, Ordering::Relaxed);
             }
             Ok(())
         })
@@ -198,15 +221,15 @@ fn cpu_secs() -> (f64, f64) {
     (own, machine)
 }
 
-/// Reconciles every Task with `c` reconciles in flight; returns (Ready, inserted, invalid).
-async fn pass(rec: &TaskReconciler, tasks: &[Task], c: usize) -> (usize, u64, Vec<String>) {
-    let outcomes: Vec<_> = futures::stream::iter(tasks)
-        .map(|t| rec.reconcile(t))
-        .buffer_unordered(c)
-        .collect()
-        .await;
+/// Reconciles every Task in `cache` with `c` reconciles in flight, each decoded from its cache
+/// entry as the Task controller does; returns (Ready, inserted, invalid).
+async fn pass(rec: &TaskReconciler, cache: &WatchCache, c: usize) -> (usize, u64, Vec<String>) {
+    // Counted as they come (the controller keeps no outcomes either).
     let (mut ready, mut inserted, mut problems) = (0, 0, Vec::new());
-    for o in outcomes {
+    let mut outcomes = futures::stream::iter(cache.reader.state())
+        .map(|t| async move { rec.reconcile(&t.task().expect("cached Task decodes")).await })
+        .buffer_unordered(c);
+    while let Some(o) = outcomes.next().await {
         match o.expect("reconcile") {
             TaskOutcome::Ready { inserted: n, .. } => {
                 ready += 1;
@@ -241,25 +264,25 @@ async fn main() {
     // The operator's own pool size.
     let db = ordinaut_test_support::ScratchDb::create(&admin_url, "ordinaut_bench", 8).await;
     let store = db.store.clone();
-    let sink = Arc::new(WatchCacheSink::default());
+    let idle_rss_kib = vm("VmRSS:");
+    let created = Utc::now() - ChronoDuration::hours(1);
+    let cache = Arc::new(WatchCache::listed(
+        (0..n).map(|i| task(i, &schedule(i), created)),
+    ));
+    let loaded_rss_kib = vm("VmRSS:");
     let rec = TaskReconciler::new(Context::new(
         store.clone(),
         Arc::new(SystemClock),
         MaterializeConfig::default(),
         Arc::new(MemoryObjects::default()),
-        sink.clone(),
+        cache.clone(),
         Arc::new(AlwaysLeader),
     ));
-    let idle_rss_kib = vm("VmRSS:");
-
-    let created = Utc::now() - ChronoDuration::hours(1);
-    let mut tasks: Vec<Task> = (0..n).map(|i| task(i, &schedule(i), created)).collect();
-    let loaded_rss_kib = vm("VmRSS:");
     eprintln!("operator scale: {n} Tasks, {c} reconciles in flight ...");
     let started = Instant::now();
     let cpu0 = cpu_secs();
     let pg0 = postgres_cpu_secs();
-    let (ready, inserted, problems) = pass(&rec, &tasks, c).await;
+    let (ready, inserted, problems) = pass(&rec, &cache, c).await;
     let steady_secs = started.elapsed().as_secs_f64();
     let cpu1 = cpu_secs();
     let pg1 = postgres_cpu_secs();
@@ -289,33 +312,30 @@ async fn main() {
         .execute(store.pool())
         .await
         .expect("analyze");
-    // The API server stores each written status on its Task; the watch cache hands the Task
-    // with it to the next reconcile.
-    sink.deliver(&mut tasks);
-    let with_status_rss_kib = vm("VmRSS:");
     let started = Instant::now();
     let cpu2 = cpu_secs();
     let pg2 = postgres_cpu_secs();
-    let (_, again, _) = pass(&rec, &tasks, c).await;
+    let written_first = cache.statuses_written.swap(0, Ordering::Relaxed);
+    let (_, again, _) = pass(&rec, &cache, c).await;
     let resync_secs = started.elapsed().as_secs_f64();
     let cpu3 = cpu_secs();
     let pg3 = postgres_cpu_secs();
-    let written_again = sink.deliver(&mut tasks);
+    let written_again = cache.statuses_written.load(Ordering::Relaxed);
 
     // One spec change while all the others exist: reconcile of the changed Task.
-    tasks[0] = {
-        let mut t = task(
-            0,
-            "{cron: '*/10 * * * *', timezone: Europe/Berlin}",
-            created,
-        );
-        t.metadata.uid = tasks[0].metadata.uid.clone();
-        t.metadata.generation = Some(2);
-        t.status = tasks[0].status.clone();
-        t
-    };
+    let old = cache.task("ns-0", "task-0");
+    let mut changed = task(
+        0,
+        "{cron: '*/10 * * * *', timezone: Europe/Berlin}",
+        created,
+    );
+    changed.metadata.uid = old.metadata.uid;
+    changed.metadata.generation = Some(2);
+    changed.status = old.status;
+    cache.apply(changed);
     let started = Instant::now();
-    let outcome = rec.reconcile(&tasks[0]).await.expect("reconcile change");
+    let changed = cache.task("ns-0", "task-0");
+    let outcome = rec.reconcile(&changed).await.expect("reconcile change");
     let change_ms = started.elapsed().as_secs_f64() * 1000.0;
     assert!(matches!(outcome, TaskOutcome::Ready { .. }), "{outcome:?}");
     let peak_kib = vm("VmHWM:");
@@ -348,12 +368,11 @@ async fn main() {
     );
     println!("| one spec change effective | {change_ms:.1} ms |");
     println!(
-        "| peak RSS (VmHWM) | {:.1} MiB (idle before Tasks {:.1} MiB; Tasks loaded {:.1} MiB; after the first pass {:.1} MiB; statuses on the Tasks {:.1} MiB) |",
+        "| peak RSS (VmHWM) | {:.1} MiB (idle before Tasks {:.1} MiB; Tasks in the watch cache {:.1} MiB; after the first pass, their statuses on them, {:.1} MiB) |",
         peak_kib as f64 / 1024.0,
         idle_rss_kib as f64 / 1024.0,
         loaded_rss_kib as f64 / 1024.0,
         after_pass_rss_kib as f64 / 1024.0,
-        with_status_rss_kib as f64 / 1024.0
     );
     let result = json!({
         "tasks": n, "reconcilers": c, "steady_state_secs": steady_secs, "ready": ready,
@@ -362,7 +381,7 @@ async fn main() {
         "first_pass_cpu_secs": {"process": cpu1.0 - cpu0.0, "postgres": pg1 - pg0, "machine": cpu1.1 - cpu0.1},
         "tick_pass_cpu_secs": {"process": cpu3.0 - cpu2.0, "postgres": pg3 - pg2, "machine": cpu3.1 - cpu2.1}, "peak_rss_kib": peak_kib, "idle_rss_kib": idle_rss_kib,
         "loaded_rss_kib": loaded_rss_kib, "after_first_pass_rss_kib": after_pass_rss_kib,
-        "statuses_on_tasks_rss_kib": with_status_rss_kib,
+        "first_pass_statuses_written": written_first,
     });
     if let Some(out) = out {
         std::fs::write(&out, serde_json::to_string_pretty(&result).expect("json"))

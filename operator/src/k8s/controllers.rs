@@ -15,8 +15,8 @@ use kube::Client;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{self, Event as Finalizer};
-use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use ordinaut_api::constants::{AGENT_FINALIZER, FINALIZER, MCP_SERVER_FINALIZER};
 use ordinaut_api::{Agent, McpServer, Pipeline, Task};
@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::cached_task::CachedTask;
 use crate::leader::gained;
 use crate::reconcile::{
     Context, DefinitionReconciler, ReconcileError, TASK_RECONCILES_IN_FLIGHT, TaskOutcome,
@@ -59,6 +60,10 @@ pub enum ControllerError {
     Reconcile(#[from] ReconcileError),
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<finalizer::Error<ReconcileError>>),
+    /// A watch cache entry that does not decode back into a Task (a bug: it was encoded
+    /// from one).
+    #[error("the cached Task does not decode: {0}")]
+    Cache(#[source] serde_json::Error),
 }
 
 /// How often a stdio McpServer whose pod is not ready yet is looked at again (its
@@ -130,13 +135,10 @@ pub async fn run(
 
     // Bounded, so 100,000 Tasks at start-up do not all wait for a pooled connection at once,
     // and wide enough that the store calls of concurrent reconciles batch well.
-    // What `Controller::new` does, but the watch cache keeps the Tasks trimmed (`trim_task`).
-    let (tasks, writer) = reflector::store();
-    let task_stream = watcher(Api::<Task>::all(client.clone()), wc.clone())
-        .modify(trim_task)
-        .reflect(writer)
-        .applied_objects();
-    let task_ctl = Controller::for_stream(task_stream, tasks.clone()).with_config(
+    // The watch cache keeps each Task in its compact form (`CachedTask`).
+    let task_ctl = Controller::new(Api::<CachedTask>::all(client.clone()), wc.clone());
+    let tasks = task_ctl.store();
+    let task_ctl = task_ctl.with_config(
         kube::runtime::controller::Config::default().concurrency(TASK_RECONCILES_IN_FLIGHT),
     );
     let by_pipeline = tasks.clone();
@@ -147,12 +149,12 @@ pub async fn run(
         .watches(
             Api::<Pipeline>::all(client.clone()),
             wc.clone(),
-            move |p: Pipeline| referencing(&by_pipeline, &p, |t| t.spec.pipeline_ref.as_deref()),
+            move |p: Pipeline| referencing(&by_pipeline, &p, CachedTask::pipeline_ref),
         )
         .watches(
             Api::<Agent>::all(client.clone()),
             wc.clone(),
-            move |a: Agent| referencing(&by_agent, &a, |t| t.spec.agent_ref.as_deref()),
+            move |a: Agent| referencing(&by_agent, &a, CachedTask::agent_ref),
         )
         .watches(
             Api::<McpServer>::all(client.clone()),
@@ -219,22 +221,12 @@ async fn definition_controller<K, F, Fut>(
         .await;
 }
 
-/// Drops from a watched Task what the operator never reads, before the watch cache keeps it:
-/// the managed fields and `kubectl apply`'s last-applied copy of the object (each often as
-/// large as the Task itself; at 100,000 Tasks the cache is most of the operator's memory).
-/// Status writes are server-side applies of the operator's own fields, so they need neither.
-fn trim_task(task: &mut Task) {
-    task.managed_fields_mut().clear();
-    task.annotations_mut()
-        .remove("kubectl.kubernetes.io/last-applied-configuration");
-}
-
 /// The Tasks in `obj`'s namespace whose reference (`pipelineRef`, `agentRef`) names it.
 fn referencing<K: Resource>(
-    tasks: &kube::runtime::reflector::Store<Task>,
+    tasks: &Store<CachedTask>,
     obj: &K,
-    field: impl Fn(&Task) -> Option<&str>,
-) -> Vec<ObjectRef<Task>> {
+    field: impl Fn(&CachedTask) -> Option<&str>,
+) -> Vec<ObjectRef<CachedTask>> {
     let (ns, name) = (obj.namespace(), obj.name_any());
     tasks
         .state()
@@ -247,20 +239,12 @@ fn referencing<K: Resource>(
 /// The Tasks in `server`'s namespace that may call its tools: those whose inline pipeline
 /// has a step `uses: <server>.…`, and every Task with a `pipelineRef` (the Pipeline is not in
 /// this cache; a reconcile of such a Task is a few GETs and, when nothing changed, no write).
-fn using_server(
-    tasks: &kube::runtime::reflector::Store<Task>,
-    server: &McpServer,
-) -> Vec<ObjectRef<Task>> {
+fn using_server(tasks: &Store<CachedTask>, server: &McpServer) -> Vec<ObjectRef<CachedTask>> {
     let (ns, name) = (server.namespace(), server.name_any());
-    let prefix = format!("{name}.");
     tasks
         .state()
         .iter()
-        .filter(|t| t.namespace() == ns)
-        .filter(|t| match &t.spec.pipeline {
-            Some(p) => p.steps.iter().any(|s| s.uses.starts_with(&prefix)),
-            None => t.spec.pipeline_ref.is_some(),
-        })
+        .filter(|t| t.namespace() == ns && t.may_call(&name))
         .map(|t| ObjectRef::from_obj(&**t))
         .collect()
 }
@@ -361,9 +345,13 @@ fn finalized<K: Resource>(
     }
 }
 
-async fn reconcile_task(task: Arc<Task>, shared: Arc<Shared>) -> Result<Action, ControllerError> {
-    let ns = task.namespace().unwrap_or_else(|| "default".into());
-    let span = tracing::info_span!("reconcile", namespace = %ns, task = %task.name_any());
+async fn reconcile_task(
+    cached: Arc<CachedTask>,
+    shared: Arc<Shared>,
+) -> Result<Action, ControllerError> {
+    let ns = cached.namespace().unwrap_or_else(|| "default".into());
+    let span = tracing::info_span!("reconcile", namespace = %ns, task = %cached.name_any());
+    let task = Arc::new(cached.task().map_err(ControllerError::Cache)?);
     reconcile_task_in(task, shared, ns).instrument(span).await
 }
 
@@ -460,35 +448,6 @@ fn error_policy<K: Resource>(obj: Arc<K>, error: &ControllerError, shared: Arc<S
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_watch_cache_drops_managed_fields_and_the_last_applied_copy_only() {
-        let mut task: Task = serde_json::from_value(serde_json::json!({
-            "apiVersion": "ordinaut.dev/v1alpha1",
-            "kind": "Task",
-            "metadata": {
-                "name": "t", "namespace": "default", "uid": "u", "generation": 3,
-                "finalizers": [FINALIZER],
-                "annotations": {
-                    "kubectl.kubernetes.io/last-applied-configuration": "{\"spec\":{}}",
-                    ordinaut_api::constants::RUN_NOW_ANNOTATION: "1",
-                },
-                "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
-            },
-            "spec": {"schedule": {"every": "1h"}, "pipeline": {"steps": [{"id": "a", "uses": "core.echo"}]}},
-            "status": {"nextRunTime": "2025-03-10T11:00:00Z"},
-        }))
-        .unwrap();
-        let before = task.clone();
-        trim_task(&mut task);
-        assert!(task.managed_fields().is_empty());
-        let annotations: Vec<_> = task.annotations().keys().collect();
-        assert_eq!(annotations, [ordinaut_api::constants::RUN_NOW_ANNOTATION]);
-        assert_eq!(task.finalizers(), before.finalizers());
-        assert_eq!(task.metadata.generation, Some(3));
-        assert_eq!(task.spec, before.spec);
-        assert_eq!(task.status, before.status);
-    }
 
     #[test]
     fn a_task_is_rechecked_when_its_next_run_is_due_within_one_to_ten_ticks() {

@@ -1,10 +1,13 @@
-//! The Kubernetes side of the seam: [`KubeObjects`] (reflector stores), [`KubeSink`]
+//! The Kubernetes side of the seam: [`KubeObjects`] (reads of referenced objects),
+//! [`CachedTask`] (what the Task watch cache keeps of each Task), [`KubeSink`]
 //! (server-side apply on the status subresource and a shared event `Recorder`) and
 //! [`controllers::run`], which drives the reconcile core from `kube::runtime::Controller`s.
 
+mod cached_task;
 pub mod controllers;
 mod mcp_pods;
 
+pub use cached_task::CachedTask;
 pub use mcp_pods::KubeMcpPods;
 
 use std::sync::Arc;
