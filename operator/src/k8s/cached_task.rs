@@ -64,11 +64,11 @@ impl CachedTask {
     pub fn task(&self) -> Result<Task, serde_json::Error> {
         let mut task = Task::new(
             self.metadata.name.as_deref().unwrap_or_default(),
-            serde_json::from_str(self.part(0))?,
+            serde_json::from_str(&unpack(self.part(0)))?,
         );
         task.metadata = self.metadata.clone();
         if self.has & HAS_STATUS != 0 {
-            task.status = Some(serde_json::from_str(self.part(1))?);
+            task.status = Some(serde_json::from_str(&unpack(self.part(1)))?);
         }
         Ok(task)
     }
@@ -107,7 +107,7 @@ impl CachedTask {
 }
 
 /// `value` as JSON without the fields that hold what `defaults` says they hold when absent,
-/// when it decodes back to `value` (else with them).
+/// when it decodes back to `value` (else with them), [`pack`]ed.
 fn compact_json<T>(value: &T, defaults: &Value) -> Result<String, serde_json::Error>
 where
     T: Serialize + DeserializeOwned + PartialEq,
@@ -116,10 +116,93 @@ where
     prune(&mut json, defaults);
     let text = serde_json::to_string(&json)?;
     if serde_json::from_str::<T>(&text).ok().as_ref() == Some(value) {
-        Ok(text)
+        Ok(pack(&text))
     } else {
-        serde_json::to_string(value)
+        serde_json::to_string(value).map(|t| pack(&t))
     }
+}
+
+/// Pieces of JSON that most cached specs and statuses hold (keys in the order `serde_json`
+/// writes a `Value`'s, which is sorted), each kept as one control character: byte `i + 1`
+/// stands for `FRAGMENTS[i]`, skipping `\n` ([`USES_SEPARATOR`]). JSON text never holds a raw
+/// control character (`serde_json` escapes them inside strings), so [`unpack`] is exact. The
+/// cache lives in memory only: the list may change between versions.
+const FRAGMENTS: [&str; 30] = [
+    // statuses
+    "{\"conditions\":[{\"lastTransitionTime\":\"",
+    "\",\"message\":\"scheduled; next run at ",
+    "\",\"message\":\"",
+    "\",\"observedGeneration\":",
+    ",\"reason\":\"Valid\",\"status\":\"True\",\"type\":\"Ready\"}]",
+    ",\"reason\":\"",
+    "\",\"status\":\"False\",\"type\":\"Ready\"}]",
+    "\",\"status\":\"",
+    "\",\"type\":\"",
+    ",\"nextRunTime\":\"",
+    ",\"observedGeneration\":",
+    ",\"scheduleSummary\":\"",
+    ",\"counters\":{",
+    ",\"lastRunId\":\"",
+    ",\"lastRunStatus\":\"",
+    ",\"lastRunTime\":\"",
+    ",\"lastScheduleTime\":\"",
+    ",\"lastSuccessfulTime\":\"",
+    // specs
+    "{\"pipeline\":{\"steps\":[{\"id\":\"",
+    "\",\"uses\":\"",
+    "\"}]},\"schedule\":{\"",
+    "{\"pipelineRef\":\"",
+    "\"rrule\":\"FREQ=",
+    "\"cron\":\"",
+    "\"every\":\"",
+    "\",\"timezone\":\"",
+    "\"}}",
+    "\"}]},\"",
+    "\",\"with\":{\"",
+    "\"agentRef\":\"",
+];
+
+/// The control character that stands for `FRAGMENTS[i]`.
+fn token(i: usize) -> char {
+    let b = u8::try_from(i + 1).unwrap_or(u8::MAX);
+    char::from(if b >= b'\n' { b + 1 } else { b })
+}
+
+/// `json` with each of [`FRAGMENTS`] replaced by its token.
+fn pack(json: &str) -> String {
+    let mut text = json.to_string();
+    for (i, f) in FRAGMENTS.iter().enumerate() {
+        if text.contains(f) {
+            text = text.replace(f, token(i).encode_utf8(&mut [0; 4]));
+        }
+    }
+    text.shrink_to_fit();
+    text
+}
+
+/// The JSON that [`pack`] made `text` of.
+fn unpack(text: &str) -> Cow<'_, str> {
+    if !text.bytes().any(|b| b < 0x20) {
+        return Cow::Borrowed(text);
+    }
+    let mut json = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        match fragment_of(c) {
+            Some(f) => json.push_str(f),
+            None => json.push(c),
+        }
+    }
+    Cow::Owned(json)
+}
+
+/// The fragment that `c` stands for (the inverse of [`token`]).
+fn fragment_of(c: char) -> Option<&'static str> {
+    let b = u32::from(c);
+    if b == 0 || b >= 0x20 || c == '\n' {
+        return None;
+    }
+    let i = if b > 0x0a { b - 2 } else { b - 1 };
+    FRAGMENTS.get(usize::try_from(i).ok()?).copied()
 }
 
 /// Removes from `value` the fields equal to the same field of `defaults`, at every depth.
@@ -310,6 +393,39 @@ mod tests {
         let after = cached.task().unwrap();
         assert_eq!(after.spec, before.spec);
         assert_eq!(after.status, before.status);
+    }
+
+    #[test]
+    fn packing_is_undone_exactly_whatever_the_strings_hold() {
+        for (i, _) in FRAGMENTS.iter().enumerate() {
+            assert_eq!(fragment_of(token(i)), Some(FRAGMENTS[i]));
+            assert!(token(i) < ' ' && token(i) != USES_SEPARATOR);
+        }
+        let tricky = task(
+            serde_json::json!({
+                "schedule": {"every": "1h", "timezone": "America/St_Johns"},
+                "pipeline": {"steps": [{"id": "a", "uses": "core.echo", "with": {
+                    "text": "\",\"uses\":\"\u{1}\u{1f}\n\"}}",
+                    "\",\"timezone\":\"": "{\"conditions\":[{\"lastTransitionTime\":\"",
+                    "back": "\\",
+                }}]},
+            }),
+            serde_json::json!({"conditions": [{"type": "Ready", "status": "False", "reason": "Invalid",
+                "message": "scheduled; next run at \u{2}", "lastTransitionTime": "2025-03-10T10:00:00Z"}],
+                "lastRunStatus": "Failed", "lastRunId": "\",\"type\":\""}),
+        );
+        for json in [
+            serde_json::to_string(&tricky.spec).unwrap(),
+            serde_json::to_string(&tricky.status).unwrap(),
+        ] {
+            let packed = pack(&json);
+            assert!(packed.len() < json.len(), "{packed:?}");
+            assert_eq!(unpack(&packed), json);
+        }
+        let cached = CachedTask::try_from(tricky.clone()).unwrap();
+        let after = cached.task().unwrap();
+        assert_eq!(after.spec, tricky.spec);
+        assert_eq!(after.status, tricky.status);
     }
 
     #[test]
