@@ -48,7 +48,10 @@
 //!   `Apply` operations; there is no conflict detection between managers (`force` is
 //!   ignored) and no `Update` entries are recorded.
 //! * Strategic merge patch is a plain JSON merge patch (no `patchMergeKey` list merging).
-//! * `limit`/`continue` are ignored: lists return everything in one page.
+//! * Lists page with `limit`/`continue` in (namespace, name) order; every page carries the
+//!   first page's resourceVersion but shows the objects as they are when it is read (the
+//!   real server shows the first page's snapshot), so a watch from that version replays
+//!   what changed meanwhile. A continue token older than the watch history is `410 Expired`.
 //!   `resourceVersionMatch` is ignored: lists always return the current state.
 //! * Namespaces need not exist, and deleting one deletes nothing else. No garbage
 //!   collection of owned objects; `propagationPolicy` is ignored. No admission, no schema

@@ -332,17 +332,95 @@ fn on_status(rt: &ResourceType, route: &Route) -> Result<bool, ApiError> {
     }
 }
 
-/// A `…List` reply of `items` at the store's current resourceVersion.
-fn list_reply(state: &State, api_version: String, kind: String, items: Vec<Value>) -> Reply {
+/// A `…List` reply of one page of `items`, with the list's `metadata` (`resourceVersion`,
+/// and `continue` / `remainingItemCount` when more pages follow).
+fn list_reply(api_version: String, kind: String, page: ListPage) -> Reply {
+    let mut metadata = json!({"resourceVersion": page.resource_version.to_string()});
+    if let Some(token) = page.continue_token {
+        metadata["continue"] = json!(token);
+        metadata["remainingItemCount"] = json!(page.remaining);
+    }
     Reply::Json(
         200,
         json!({
             "apiVersion": api_version,
             "kind": kind,
-            "metadata": {"resourceVersion": state.rv.to_string()},
-            "items": items,
+            "metadata": metadata,
+            "items": page.items,
         }),
     )
+}
+
+/// One page of a list (`limit` / `continue`), as the real server pages: in (namespace, name)
+/// order, every page at the first page's resourceVersion (a watch from it replays what
+/// changed while the pages were read), and a continue token older than the watch history
+/// answered `410 Expired`, so the client lists again from the start.
+struct ListPage {
+    items: Vec<Value>,
+    resource_version: u64,
+    continue_token: Option<String>,
+    remaining: usize,
+}
+
+impl ListPage {
+    fn of(
+        state: &State,
+        items: Vec<Value>,
+        limit: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        let limit = limit
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|&l| l > 0);
+        let (resource_version, after) = match token.filter(|t| !t.is_empty()) {
+            None => (state.rv, None),
+            Some(t) => {
+                let (rv, key) = Self::parse_token(t)?;
+                if rv < state.compacted_rv {
+                    return Err(ApiError::new(
+                        410,
+                        "Expired",
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                    ));
+                }
+                (rv, Some(key))
+            }
+        };
+        let key_of = |o: &Value| {
+            let meta = &o["metadata"];
+            let part = |f: &str| meta[f].as_str().unwrap_or_default().to_string();
+            (part("namespace"), part("name"))
+        };
+        let mut rest: Vec<Value> = items
+            .into_iter()
+            .filter(|o| after.as_ref().is_none_or(|a| key_of(o) > *a))
+            .collect();
+        let (continue_token, remaining) = match limit {
+            Some(n) if rest.len() > n => {
+                let remaining = rest.len() - n;
+                rest.truncate(n);
+                let (ns, name) = rest.last().map(key_of).unwrap_or_default();
+                (Some(format!("{resource_version}/{ns}/{name}")), remaining)
+            }
+            _ => (None, 0),
+        };
+        Ok(Self {
+            items: rest,
+            resource_version,
+            continue_token,
+            remaining,
+        })
+    }
+
+    /// `rv/namespace/name` (neither a namespace nor a name holds a `/`).
+    fn parse_token(token: &str) -> Result<(u64, (String, String)), ApiError> {
+        let bad = || ApiError::bad_request(format!("invalid continue token {token:?}"));
+        let mut parts = token.splitn(3, '/');
+        let rv = parts.next().and_then(|r| r.parse().ok()).ok_or_else(bad)?;
+        let ns = parts.next().ok_or_else(bad)?;
+        let name = parts.next().ok_or_else(bad)?;
+        Ok((rv, (ns.to_string(), name.to_string())))
+    }
 }
 
 /// One request on a resource, resolved: what each verb reads.
@@ -380,8 +458,10 @@ impl Call<'_> {
 
     fn list(&self, state: &State) -> Result<Reply, ApiError> {
         let (labels, fields) = self.selectors()?;
-        let items: Vec<Value> = state
-            .list(&self.rt.key, self.namespace, &labels, &fields)
+        let all = state.list(&self.rt.key, self.namespace, &labels, &fields);
+        let mut page = ListPage::of(state, all, self.query("limit"), self.query("continue"))?;
+        page.items = page
+            .items
             .iter()
             .map(|o| watch::render(o, self.partial))
             .collect();
@@ -393,7 +473,7 @@ impl Call<'_> {
         } else {
             (self.rt.key.api_version(), format!("{}List", self.rt.kind))
         };
-        Ok(list_reply(state, api_version, kind, items))
+        Ok(list_reply(api_version, kind, page))
     }
 
     fn watch(self, state: &mut State) -> Result<Reply, ApiError> {
@@ -467,7 +547,8 @@ impl Call<'_> {
             items.push(obj);
         }
         let kind = format!("{}List", self.rt.kind);
-        Ok(list_reply(state, self.rt.key.api_version(), kind, items))
+        let page = ListPage::of(state, items, None, None)?;
+        Ok(list_reply(self.rt.key.api_version(), kind, page))
     }
 }
 

@@ -361,3 +361,53 @@ async fn leases_can_be_created_and_patched_for_leader_election() {
         .unwrap();
     assert_eq!(patched.spec.unwrap().lease_transitions, Some(1));
 }
+
+#[tokio::test]
+async fn lists_page_with_limit_and_continue_at_the_first_pages_version() {
+    let (fake, api) = setup();
+    for name in ["e", "a", "d", "b", "c"] {
+        create(&api, name, 1).await;
+    }
+    let first = api.list(&ListParams::default().limit(2)).await.unwrap();
+    let names = |l: &kube::core::ObjectList<Widget>| -> Vec<String> {
+        l.items.iter().map(|w| w.name_any()).collect()
+    };
+    assert_eq!(names(&first), ["a", "b"]);
+    assert_eq!(first.metadata.remaining_item_count, Some(3));
+    let rv = first.metadata.resource_version.clone();
+    let token = first.metadata.continue_.clone().expect("a continue token");
+
+    // A change between pages: the next pages keep the first page's version.
+    create(&api, "f", 1).await;
+    let second = api
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await
+        .unwrap();
+    assert_eq!(names(&second), ["c", "d"]);
+    assert_eq!(second.metadata.resource_version, rv);
+    let last_token = second.metadata.continue_.clone().expect("more to come");
+    let last = api
+        .list(&ListParams::default().limit(2).continue_token(&last_token))
+        .await
+        .unwrap();
+    assert_eq!(names(&last), ["e", "f"]);
+    assert_eq!(last.metadata.continue_, None);
+    assert_eq!(
+        api.list(&ListParams::default()).await.unwrap().items.len(),
+        6,
+        "without a limit, one page"
+    );
+
+    // A token older than the watch history: 410, list again from the start.
+    fake.expire_watch_history();
+    let err = api
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), Some(410));
+    let err = api
+        .list(&ListParams::default().limit(2).continue_token("nonsense"))
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), Some(400));
+}

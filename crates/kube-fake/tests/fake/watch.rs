@@ -285,3 +285,19 @@ async fn expiring_history_closes_open_watches() {
     assert!(ends(&mut events).await, "the open watch was closed");
     assert_eq!(fake.open_watches(), 0);
 }
+
+#[tokio::test]
+async fn a_paged_initial_list_gives_every_object_once_and_the_watch_goes_on() {
+    let (_fake, api) = setup();
+    let names: Vec<String> = (0..7).map(|i| format!("w{i}")).collect();
+    for n in &names {
+        create(&api, n, 1).await;
+    }
+    let mut stream = watcher(api.clone(), watcher::Config::default().page_size(3)).boxed();
+    assert_eq!(initial_list(&mut stream).await, names);
+    resize(&api, "w6", 9).await;
+    let watcher::Event::Apply(w) = next_change(&mut stream).await else {
+        panic!("not Apply")
+    };
+    assert_eq!((w.name_any().as_str(), w.spec.size), ("w6", 9));
+}
