@@ -77,6 +77,11 @@ memory = load("memory.json")
 if memory:
     idle = memory["worker_idle_rss_kib"] / 1024
     rows.append(("worker idle RSS", "< 20 MiB", f"{idle:.1f} MiB", mark(idle < 20)))
+    loaded = memory.get("operator_loaded")
+    if loaded:
+        n, peak = memory["operator_tasks"], loaded["peak_rss_kib"] / 1024
+        rows.append((f"operator binary, {n:,} Tasks (fake API over HTTP), peak RSS", "< 200 MiB",
+                     f"{peak:.1f} MiB (all Ready after {loaded['ready_secs']:.1f} s)", mark(peak < 200)))
 else:
     rows.append(("worker idle RSS", "", "not run (bench/run memory)", ""))
 

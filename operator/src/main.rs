@@ -82,6 +82,13 @@ struct RunArgs {
     /// This instance's identity in the Lease and in Events (the pod name).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// Most Kubernetes API requests in flight at once (status writes, finalizers, Events,
+    /// reads); more wait their turn. Each concurrent request holds a connection of its own,
+    /// and up to 512 Task reconciles run at once: without a bound, a start-up with many Tasks
+    /// opened hundreds of connections (and their buffers) and pressed the API server's
+    /// in-flight limits.
+    #[arg(long, env = "ORDINAUT_API_REQUESTS_IN_FLIGHT", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    api_requests_in_flight: u16,
     /// Log format: `text` for people, `json` in clusters.
     #[arg(long, env = "ORDINAUT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -133,14 +140,40 @@ async fn main() -> anyhow::Result<()> {
     // then refuses to pick one: the first Kubernetes client panicked at startup. Pick ring,
     // the provider kube is configured with (operator/Cargo.toml).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = kube::Client::try_default()
+    let config = kube::Config::infer()
         .await
         .context("cannot reach the Kubernetes API (in-cluster config or ~/.kube/config)")?;
+    // Leader election has a client of its own: a Lease renewal must not wait behind the
+    // reconciles' requests (a renewal late past its deadline ends the leadership).
+    let lease_client =
+        kube::Client::try_from(config.clone()).context("cannot build the Kubernetes client")?;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .context("cannot build the Kubernetes client")?
+        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(usize::from(
+            args.api_requests_in_flight,
+        )))
+        .build();
     let identity = args
         .identity
         .clone()
         .unwrap_or_else(|| format!("ordinaut-operator-{}", uuid::Uuid::new_v4().simple()));
-    run(args, store, client, identity).await
+    run(
+        args,
+        store,
+        Clients {
+            api: client,
+            lease: lease_client,
+        },
+        identity,
+    )
+    .await
+}
+
+/// The operator's Kubernetes clients: `api` (requests in flight bounded by
+/// `--api-requests-in-flight`) for the controllers, `lease` for leader election alone.
+struct Clients {
+    api: kube::Client,
+    lease: kube::Client,
 }
 
 /// The leader elector (with leader election on) and the store the reconcilers write
@@ -181,13 +214,21 @@ fn elect(
 async fn run(
     args: RunArgs,
     store: Store,
-    client: kube::Client,
+    clients: Clients,
     identity: String,
 ) -> anyhow::Result<()> {
     let clock = Arc::new(SystemClock);
     let shutdown = CancellationToken::new();
     let fenced = prometheus_client::metrics::counter::Counter::default();
-    let (elector, store) = elect(&args, store, &client, &identity, clock.clone(), &fenced);
+    let (elector, store) = elect(
+        &args,
+        store,
+        &clients.lease,
+        &identity,
+        clock.clone(),
+        &fenced,
+    );
+    let client = clients.api;
     let leader: Arc<dyn Leadership> = match &elector {
         Some(e) => Arc::new(e.flag()),
         None => Arc::new(AlwaysLeader),

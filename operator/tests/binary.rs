@@ -41,6 +41,7 @@ fn every_flag_has_an_environment_variable_in_the_help() {
         "ORDINAUT_HORIZON",
         "ORDINAUT_TICK_INTERVAL",
         "ORDINAUT_LEADER_ELECTION",
+        "ORDINAUT_API_REQUESTS_IN_FLIGHT",
     ] {
         assert!(
             help.contains(&format!("[env: {env}")),

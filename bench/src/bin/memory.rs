@@ -30,6 +30,7 @@ async fn main() {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let (mut bin, mut runs, mut out) = (String::new(), 100usize, None::<String>);
     let mut operator_bin = None::<String>;
+    let mut operator_tasks = 0usize;
     let mut redis_url = std::env::var("ORDINAUT_BENCH_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,6 +40,7 @@ async fn main() {
             "--worker-bin" => bin = v,
             "--database-url" => admin_url = v,
             "--operator-bin" => operator_bin = Some(v),
+            "--operator-tasks" => operator_tasks = v.parse().expect("--operator-tasks N"),
             "--redis-url" => redis_url = v,
             "--runs" => runs = v.parse().expect("--runs N"),
             "--out" => out = Some(v),
@@ -107,11 +109,21 @@ async fn main() {
         .status();
     let _ = worker.wait();
     let operator_idle = match &operator_bin {
-        Some(bin) => Some(operator_idle_rss(bin, &url, &redis_url).await),
+        Some(bin) => Some(operator_rss(bin, &url, &redis_url, 0).await),
         None => None,
     };
     drop(store);
     db.drop_db().await;
+    let operator_loaded = match &operator_bin {
+        Some(bin) if operator_tasks > 0 => {
+            let db =
+                ordinaut_test_support::ScratchDb::create(&admin_url, "ordinaut_bench", 2).await;
+            let loaded = operator_rss(bin, &db.url, &redis_url, operator_tasks).await;
+            db.drop_db().await;
+            Some(loaded)
+        }
+        _ => None,
+    };
 
     println!("| measure | value |");
     println!("|---|---|");
@@ -120,13 +132,24 @@ async fn main() {
         "| worker RSS, {runs} concurrent runs | {:.1} MiB (most in flight seen: {most_in_flight}) |",
         peak as f64 / 1024.0
     );
-    if let Some(kib) = operator_idle {
+    if let Some(o) = &operator_idle {
         println!(
             "| operator idle RSS (leader, watching, no Tasks) | {:.1} MiB |",
-            kib as f64 / 1024.0
+            o.rss_kib as f64 / 1024.0
         );
     }
-    let result = json!({"worker_idle_rss_kib": idle, "worker_busy_rss_kib": peak, "concurrent_runs": runs, "most_in_flight": most_in_flight, "operator_idle_rss_kib": operator_idle});
+    if let Some(o) = &operator_loaded {
+        println!(
+            "| operator binary, {operator_tasks} Tasks (fake API over HTTP): all reconciled Ready; RSS then; peak RSS | {:.1} s; {:.1} MiB; {:.1} MiB |",
+            o.ready_secs,
+            o.rss_kib as f64 / 1024.0,
+            o.peak_kib as f64 / 1024.0
+        );
+    }
+    let result = json!({"worker_idle_rss_kib": idle, "worker_busy_rss_kib": peak, "concurrent_runs": runs, "most_in_flight": most_in_flight,
+        "operator_idle_rss_kib": operator_idle.as_ref().map(|o| o.rss_kib),
+        "operator_tasks": operator_tasks,
+        "operator_loaded": operator_loaded.as_ref().map(|o| json!({"ready_secs": o.ready_secs, "rss_kib": o.rss_kib, "peak_rss_kib": o.peak_kib}))});
     if let Some(out) = out {
         std::fs::write(&out, serde_json::to_string_pretty(&result).expect("json"))
             .expect("write results");
@@ -135,22 +158,62 @@ async fn main() {
 
 /// Serves a fake Kubernetes API (with Ordinaut's custom resources) over plain HTTP on a
 /// local port, for the life of this process; returns its address.
-async fn serve_fake_api() -> std::net::SocketAddr {
+/// The fake API server over HTTP, holding `tasks` Tasks (the operator_scale mix of
+/// schedules, 10 namespaces) before anyone watches.
+async fn serve_fake_api(tasks: usize) -> std::net::SocketAddr {
     let fake = ordinaut_kube_fake::FakeApiServer::new();
     fake.register::<ordinaut_api::Task>()
         .register::<ordinaut_api::Pipeline>()
         .register::<ordinaut_api::McpServer>()
         .register::<ordinaut_api::Agent>();
+    // Only the latest changes are kept for watches (the Tasks' creations need not be).
+    fake.set_watch_history_limit(10_000);
+    let zones = [
+        "UTC",
+        "Europe/Berlin",
+        "America/New_York",
+        "Asia/Kolkata",
+        "Pacific/Chatham",
+    ];
+    for i in 0..tasks {
+        let tz = zones[i % zones.len()];
+        let schedule = match i % 3 {
+            0 => format!("{{cron: '*/15 * * * *', timezone: {tz}}}"),
+            1 => format!(
+                "{{rrule: 'FREQ=HOURLY;BYMINUTE={};BYSECOND=0', timezone: {tz}}}",
+                i % 60
+            ),
+            _ => "{every: 10m}".to_string(),
+        };
+        let yaml = format!(
+            "apiVersion: ordinaut.dev/v1alpha1\nkind: Task\nmetadata:\n  name: task-{i}\n  namespace: ns-{}\nspec:\n  schedule: {schedule}\n  pipeline:\n    steps: [{{id: hello, uses: core.echo}}]\n",
+            i % 10
+        );
+        let task: ordinaut_api::Task = serde_yaml::from_str(&yaml).expect("task yaml");
+        fake.insert(&task).expect("insert Task");
+    }
     let addr = fake.serve_http().await.expect("serve the fake API");
     // The server holds the fake's state; the handle itself may go.
     drop(fake);
     addr
 }
 
-/// RSS of a real operator process, a few seconds after it became ready.
-async fn operator_idle_rss(bin: &str, database_url: &str, redis_url: &str) -> u64 {
-    let addr = serve_fake_api().await;
-    let dir = std::env::temp_dir().join(format!("ordinaut-bench-{}", std::process::id()));
+/// What [`operator_rss`] measured.
+struct OperatorRss {
+    /// Seconds from the start until every Task was reconciled Ready (0 without Tasks).
+    ready_secs: f64,
+    /// RSS then (idle: a few seconds after it became ready).
+    rss_kib: u64,
+    /// Peak RSS of the process (VmHWM).
+    peak_kib: u64,
+}
+
+/// A real operator process against the fake API holding `tasks` Tasks: its RSS once every
+/// Task was reconciled Ready (without Tasks: a few seconds after it became ready) and its
+/// peak RSS.
+async fn operator_rss(bin: &str, database_url: &str, redis_url: &str, tasks: usize) -> OperatorRss {
+    let addr = serve_fake_api(tasks).await;
+    let dir = std::env::temp_dir().join(format!("ordinaut-bench-{}-{tasks}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let kubeconfig = dir.join("kubeconfig");
     std::fs::write(
@@ -158,9 +221,8 @@ async fn operator_idle_rss(bin: &str, database_url: &str, redis_url: &str) -> u6
         ordinaut_kube_fake::kubeconfig_for(addr, "default"),
     )
     .expect("write kubeconfig");
-    let listen = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-    let metrics_port = listen.local_addr().expect("addr").port();
-    drop(listen);
+    let metrics_port = ordinaut_test_support::net::free_port();
+    let started = Instant::now();
     let mut op = Command::new(bin)
         .args(["--database-url", database_url, "--redis-url", redis_url])
         .args(["--listen-addr", &format!("127.0.0.1:{metrics_port}")])
@@ -169,47 +231,69 @@ async fn operator_idle_rss(bin: &str, database_url: &str, redis_url: &str) -> u6
         .stdout(Stdio::null())
         .spawn()
         .expect("start operator");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = tokio::net::TcpStream::connect(("127.0.0.1", metrics_port))
-            .await
-            .is_ok()
-            && readyz_ok(metrics_port).await;
+    let deadline = Instant::now() + Duration::from_secs(60 + tasks as u64 / 500);
+    let mut last_report = Instant::now();
+    let ready_secs = loop {
+        let ready = if tasks == 0 {
+            readyz_ok(metrics_port).await
+        } else {
+            let done = ready_reconciles(metrics_port).await;
+            if last_report.elapsed() > Duration::from_secs(10) {
+                eprintln!("  operator: {done} of {tasks} Tasks reconciled Ready ...");
+                last_report = Instant::now();
+            }
+            done >= tasks as u64
+        };
         if ready {
-            break;
+            break started.elapsed().as_secs_f64();
         }
         if let Ok(Some(status)) = op.try_wait() {
             panic!("the operator exited before it was ready: {status}");
         }
         assert!(
             Instant::now() < deadline,
-            "the operator was not ready within 60 s"
+            "the operator was not ready in time"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    // Idle: watches open, first (empty) lists done, leader elected.
+    };
+    // Idle: watches open, first lists done, leader elected (and, with Tasks, their status
+    // writes come back through the watch).
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let rss = rss_kib(op.id());
+    let status = |field: &str| {
+        std::fs::read_to_string(format!("/proc/{}/status", op.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let (rss_kib, peak_kib) = (status("VmRSS:"), status("VmHWM:"));
     let _ = Command::new("kill")
         .args(["-TERM", &op.id().to_string()])
         .status();
     let _ = op.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    rss
+    OperatorRss {
+        ready_secs: if tasks == 0 { 0.0 } else { ready_secs },
+        rss_kib,
+        peak_kib,
+    }
+}
+
+/// Task reconciles that ended Ready so far, from the operator's `/metrics`.
+async fn ready_reconciles(port: u16) -> u64 {
+    let body = ordinaut_test_support::net::http_get(port, "/metrics").await;
+    body.lines()
+        .find_map(|l| {
+            l.strip_prefix(r#"ordinaut_operator_reconciles_total{kind="Task",outcome="ready"} "#)
+        })
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
 }
 
 /// Whether `GET /readyz` answers 200.
 async fn readyz_ok(port: u16) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
-    let req =
-        format!("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-    if s.write_all(req.as_bytes()).await.is_err() {
-        return false;
-    }
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf).await;
-    buf.starts_with(b"HTTP/1.1 200")
+    ordinaut_test_support::net::http_get(port, "/readyz")
+        .await
+        .starts_with("HTTP/1.1 200")
 }

@@ -363,16 +363,13 @@ struct ListPage {
 }
 
 impl ListPage {
-    fn of(
-        state: &State,
-        items: Vec<Value>,
-        limit: Option<&str>,
-        token: Option<&str>,
-    ) -> Result<Self, ApiError> {
-        let limit = limit
+    fn of(call: &Call<'_>, state: &State) -> Result<Self, ApiError> {
+        let (labels, fields) = call.selectors()?;
+        let limit = call
+            .query("limit")
             .and_then(|l| l.parse::<usize>().ok())
             .filter(|&l| l > 0);
-        let (resource_version, after) = match token.filter(|t| !t.is_empty()) {
+        let (resource_version, after) = match call.query("continue").filter(|t| !t.is_empty()) {
             None => (state.rv, None),
             Some(t) => {
                 let (rv, key) = Self::parse_token(t)?;
@@ -386,26 +383,25 @@ impl ListPage {
                 (rv, Some(key))
             }
         };
-        let key_of = |o: &Value| {
-            let meta = &o["metadata"];
-            let part = |f: &str| meta[f].as_str().unwrap_or_default().to_string();
-            (part("namespace"), part("name"))
-        };
-        let mut rest: Vec<Value> = items
-            .into_iter()
-            .filter(|o| after.as_ref().is_none_or(|a| key_of(o) > *a))
-            .collect();
-        let (continue_token, remaining) = match limit {
-            Some(n) if rest.len() > n => {
-                let remaining = rest.len() - n;
-                rest.truncate(n);
-                let (ns, name) = rest.last().map(key_of).unwrap_or_default();
-                (Some(format!("{resource_version}/{ns}/{name}")), remaining)
-            }
-            _ => (None, 0),
-        };
+        let (items, remaining) = state.list_page(
+            &call.rt.key,
+            call.namespace,
+            &labels,
+            &fields,
+            after.as_ref(),
+            limit,
+        );
+        let continue_token = (remaining > 0).then(|| {
+            let meta = items.last().map(|o| &o["metadata"]);
+            let part = |f: &str| {
+                meta.and_then(|m| m[f].as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            format!("{resource_version}/{}/{}", part("namespace"), part("name"))
+        });
         Ok(Self {
-            items: rest,
+            items,
             resource_version,
             continue_token,
             remaining,
@@ -457,9 +453,7 @@ impl Call<'_> {
     }
 
     fn list(&self, state: &State) -> Result<Reply, ApiError> {
-        let (labels, fields) = self.selectors()?;
-        let all = state.list(&self.rt.key, self.namespace, &labels, &fields);
-        let mut page = ListPage::of(state, all, self.query("limit"), self.query("continue"))?;
+        let mut page = ListPage::of(self, state)?;
         page.items = page
             .items
             .iter()
@@ -547,7 +541,12 @@ impl Call<'_> {
             items.push(obj);
         }
         let kind = format!("{}List", self.rt.kind);
-        let page = ListPage::of(state, items, None, None)?;
+        let page = ListPage {
+            items,
+            resource_version: state.rv,
+            continue_token: None,
+            remaining: 0,
+        };
         Ok(list_reply(self.rt.key.api_version(), kind, page))
     }
 }

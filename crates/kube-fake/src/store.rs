@@ -192,16 +192,36 @@ impl State {
         labels: &LabelSelector,
         fields: &FieldSelector,
     ) -> Vec<Value> {
-        self.objects
-            .get(key)
-            .map(|objs| {
-                objs.iter()
-                    .filter(|((obj_ns, _), _)| ns.is_none_or(|ns| ns == obj_ns))
-                    .filter(|(_, obj)| labels.matches(obj) && fields.matches(obj))
-                    .map(|(_, obj)| obj.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.list_page(key, ns, labels, fields, None, None).0
+    }
+
+    /// Like [`State::list`], only the objects after `after` (a (namespace, name) key), at
+    /// most `limit` of them; with how many more match.
+    pub fn list_page(
+        &self,
+        key: &ResourceKey,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        after: Option<&(String, String)>,
+        limit: Option<usize>,
+    ) -> (Vec<Value>, usize) {
+        use std::ops::Bound;
+        let Some(objs) = self.objects.get(key) else {
+            return (Vec::new(), 0);
+        };
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut matching = objs
+            .range((from, Bound::Unbounded))
+            .filter(|((obj_ns, _), _)| ns.is_none_or(|ns| ns == obj_ns))
+            .filter(|(_, obj)| labels.matches(obj) && fields.matches(obj))
+            .map(|(_, obj)| obj);
+        let page: Vec<Value> = matching
+            .by_ref()
+            .take(limit.unwrap_or(usize::MAX))
+            .cloned()
+            .collect();
+        (page, matching.count())
     }
 
     /// The resourceVersion of the next write (not consumed by a dry run).
