@@ -207,9 +207,11 @@ async fn a_blocking_read_returns_entries_added_while_it_waits() {
     // A group created at `$` after an entry existed would not see it; this one was created
     // first, so it does.
     let (url2, stream2) = (url.clone(), stream.clone());
+    let (first_read, first_done) = tokio::sync::oneshot::channel();
     let reader = tokio::spawn(async move {
         let mut got = c.read(10, Duration::ZERO).await.expect("read");
         assert_eq!(got.len(), 1);
+        let _ = first_read.send(());
         // Now wait for an entry that does not exist yet.
         got = c
             .read(10, Duration::from_secs(10))
@@ -217,6 +219,9 @@ async fn a_blocking_read_returns_entries_added_while_it_waits() {
             .expect("blocking read");
         got
     });
+    // The second entry comes after the first read (a blocked XREADGROUP of a test running
+    // alongside could otherwise pass the check below before this reader read at all).
+    first_done.await.expect("the first read");
     eventually(Duration::from_secs(30), "the reader to block", || {
         let url = url2.clone();
         async move {
