@@ -186,9 +186,7 @@ async fn record(
     } else if let Some(t) = m.status.as_ref().and_then(|s| s.last_discovery_time) {
         status["lastDiscoveryTime"] = json!(t);
     }
-    // The workers get the spec discovery used: for a server in its pod, its Service URL.
-    // Projected before the status says so: once an McpServer reads Discovered (and the
-    // Tasks that call it are re-checked Ready), the workers can already sync it.
+    // Projected (in a pod: its Service URL) before the status may say Discovered.
     let spec = serde_json::to_value(spec).unwrap_or_default();
     let tools_json = serde_json::to_value(&tools).unwrap_or_default();
     ctx.store

@@ -379,17 +379,18 @@ async fn lists_page_with_limit_and_continue_at_the_first_pages_version() {
 
     // A change between pages: the next pages keep the first page's version.
     create(&api, "f", 1).await;
-    let second = api
-        .list(&ListParams::default().limit(2).continue_token(&token))
-        .await
-        .unwrap();
+    let page = |token: String| {
+        let api = api.clone();
+        async move {
+            let params = ListParams::default().limit(2).continue_token(&token);
+            api.list(&params).await
+        }
+    };
+    let second = page(token.clone()).await.unwrap();
     assert_eq!(names(&second), ["c", "d"]);
     assert_eq!(second.metadata.resource_version, rv);
     let last_token = second.metadata.continue_.clone().expect("more to come");
-    let last = api
-        .list(&ListParams::default().limit(2).continue_token(&last_token))
-        .await
-        .unwrap();
+    let last = page(last_token).await.unwrap();
     assert_eq!(names(&last), ["e", "f"]);
     assert_eq!(last.metadata.continue_, None);
     assert_eq!(
@@ -400,14 +401,8 @@ async fn lists_page_with_limit_and_continue_at_the_first_pages_version() {
 
     // A token older than the watch history: 410, list again from the start.
     fake.expire_watch_history();
-    let err = api
-        .list(&ListParams::default().limit(2).continue_token(&token))
-        .await
-        .unwrap_err();
+    let err = page(token).await.unwrap_err();
     assert_eq!(api_code(&err), Some(410));
-    let err = api
-        .list(&ListParams::default().limit(2).continue_token("nonsense"))
-        .await
-        .unwrap_err();
+    let err = page("nonsense".into()).await.unwrap_err();
     assert_eq!(api_code(&err), Some(400));
 }
