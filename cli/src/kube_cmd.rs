@@ -314,7 +314,7 @@ async fn preview(a: PreviewArgs) -> Result<(), CliError> {
                 a.task
             ))
         })?;
-    let after = s.start_at.map_or(now, |start| start.max(now));
+    let after = ordinaut_reconcile_core::validate::first_run_bound(s, now);
     let mut rows = Vec::new();
     for t in schedule.iter_after(after).take(a.count) {
         let t = t.map_err(|e| CliError::failed(anyhow!("{e}")))?.to_utc();

@@ -273,3 +273,28 @@ async fn a_forbidden_request_names_the_verb_resource_and_namespace_refused() {
         "{err}"
     );
 }
+
+/// `preview` lists what the operator will queue: with a future `startAt`, the occurrence at
+/// `startAt` itself comes first (an `every` schedule always has one there).
+#[tokio::test(flavor = "multi_thread")]
+async fn preview_includes_the_occurrence_at_start_at() {
+    let c = cluster().await;
+    let task: Task = serde_yaml::from_str(
+        "apiVersion: ordinaut.dev/v1alpha1\nkind: Task\nmetadata: {name: later, namespace: team}\n\
+         spec:\n  schedule: {every: 1h, startAt: '2030-01-01T00:30:00Z'}\n  pipeline:\n    steps: [{id: a, uses: core.echo}]\n",
+    )
+    .unwrap();
+    Api::<Task>::namespaced(c.fake.client(), "team")
+        .create(&PostParams::default(), &task)
+        .await
+        .unwrap();
+    let out = ok(&kubectl(
+        &c,
+        &["preview", "later", "--context", "lab", "--count", "2"],
+    )
+    .await);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].contains("2030-01-01T00:30:00Z"), "{out}");
+    assert!(lines[1].contains("2030-01-01T01:30:00Z"), "{out}");
+}

@@ -313,3 +313,43 @@ async fn every_kind_of_mutation_is_audited_with_its_correlation_id() {
     })
     .await;
 }
+
+/// The preview lists what the scheduler will run: nothing before `startAt`, and an
+/// occurrence exactly at `startAt` included (after it, `endAt` still bounds the list).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_preview_starts_at_start_at() {
+    let c = start(unlimited()).await;
+    c.agent("team", "bot", BOT, None).await;
+    let preview = |schedule: Value| {
+        let c = &c;
+        async move {
+            let (s, body) = c
+                .post(
+                    "/v1/schedule/preview",
+                    BOT,
+                    json!({"schedule": schedule, "count": 3}),
+                )
+                .await;
+            assert_eq!(s, 200, "{body}");
+            body["occurrences"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let cron = preview(json!({"cron": "0 9 * * *", "startAt": "2030-01-01T09:00:00Z"})).await;
+    assert_eq!(
+        cron,
+        [
+            "2030-01-01T09:00:00Z",
+            "2030-01-02T09:00:00Z",
+            "2030-01-03T09:00:00Z"
+        ]
+    );
+    let every = preview(json!({"every": "1h", "startAt": "2030-01-01T00:30:00Z",
+                               "endAt": "2030-01-01T01:30:00Z"}))
+    .await;
+    assert_eq!(every, ["2030-01-01T00:30:00Z", "2030-01-01T01:30:00Z"]);
+}

@@ -312,22 +312,19 @@ impl<'a> Ctx<'a> {
                     .collect()
             })
             .unwrap_or_default();
+        // Nothing was due while the Task was suspended or driven by events: the time up to
+        // now is skipped, not missed.
+        let held = self
+            .live_prior
+            .is_some_and(|p| p.projection.suspended || p.projection.schedule_kind == "on");
         if let Some(m) = self
             .live_prior
             .and_then(|p| p.projection.materialized_until)
             && m < now - self.grace
+            && !held
         {
-            for t in schedule
-                .iter_after(m)
-                .take(self.input.config.max_missed_scan)
-            {
-                let t = t?.to_utc();
-                if t > now - self.grace {
-                    break;
-                }
-                if self.in_bounds(t) {
-                    candidates.push((t, None));
-                }
+            for t in self.never_queued(schedule, m)? {
+                candidates.push((t, None));
             }
         }
         candidates.sort();
@@ -365,6 +362,40 @@ impl<'a> Ctx<'a> {
         }
         plan.caught_up = caught;
         Ok(())
+    }
+
+    /// Occurrences after `m` (where the last reconcile stopped) that are past their start
+    /// deadline, within `startAt`/`endAt`: at most `max_missed_scan` from `m` on, and when
+    /// that cap cuts the scan short, also those of the catch-up window (the ones the policy
+    /// picks from), so a long outage still catches up the most recent.
+    fn never_queued(
+        &self,
+        schedule: &Schedule,
+        m: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>, PlanError> {
+        let (deadline, max) = (self.now - self.grace, self.input.config.max_missed_scan);
+        let mut out = Vec::new();
+        let mut scan = |from: DateTime<Utc>, out: &mut Vec<DateTime<Utc>>| {
+            let mut seen = 0;
+            for t in schedule.iter_after(from).take(max) {
+                let t = t?.to_utc();
+                seen += 1;
+                if t > deadline {
+                    return Ok::<_, PlanError>(false);
+                }
+                if self.in_bounds(t) {
+                    out.push(t);
+                }
+            }
+            Ok(seen == max)
+        };
+        if scan(m, &mut out)? {
+            let window_start = before(self.now - delta(self.window));
+            if window_start > m {
+                scan(window_start, &mut out)?;
+            }
+        }
+        Ok(out)
     }
 
     /// Records `t` as missed, with its `run.missed` event.
@@ -928,5 +959,53 @@ mod tests {
         assert!(p.occurrences.is_empty());
         assert_eq!(p.state, ScheduleState::Suspended);
         assert_eq!(p.next_run_time, None);
+    }
+
+    #[test]
+    fn resuming_a_suspended_task_catches_up_nothing_that_fell_in_the_suspension() {
+        let config = MaterializeConfig::default();
+        let suspended = task("  schedule: {cron: '0 9 * * *'}\n  suspend: true\n");
+        let s = schedule(&suspended);
+        // The last reconcile while suspended was at 08:58:30; resumed at 09:03.
+        let held = plan(&input(
+            &suspended,
+            &s,
+            None,
+            "2025-03-10T08:58:30Z",
+            &config,
+        ))
+        .unwrap();
+        assert_eq!(held.state, ScheduleState::Suspended);
+        let before = prior(&suspended, &held, vec![]);
+        let resumed = task("  schedule: {cron: '0 9 * * *'}\n");
+        let mut i = input(&resumed, &s, Some(&before), "2025-03-10T09:03:00Z", &config);
+        i.generation = 2;
+        let p = plan(&i).unwrap();
+        assert!(p.caught_up.is_empty(), "caught up {:?}", p.caught_up);
+        assert!(p.missed.is_empty(), "missed {:?}", p.missed);
+        assert_eq!(p.next_run_time, Some(t("2025-03-11T09:00:00Z")));
+    }
+
+    #[test]
+    fn a_long_outage_still_catches_up_the_most_recent_occurrence() {
+        let task = task("  schedule: {every: 1m}\n");
+        let s = schedule(&task);
+        let config = MaterializeConfig {
+            max_missed_scan: 1_000,
+            ..MaterializeConfig::default()
+        };
+        let first = plan(&input(&task, &s, None, "2025-03-10T10:00:00Z", &config)).unwrap();
+        let before = prior(&task, &first, vec![]);
+        // Eight days away: far more missed occurrences than the scan's cap.
+        let later = plan(&input(
+            &task,
+            &s,
+            Some(&before),
+            "2025-03-18T10:00:30Z",
+            &config,
+        ))
+        .unwrap();
+        // 09:59 and 10:00 are still within their start deadline (queued as usual).
+        assert_eq!(later.caught_up, vec![t("2025-03-18T09:58:00Z")]);
     }
 }

@@ -186,8 +186,9 @@ pub struct TaskSchedule {
     #[schemars(length(min = 1, max = 64))]
     pub at: Option<String>,
 
-    /// Run at a fixed interval of elapsed time (`30s`, `15m`, `1h30m`, `PT6H`), from `startAt`
-    /// (else the Task's creation). Ignores wall-clock changes such as DST.
+    /// Run at a fixed interval of elapsed time (`30s`, `15m`, `1h30m`, `PT6H`), counted from
+    /// `startAt` (else from local midnight of the day the Task was created, in its timezone).
+    /// Ignores wall-clock changes such as DST.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64))]
     pub every: Option<String>,

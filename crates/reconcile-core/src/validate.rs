@@ -67,6 +67,14 @@ pub fn schedule_anchor(s: &TaskSchedule, created: DateTime<Utc>, tz: Option<Tz>)
     }
 }
 
+/// Where the scheduler's occurrences of `s` start, as the bound to iterate *after*: `now`,
+/// or just before a later `startAt` (an occurrence exactly at `startAt` runs).
+pub fn first_run_bound(s: &TaskSchedule, now: DateTime<Utc>) -> DateTime<Utc> {
+    s.start_at.map_or(now, |start| {
+        now.max(start - chrono::TimeDelta::microseconds(1))
+    })
+}
+
 /// Compiles a Task's schedule as the scheduler runs it. `Ok(None)` for event triggers.
 pub fn compile_schedule(
     s: &TaskSchedule,
@@ -82,15 +90,18 @@ pub fn compile_schedule(
     let Some(source) = schedule_source(s) else {
         return Ok(None);
     };
-    Schedule::new(&source, &s.timezone, schedule_anchor(s, created, Some(tz)))
-        .map(Some)
-        .map_err(|e| {
-            problem(
-                format!("spec.schedule.{}", e.field),
-                e.message,
-                reason::INVALID_SCHEDULE,
-            )
-        })
+    let compiled = match s.start_at {
+        // The exact instant: a `startAt` in the second pass of a repeated hour stays there.
+        Some(start) => Schedule::new_from_instant(&source, &s.timezone, start),
+        None => Schedule::new(&source, &s.timezone, schedule_anchor(s, created, Some(tz))),
+    };
+    compiled.map(Some).map_err(|e| {
+        problem(
+            format!("spec.schedule.{}", e.field),
+            e.message,
+            reason::INVALID_SCHEDULE,
+        )
+    })
 }
 
 /// Every problem of a Task's spec. `created` anchors the schedule (pass now for a manifest

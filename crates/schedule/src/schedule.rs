@@ -52,9 +52,36 @@ impl Schedule {
         anchor: NaiveDateTime,
     ) -> Result<Schedule, ScheduleError> {
         let tz = parse_timezone(timezone)?;
+        Self::build(source, tz, anchor, None)
+    }
+
+    /// [`Schedule::new`] anchored on an exact instant (a Task's `startAt`) instead of a wall
+    /// time: `every` counts from that instant, and an RRULE without a DTSTART line starts
+    /// there, even when its wall time is the second pass of a repeated hour (a wall time
+    /// would name the first).
+    pub fn new_from_instant(
+        source: &ScheduleSource,
+        timezone: &str,
+        start: DateTime<Utc>,
+    ) -> Result<Schedule, ScheduleError> {
+        let tz = parse_timezone(timezone)?;
+        Self::build(
+            source,
+            tz,
+            start.with_timezone(&tz).naive_local(),
+            Some(start),
+        )
+    }
+
+    fn build(
+        source: &ScheduleSource,
+        tz: Tz,
+        anchor: NaiveDateTime,
+        instant: Option<DateTime<Utc>>,
+    ) -> Result<Schedule, ScheduleError> {
         let kind = match source {
             ScheduleSource::Rrule(spec) => {
-                let compiled = rrule::compile(spec, tz, anchor)?;
+                let compiled = rrule::compile(spec, tz, anchor, instant)?;
                 let text = rule_text(spec);
                 Kind::Rrule(Arc::new(compiled), text.into())
             }
@@ -101,7 +128,7 @@ impl Schedule {
                 let step_ms = i64::try_from(d.as_millis())
                     .map_err(|_| ScheduleError::invalid("every", "interval is too large"))?;
                 Kind::Every {
-                    anchor: resolve_local(tz, anchor).to_utc(),
+                    anchor: instant.unwrap_or_else(|| resolve_local(tz, anchor).to_utc()),
                     step_ms,
                 }
             }

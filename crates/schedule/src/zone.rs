@@ -102,6 +102,15 @@ impl Resolver {
         }
     }
 
+    /// The later instant of a wall time that the clocks show twice (the hour repeated when
+    /// they fall back); `None` for any other wall time.
+    pub(crate) fn second_pass(&self, local: NaiveDateTime) -> Option<DateTime<Tz>> {
+        match self.tz.from_local_datetime(&local) {
+            LocalResult::Ambiguous(_, late) => Some(late),
+            _ => None,
+        }
+    }
+
     /// Makes span `i` the remembered one.
     fn enter(&mut self, i: usize) {
         (self.lo, self.hi) = self.table.resolving_range(i);

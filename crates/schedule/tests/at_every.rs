@@ -69,3 +69,34 @@ fn every_rejects_bad_and_sub_second_intervals() {
         assert_eq!(e.field, "every", "{bad}");
     }
 }
+
+/// An anchor given as an instant (a Task's `startAt`) in the second pass of a repeated hour
+/// stays there: as a wall time it would name the first pass, an hour (Lord Howe: 30 minutes)
+/// before the start.
+#[test]
+fn every_from_an_instant_in_the_second_pass_of_a_repeated_hour() {
+    let every = |spec: &str, tz: &str, start: &str| {
+        Schedule::new_from_instant(&ScheduleSource::Every(spec.into()), tz, utc(start)).unwrap()
+    };
+    // 01:30 EST, the second 01:30 of 2 November 2025 in New York.
+    let s = every("90m", "America/New_York", "2025-11-02T06:30:00Z");
+    assert_eq!(
+        take(&s, "2025-11-02T06:00:00Z", 3),
+        [
+            "2025-11-02T01:30:00-05:00",
+            "2025-11-02T03:00:00-05:00",
+            "2025-11-02T04:30:00-05:00"
+        ]
+    );
+    let s = every("1d", "America/New_York", "2025-11-02T06:30:00Z");
+    assert_eq!(
+        take(&s, "2025-11-02T06:29:59Z", 2),
+        ["2025-11-02T01:30:00-05:00", "2025-11-03T01:30:00-05:00"]
+    );
+    // 01:45 +10:30, the second 01:45 of 6 April 2025 on Lord Howe (the clocks go back 30 min).
+    let s = every("1h", "Australia/Lord_Howe", "2025-04-05T15:15:00Z");
+    assert_eq!(
+        take(&s, "2025-04-05T15:00:00Z", 2),
+        ["2025-04-06T01:45:00+10:30", "2025-04-06T02:45:00+10:30"]
+    );
+}

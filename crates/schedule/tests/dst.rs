@@ -216,3 +216,59 @@ fn dtstart_inside_a_gap_or_a_repeat_is_accepted() {
         ]
     );
 }
+
+/// A UTC DTSTART (or a Task's `startAt`) in the second pass of a repeated hour is the first
+/// instance, at that instant; the repeat's later wall times run in their second pass too (the
+/// first was before the start); nothing comes before DTSTART.
+#[test]
+fn dtstart_in_the_second_pass_of_a_repeated_hour_is_the_first_instance() {
+    use ordinaut_schedule::{Schedule, ScheduleSource};
+    let daily = rrule(
+        "DTSTART:20251102T063000Z\nRRULE:FREQ=DAILY;COUNT=3",
+        "America/New_York",
+        "2025-01-01T00:00:00",
+    );
+    assert_eq!(
+        take(&daily, "2025-11-01T00:00:00Z", 5),
+        [
+            "2025-11-02T01:30:00-05:00",
+            "2025-11-03T01:30:00-05:00",
+            "2025-11-04T01:30:00-05:00"
+        ]
+    );
+    let quarter = rrule(
+        "DTSTART:20251102T063000Z\nRRULE:FREQ=MINUTELY;INTERVAL=15",
+        "America/New_York",
+        "2025-01-01T00:00:00",
+    );
+    assert_eq!(
+        take(&quarter, "2025-11-02T05:00:00Z", 4),
+        [
+            "2025-11-02T01:30:00-05:00",
+            "2025-11-02T01:45:00-05:00",
+            "2025-11-02T02:00:00-05:00",
+            "2025-11-02T02:15:00-05:00"
+        ]
+    );
+    // The same with the anchor given as an instant (a Task's `startAt`, no DTSTART line).
+    let from_start = Schedule::new_from_instant(
+        &ScheduleSource::Rrule("FREQ=DAILY".into()),
+        "America/New_York",
+        utc("2025-11-02T06:30:00Z"),
+    )
+    .unwrap();
+    assert_eq!(
+        take(&from_start, "2025-11-02T00:00:00Z", 2),
+        ["2025-11-02T01:30:00-05:00", "2025-11-03T01:30:00-05:00"]
+    );
+    // A DTSTART written as a local wall time still names the first pass.
+    let wall = rrule(
+        "FREQ=DAILY;COUNT=2",
+        "America/New_York",
+        "2025-11-02T01:30:00",
+    );
+    assert_eq!(
+        take(&wall, "2025-11-01T00:00:00Z", 2),
+        ["2025-11-02T01:30:00-04:00", "2025-11-03T01:30:00-05:00"]
+    );
+}

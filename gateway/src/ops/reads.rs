@@ -305,8 +305,10 @@ fn preview(
         })?;
     let mut spec_like = schedule.clone();
     spec_like.timezone = compiled.timezone().to_string();
+    // As the scheduler runs it: nothing before `startAt`, an occurrence at `startAt` included.
+    let from = ordinaut_operator::validate::first_run_bound(&schedule, after);
     let occurrences = compiled
-        .iter_after(after)
+        .iter_after(from)
         .take(count as usize)
         .filter_map(Result::ok)
         .map(|t| t.to_utc())

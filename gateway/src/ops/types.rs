@@ -347,7 +347,8 @@ pub struct PreviewInput {
     /// "Europe/Oslo"}` or `{"every": "15m"}`.
     #[schemars(with = "TaskSchedule")]
     pub schedule: Value,
-    /// Occurrences strictly after this RFC 3339 instant (default: now).
+    /// Occurrences strictly after this RFC 3339 instant (default: now), and none before the
+    /// schedule's `startAt` (one exactly at `startAt` is listed, as it runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<DateTime<Utc>>,
     /// How many (1 to 100, default 10).

@@ -4,7 +4,9 @@
 //! BYSETPOS within the period, and yields candidates in ascending wall-clock order.
 //! Zone resolution, COUNT/UNTIL and de-duplication happen in the iterator (`iter.rs`).
 
-use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Weekday};
+use chrono::{
+    DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Utc, Weekday,
+};
 
 use super::calendar::{
     CYCLE_DAYS, CYCLE_MONTHS, CYCLE_WEEKS, CYCLE_YEARS, day_num, from_day_num, gcd, month_len,
@@ -20,6 +22,10 @@ pub(crate) struct Compiled {
     pub count: Option<u32>,
     pub until: Option<Until>,
     pub dtstart: NaiveDateTime,
+    /// DTSTART's exact instant when it is known (a UTC DTSTART line, a Task's `startAt`):
+    /// DTSTART may then be the second pass of a repeated hour, and no occurrence comes
+    /// before it.
+    pub start_instant: Option<DateTime<Utc>>,
     bymonth: u16,
     months: Vec<u32>,
     mday_pos: u32,
@@ -201,6 +207,7 @@ impl Compiled {
             count: rule.count,
             until: rule.until,
             dtstart,
+            start_instant: None,
             bymonth: mask_of(&bymonth) as u16,
             months: if bymonth.is_empty() {
                 (1..=12).collect()

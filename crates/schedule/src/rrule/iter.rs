@@ -10,7 +10,7 @@ use super::expand::{Compiled, Next};
 use super::parse::Until;
 use crate::ScheduleError;
 use crate::order::InOrder;
-use crate::zone::Resolver;
+use crate::zone::{Resolved, Resolver};
 
 /// Work allowed between two candidates before the iterator reports that it gave up.
 /// A validated rule produces a candidate at least once per 400-year cycle, which the cycle
@@ -137,7 +137,22 @@ impl<'a> RuleIter<'a> {
             self.ended = true;
             return;
         }
-        let r = self.zone.resolve(c);
+        let mut r = self.zone.resolve(c);
+        if let Some(start) = self.rule.start_instant
+            && r.at.to_utc() < start
+        {
+            // DTSTART is the second pass of a repeated hour: the wall times of the repeat
+            // from DTSTART on run in their second pass (their first was before the start).
+            match self.zone.second_pass(c) {
+                Some(late) if late.to_utc() >= start => {
+                    r = Resolved {
+                        at: late,
+                        floor: late.to_utc(),
+                    }
+                }
+                _ => return,
+            }
+        }
         if let Some(Until::Utc(u)) = self.rule.until
             && r.at.to_utc() > u
         {

@@ -7,7 +7,7 @@ mod expand;
 mod iter;
 mod parse;
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::ScheduleError;
@@ -22,16 +22,22 @@ pub(crate) use iter::RuleIter;
 const MAX_PER_PERIOD: usize = 1_000_000;
 
 /// Parses, validates and compiles an RRULE; `anchor` is DTSTART when the rule has no
-/// DTSTART line. Rejects rules that can never fire, and says so distinctly when the bounded
-/// search could not decide.
+/// DTSTART line, `anchor_instant` its exact instant when the caller knows it (a `startAt`).
+/// Rejects rules that can never fire, and says so distinctly when the bounded search could
+/// not decide.
 pub(crate) fn compile(
     spec: &str,
     tz: Tz,
     anchor: NaiveDateTime,
+    anchor_instant: Option<DateTime<Utc>>,
 ) -> Result<Compiled, ScheduleError> {
     let rule = parse::parse(spec, tz)?;
-    let dtstart = rule.dtstart.unwrap_or(anchor);
-    let compiled = Compiled::new(&rule, dtstart);
+    let (dtstart, start_instant) = match rule.dtstart {
+        Some(wall) => (wall, rule.dtstart_utc),
+        None => (anchor, anchor_instant),
+    };
+    let mut compiled = Compiled::new(&rule, dtstart);
+    compiled.start_instant = start_instant;
     let most = compiled.max_per_period();
     if most > MAX_PER_PERIOD {
         return Err(ScheduleError::invalid(

@@ -62,6 +62,9 @@ pub(crate) struct RRule {
     pub wkst: Weekday,
     /// From a `DTSTART` line, as a wall time in the schedule's zone.
     pub dtstart: Option<NaiveDateTime>,
+    /// The exact instant of a UTC `DTSTART:...Z` line (its wall time may be either pass of a
+    /// repeated hour; the first instance is this instant).
+    pub dtstart_utc: Option<DateTime<Utc>>,
     /// The RRULE line as written (without `RRULE:`), for `describe`.
     pub text: String,
 }
@@ -128,12 +131,17 @@ pub(crate) fn parse(spec: &str, tz: Tz) -> Result<RRule, ScheduleError> {
         ));
     };
     let mut rule = parse_rule(text, tz)?;
-    rule.dtstart = dtstart;
+    rule.dtstart = dtstart.map(|(wall, _)| wall);
+    rule.dtstart_utc = dtstart.and_then(|(_, utc)| utc);
     validate(&rule)?;
     Ok(rule)
 }
 
-fn parse_dtstart(line: &str, tz: Tz) -> Result<NaiveDateTime, ScheduleError> {
+/// A DTSTART line as a wall time in `tz`, and its exact instant when it was written in UTC.
+fn parse_dtstart(
+    line: &str,
+    tz: Tz,
+) -> Result<(NaiveDateTime, Option<DateTime<Utc>>), ScheduleError> {
     let err = |msg: String| ScheduleError::invalid("rrule.DTSTART", msg);
     let rest = &line[7..];
     let (params, value) = match rest.find(':') {
@@ -179,9 +187,10 @@ fn parse_dtstart(line: &str, tz: Tz) -> Result<NaiveDateTime, ScheduleError> {
         }
     }
     if is_utc {
-        Ok(local.and_utc().with_timezone(&tz).naive_local())
+        let instant = local.and_utc();
+        Ok((instant.with_timezone(&tz).naive_local(), Some(instant)))
     } else {
-        Ok(local)
+        Ok((local, None))
     }
 }
 
@@ -225,6 +234,7 @@ fn parse_rule(text: &str, _tz: Tz) -> Result<RRule, ScheduleError> {
         bysetpos: vec![],
         wkst: Weekday::Mon,
         dtstart: None,
+        dtstart_utc: None,
         text: text.to_string(),
     };
     let mut freq = None;
