@@ -22,6 +22,8 @@ if [ -z "${CARGO_TARGET_DIR:-}" ]; then
     export CARGO_TARGET_DIR=/var/cache/ordinaut/target
   fi
 fi
+# A one-off build (CI on a fresh clone) gains nothing from incremental state: skip writing it.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
 TOOLS_DIR=${ORDINAUT_TOOLS_DIR:-/var/cache/ordinaut}
 mkdir -p "$TOOLS_DIR" 2>/dev/null || TOOLS_DIR=$PWD/.ordinaut/tools
 
