@@ -11,6 +11,7 @@ use ordinaut_pipeline::{
 use ordinaut_store::{RunStatus, StepRecord, StepStatus};
 use ordinaut_tools::{CallContext, ToolError, ToolRegistry};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -86,12 +87,14 @@ impl Executor {
             Ok(secrets) => secrets,
             Err(e) => return failed(Vec::new(), e),
         };
-        let masker = crate::secrets::Masker::new(&secrets);
+        let mut shared = RunShared {
+            masker: crate::secrets::Masker::new(&secrets),
+            denied: Vec::new(),
+        };
         input.context.set_secrets(secrets);
-        let mut denied = Vec::new();
-        let mut result = self.run_steps(&mut input, cancel, &mut denied).await;
-        result.denied = denied;
-        masker.result(&mut result);
+        let mut result = self.run_steps(&mut input, cancel, &mut shared).await;
+        result.denied = std::mem::take(&mut shared.denied);
+        shared.masker.result(&mut result);
         result
     }
 
@@ -99,7 +102,7 @@ impl Executor {
         &self,
         input: &mut RunInput<'_>,
         cancel: &CancellationToken,
-        denied: &mut Vec<(String, String)>,
+        shared: &mut RunShared,
     ) -> RunResult {
         let mut steps = Vec::with_capacity(input.pipeline.steps.len());
         let mut last_output: Option<Value> = None;
@@ -108,7 +111,7 @@ impl Executor {
             if cancel.is_cancelled() {
                 return cancelled(steps);
             }
-            match self.run_step(step, input, cancel, denied).await {
+            match self.run_step(step, input, cancel, shared).await {
                 StepEnd::Ran(record, output) => {
                     steps.push(record);
                     if output.is_some() {
@@ -149,7 +152,7 @@ impl Executor {
         step: &CompiledStep,
         input: &mut RunInput<'_>,
         cancel: &CancellationToken,
-        denied: &mut Vec<(String, String)>,
+        shared: &mut RunShared,
     ) -> StepEnd {
         let started = Utc::now();
         let record =
@@ -189,14 +192,16 @@ impl Executor {
             Err(e) => return fail(0, None, e.to_string()),
         };
         if let Err(d) = ordinaut_tools::scope::check(input.agent, &step.tool.to_string()) {
-            denied.push((d.tool.clone(), d.reason()));
+            shared.denied.push((d.tool.clone(), d.reason()));
             return fail(
                 0,
                 Some(&rendered),
                 format!("step `{}`: {}", step.id, d.reason()),
             );
         }
-        let (attempts, result) = self.call_step(step, &rendered, input, cancel).await;
+        let (attempts, result) = self
+            .call_step(step, &rendered, input, cancel, &shared.masker)
+            .await;
         match result {
             Ok(output) => {
                 step.record_output(&mut input.context, output.clone());
@@ -223,13 +228,16 @@ impl Executor {
         }
     }
 
-    /// One step with its retries. Returns the number of tries and the final result.
+    /// One step with its retries. Returns the number of tries and the final result. A tool
+    /// that keeps its input beyond the run (events, agent memory) gets it with the run's
+    /// secret values masked, as the run's records have them.
     async fn call_step(
         &self,
         step: &CompiledStep,
         rendered: &Value,
         input: &RunInput<'_>,
         cancel: &CancellationToken,
+        masker: &crate::secrets::Masker,
     ) -> (i32, Result<Value, StepFailure>) {
         let uses = step.tool.to_string();
         let Some(tool) = self.tools.get_in(input.namespace, &uses) else {
@@ -240,6 +248,8 @@ impl Executor {
                 ))),
             );
         };
+        let tool_input = masked_for(tool.as_ref(), rendered, masker);
+        let rendered: &Value = &tool_input;
         if let Some(schema) = tool.input_schema()
             && let Err(e) = self.schemas.check(schema, rendered)
         {
@@ -306,6 +316,27 @@ impl Executor {
             try_no += 1;
         }
     }
+}
+
+/// The input `tool` is called with: `rendered`, with the run's secret values masked when the
+/// tool keeps its input beyond the run.
+fn masked_for<'v>(
+    tool: &dyn ordinaut_tools::Tool,
+    rendered: &'v Value,
+    masker: &crate::secrets::Masker,
+) -> Cow<'v, Value> {
+    if tool.keeps_input() && !masker.is_empty() {
+        Cow::Owned(masker.value(rendered))
+    } else {
+        Cow::Borrowed(rendered)
+    }
+}
+
+/// What the steps of one run share: the masker of its secret values and the tool calls the
+/// Agent's scopes refused (tool, reason), for the audit log.
+struct RunShared {
+    masker: crate::secrets::Masker,
+    denied: Vec<(String, String)>,
 }
 
 enum StepFailure {

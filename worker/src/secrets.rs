@@ -2,6 +2,9 @@
 //! Task's own namespace before the run ([`load`]), and every trace of them is masked out of
 //! what the run records ([`Masker`]): step inputs, outputs and errors, the run's output and
 //! error. Events, logs and status are built from those records, so they never see a value.
+//! Tools that keep their input beyond the run (`core.publish`, `core.state.put`:
+//! [`ordinaut_tools::Tool::keeps_input`]) are called with it masked the same way, so no value
+//! reaches an event or agent memory either.
 
 use ordinaut_pipeline::{CompiledPipeline, Secrets};
 use ordinaut_tools::secrets::SecretSource;

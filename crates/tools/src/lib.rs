@@ -79,6 +79,12 @@ pub trait Tool: Send + Sync {
     fn output_schema(&self) -> Option<&Value> {
         None
     }
+    /// `true` if the tool keeps its input where others read it after the run (an event,
+    /// agent memory): the worker then masks the run's secret values out of the input before
+    /// the call, as it masks them out of the run's records.
+    fn keeps_input(&self) -> bool {
+        false
+    }
     /// Calls the tool. Implementations should return promptly once `ctx.cancel` fires.
     async fn call(&self, input: Value, ctx: &CallContext) -> Result<Value, ToolError>;
 }

@@ -1,7 +1,8 @@
 //! `core.publish`: publishes an event on a topic; every Task `on: {topic}` starts one run for
 //! it. Where events go is the caller's [`EventSink`] (the worker's writes them to the outbox,
 //! see `ordinaut_store::Store::publish_event`). Like any tool it is checked against the
-//! Agent's scopes (`core.publish` or `core.*`).
+//! Agent's scopes (`core.publish` or `core.*`; a Task without an Agent may use it), and the
+//! run's secret values are masked out of its input before it is called ([`Tool::keeps_input`]).
 
 use crate::{CallContext, Tool, ToolError};
 use async_trait::async_trait;
@@ -59,6 +60,10 @@ impl Tool for Publish {
     }
     fn input_schema(&self) -> Option<&Value> {
         Some(&self.schema)
+    }
+    /// Events are read by other Tasks, `ordinaut events tail` and whoever reads the stream.
+    fn keeps_input(&self) -> bool {
+        true
     }
     async fn call(&self, input: Value, ctx: &CallContext) -> Result<Value, ToolError> {
         let topic = input

@@ -14,6 +14,20 @@ pub fn reaches_network(tool: &str) -> bool {
     NETWORK_BUILTIN_PREFIXES.iter().any(|p| tool.starts_with(p))
 }
 
+/// Built-ins inside the worker whose effects outlive the run: events other Tasks act on
+/// (`core.publish`) and the Agent's memory (`core.state.*`). An Agent needs a scope for them
+/// like for any tool (`core.publish`, `core.state.*` or `core.*`); a Task without an Agent
+/// may call them (its keys and events are its own). Globs.
+pub const SCOPED_CORE_TOOLS: &[&str] = &["core.publish", "core.state.*"];
+
+/// `true` if a Task with an Agent needs a scope matching `tool` to call it: every tool but
+/// the built-ins that touch nothing beyond the run (`core.echo`, `core.sleep`, `core.fail`).
+pub fn needs_scope(tool: &str) -> bool {
+    !is_builtin(tool)
+        || reaches_network(tool)
+        || SCOPED_CORE_TOOLS.iter().any(|g| glob_match(g, tool))
+}
+
 /// `true` if `tool` is a built-in.
 pub fn is_builtin(tool: &str) -> bool {
     BUILTIN_PREFIXES.iter().any(|p| tool.starts_with(p))
@@ -62,9 +76,16 @@ pub struct ScopeDenied {
 }
 
 impl ScopeDenied {
-    /// Scopes that would allow the call: the tool itself and its server's wildcard.
+    /// Scopes that would allow the call: the tool itself, its group's wildcard for a
+    /// built-in in a group (`core.state.*`), and its server's wildcard.
     pub fn suggested_scopes(&self) -> Vec<String> {
         let mut out = vec![self.tool.clone()];
+        if is_builtin(&self.tool)
+            && let Some((group, _)) = self.tool.rsplit_once('.')
+            && group.contains('.')
+        {
+            out.push(format!("{group}.*"));
+        }
         if let Some((server, _)) = self.tool.split_once('.') {
             out.push(format!("{server}.*"));
         }
@@ -110,20 +131,20 @@ impl From<ScopeDenied> for crate::ToolError {
     }
 }
 
-/// Whether a Task may call `tool`. Built-ins that stay inside the worker (`core.*`) are
-/// always allowed. A Task without an agent (`None`) may use only built-ins (secure default;
-/// network built-ins then decide themselves, see [`NETWORK_BUILTIN_PREFIXES`]). With an agent
-/// (`(name, scopes)`), any other tool, network built-ins included, must match one of its scope
-/// globs. Call it before the tool is contacted; the worker writes a refusal (its
+/// Whether a Task may call `tool`. Built-ins that touch nothing beyond the run
+/// (`core.echo`, `core.sleep`, `core.fail`) are always allowed. A Task without an agent
+/// (`None`) may use only built-ins (secure default; network built-ins then decide themselves,
+/// see [`NETWORK_BUILTIN_PREFIXES`]). With an agent (`(name, scopes)`), any other tool
+/// ([`needs_scope`]: MCP tools, network built-ins, [`SCOPED_CORE_TOOLS`]) must match one of
+/// its scope globs. Call it before the tool is contacted; the worker writes a refusal (its
 /// [`ScopeDenied::reason`]) to `audit_log`.
 pub fn check(agent: Option<(&str, &[String])>, tool: &str) -> Result<(), ScopeDenied> {
-    let network = reaches_network(tool);
-    if is_builtin(tool) && !network {
+    if !needs_scope(tool) {
         return Ok(());
     }
     match agent {
         Some((_, scopes)) if scopes.iter().any(|s| glob_match(s, tool)) => Ok(()),
-        None if network => Ok(()),
+        None if is_builtin(tool) => Ok(()),
         _ => Err(ScopeDenied {
             agent: agent.map(|(name, _)| name.to_string()),
             tool: tool.to_string(),
@@ -133,7 +154,7 @@ pub fn check(agent: Option<(&str, &[String])>, tool: &str) -> Result<(), ScopeDe
 }
 
 /// The first of `scopes` that allows `tool` (for an audit line on allowed calls), or
-/// `None`; built-ins need none.
+/// `None` (the built-ins [`needs_scope`] exempts need none).
 pub fn matching_scope<'a>(scopes: &'a [String], tool: &str) -> Option<&'a str> {
     scopes
         .iter()
@@ -203,6 +224,41 @@ mod tests {
             check(Some(("all", &scopes(&["*"]))), "http.request"),
             Ok(())
         );
+    }
+
+    /// `core.publish` and `core.state.*` reach beyond the run (events, the Agent's memory):
+    /// an Agent needs a scope for them; a Task without one keeps using them.
+    #[test]
+    fn publish_and_state_built_ins_need_a_scope_when_the_task_has_an_agent() {
+        let weather = scopes(&["weather.*"]);
+        for tool in ["core.publish", "core.state.get", "core.state.put"] {
+            let denied = check(Some(("briefer", &weather)), tool).unwrap_err();
+            assert_eq!(denied.tool, tool);
+            assert_eq!(check(None, tool), Ok(()), "{tool} without an agent");
+            assert_eq!(check(Some(("all", &scopes(&["core.*"]))), tool), Ok(()));
+            assert_eq!(check(Some(("one", &scopes(&[tool]))), tool), Ok(()));
+            assert_eq!(check(Some(("echo", &weather)), "core.echo"), Ok(()));
+        }
+        let denied = check(Some(("briefer", &weather)), "core.publish").unwrap_err();
+        assert!(
+            denied
+                .reason()
+                .ends_with("add a scope such as `core.publish` or `core.*` to the Agent"),
+            "{denied}"
+        );
+        let denied = check(Some(("briefer", &weather)), "core.state.put").unwrap_err();
+        assert!(
+            denied
+                .reason()
+                .contains("`core.state.put` or `core.state.*` or `core.*`"),
+            "{denied}"
+        );
+        assert_eq!(
+            check(Some(("s", &scopes(&["core.state.*"]))), "core.state.get"),
+            Ok(())
+        );
+        assert!(check(Some(("s", &scopes(&["core.state.*"]))), "core.publish").is_err());
+        assert!(!needs_scope("core.sleep") && needs_scope("weather.now"));
     }
 
     #[test]

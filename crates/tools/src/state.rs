@@ -3,7 +3,9 @@
 //! one (so the Agent reads them through the gateway too), else to the Task itself. Where the
 //! state lives is the caller's [`StateBackend`] (the worker's writes to PostgreSQL, see
 //! `ordinaut_store::state`). Like any tool they are checked against the Agent's scopes
-//! (`core.state.*` or `core.*`).
+//! (`core.state.*` or `core.*`; a Task without an Agent may use them on its own keys), and
+//! the run's secret values are masked out of what `core.state.put` writes
+//! ([`Tool::keeps_input`]): a secret never reaches agent memory.
 //!
 //! The read-then-write pattern: `core.state.get` returns `version` 0 for a missing key, and
 //! `core.state.put` with `ifVersion` set to the version read writes only if no one else wrote
@@ -132,6 +134,10 @@ impl Tool for StatePut {
     }
     fn input_schema(&self) -> Option<&Value> {
         Some(&self.schema)
+    }
+    /// Agent memory is read through the gateway and by later runs.
+    fn keeps_input(&self) -> bool {
+        true
     }
     async fn call(&self, input: Value, ctx: &CallContext) -> Result<Value, ToolError> {
         let key = key_of(&input)?.to_string();

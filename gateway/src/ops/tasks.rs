@@ -122,6 +122,45 @@ fn view_of_object(task: &Task, now: DateTime<Utc>, n: usize) -> TaskView {
     }
 }
 
+/// An agent changes the spec only of Tasks that act for it or for no one (with `tasks:all`
+/// it also sees, pauses, runs and deletes those of other agents, but does not rewrite them:
+/// its spec would then act for it, taking the Task from its agent).
+fn not_another_agents(call: &Call, task: &Task) -> Result<(), OpError> {
+    let (Some((ns, me)), Some(owner)) = (call.who.agent_ref(), task.spec.agent_ref.as_deref())
+    else {
+        return Ok(());
+    };
+    if owner == me {
+        return Ok(());
+    }
+    let name = task.metadata.name.as_deref().unwrap_or_default();
+    Err(OpError::Forbidden(format!(
+        "Task {ns}/{name} acts for agent `{owner}`: agent `{me}` may not change its spec \
+         (it may pause, resume, snooze, run or delete it with tasks:all); ask `{owner}` or an \
+         admin"
+    )))
+}
+
+/// The merge patch written for an update: the caller's spec fields with `agentRef` set to the
+/// validated one, so what is written is what was checked (a `null` cannot detach a Task from
+/// the agent that wrote it), and the agent label following a changed `agentRef`.
+fn written_patch(task: &Task, mut spec: Value, agent_ref: Option<&str>) -> Value {
+    spec["agentRef"] = agent_ref.map_or(Value::Null, |a| Value::String(a.to_string()));
+    let mut write = json!({"spec": spec});
+    let label = task
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(AGENT_LABEL))
+        .map(String::as_str);
+    if label != agent_ref {
+        let mut labels = serde_json::Map::new();
+        labels.insert(AGENT_LABEL.to_string(), json!(agent_ref));
+        write["metadata"] = json!({"labels": labels});
+    }
+    write
+}
+
 fn parse_cursor(cursor: Option<&str>) -> Result<Option<(String, String)>, OpError> {
     match cursor {
         None => Ok(None),
@@ -309,6 +348,7 @@ impl Ops {
         call.who.require(api_scope::TASKS_WRITE)?;
         let ns = self.namespace(call, input.namespace.as_deref())?;
         let mut task = self.owned_task(call, &ns, &input.name).await?;
+        not_another_agents(call, &task)?;
         let patch = Value::Object(input.spec.clone());
         let mut merged = serde_json::to_value(&task.spec).unwrap_or(Value::Null);
         json_patch::merge(&mut merged, &patch);
@@ -316,9 +356,8 @@ impl Ops {
         self.own_agent_ref(call, &mut spec)?;
         let now = self.clock.now();
         check_spec_offloaded(&spec, now).await?;
-        self.writer
-            .patch(&ns, &input.name, &json!({"spec": patch}))
-            .await?;
+        let write = written_patch(&task, patch, spec.agent_ref.as_deref());
+        self.writer.patch(&ns, &input.name, &write).await?;
         task.spec = spec;
         let mut view = view_of_object(&task, now, 5);
         view.message = Some("updated; the operator applies the change within seconds".into());
