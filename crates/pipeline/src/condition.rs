@@ -11,7 +11,94 @@ use jmespath::{ErrorReason, JmespathError, RuntimeError};
 use serde_json::Value;
 
 use crate::context::Context;
-use crate::limits::{MAX_CONDITION_GROWTH, MAX_CONDITION_LEN, MAX_CONDITION_NESTING};
+use crate::limits::{
+    MAX_CONDITION_GROWTH, MAX_CONDITION_LEN, MAX_CONDITION_NESTING, MAX_CONDITION_STRING_BYTES,
+};
+
+/// JMESPath's built-in functions, but `to_string` and `join` stop at
+/// [`MAX_CONDITION_STRING_BYTES`] instead of building a string of any size.
+static RUNTIME: std::sync::LazyLock<jmespath::Runtime> = std::sync::LazyLock::new(|| {
+    let mut runtime = jmespath::Runtime::new();
+    runtime.register_builtin_functions();
+    runtime.register_function("to_string", Box::new(BoundedToString));
+    runtime.register_function("join", Box::new(BoundedJoin));
+    runtime
+});
+
+fn too_long(ctx: &jmespath::Context<'_>, function: &str) -> JmespathError {
+    JmespathError::from_ctx(
+        ctx,
+        ErrorReason::Parse(format!(
+            "{function}() would build a string over {MAX_CONDITION_STRING_BYTES} bytes \
+             (limit: condition string size)"
+        )),
+    )
+}
+
+/// `to_string`, serializing into a buffer that refuses to grow past the limit.
+struct BoundedToString;
+
+impl jmespath::functions::Function for BoundedToString {
+    fn evaluate(
+        &self,
+        args: &[jmespath::Rcvar],
+        ctx: &mut jmespath::Context<'_>,
+    ) -> jmespath::SearchResult {
+        if let Some(jmespath::Variable::String(_)) = args.first().map(|a| &**a) {
+            return jmespath::functions::ToStringFn::new().evaluate(args, ctx);
+        }
+        let Some(value) = args.first().filter(|_| args.len() == 1) else {
+            // Wrong arity: the built-in says so in its own words.
+            return jmespath::functions::ToStringFn::new().evaluate(args, ctx);
+        };
+        let mut out = Bounded(Vec::new());
+        if serde_json::to_writer(&mut out, &**value).is_err() {
+            return Err(too_long(ctx, "to_string"));
+        }
+        let text = String::from_utf8(out.0).map_err(|_| too_long(ctx, "to_string"))?;
+        Ok(jmespath::Rcvar::new(jmespath::Variable::String(text)))
+    }
+}
+
+/// A writer that fails once it would hold more than [`MAX_CONDITION_STRING_BYTES`].
+struct Bounded(Vec<u8>);
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_CONDITION_STRING_BYTES {
+            return Err(std::io::Error::other("over the limit"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `join`, refusing before it allocates when the result would be over the limit.
+struct BoundedJoin;
+
+impl jmespath::functions::Function for BoundedJoin {
+    fn evaluate(
+        &self,
+        args: &[jmespath::Rcvar],
+        ctx: &mut jmespath::Context<'_>,
+    ) -> jmespath::SearchResult {
+        if let [glue, list] = args
+            && let (Some(glue), Some(items)) = (glue.as_string(), list.as_array())
+        {
+            let mut total = glue.len().saturating_mul(items.len());
+            for item in items {
+                total = total.saturating_add(item.as_string().map_or(0, String::len));
+            }
+            if total > MAX_CONDITION_STRING_BYTES {
+                return Err(too_long(ctx, "join"));
+            }
+        }
+        jmespath::functions::JoinFn::new().evaluate(args, ctx)
+    }
+}
 
 /// A compiled `if` expression.
 #[derive(Clone, Debug)]
@@ -74,7 +161,7 @@ pub fn compile_condition(source: &str) -> Result<Condition, ConditionError> {
             max: MAX_CONDITION_NESTING,
         });
     }
-    let expr = jmespath::compile(source).map_err(|e| ConditionError::Parse {
+    let expr = RUNTIME.compile(source).map_err(|e| ConditionError::Parse {
         expr: source.to_string(),
         message: reason_text(&e),
         hint: parse_hint(source),
@@ -271,7 +358,7 @@ fn unknown_function(ast: &Ast) -> Option<String> {
     visit(ast, &mut |node| {
         if let Ast::Function { name, .. } = node
             && found.is_none()
-            && jmespath::DEFAULT_RUNTIME.get_function(name).is_none()
+            && RUNTIME.get_function(name).is_none()
         {
             found = Some(name.clone());
         }
@@ -353,6 +440,38 @@ mod tests {
 
     fn eval(expr: &str, data: Value) -> Result<bool, ConditionError> {
         compile_condition(expr).expect(expr).evaluate_json(&data)
+    }
+
+    #[test]
+    fn to_string_and_join_stop_at_the_string_limit_instead_of_filling_memory() {
+        // Within the growth limit (exactly 1,000×), but written out: 1,000 copies of 4 kB.
+        let ten = "[@,@,@,@,@,@,@,@,@,@]";
+        let expr = format!("to_string({ten}|{ten}|{ten}) != ''");
+        let big = json!({"body": "x".repeat(4096)});
+        match eval(&expr, big.clone()) {
+            Err(ConditionError::Eval { message, .. }) => {
+                assert!(message.contains("condition string size"), "{message}")
+            }
+            other => panic!("want the string limit, got {other:?}"),
+        }
+        // 100 copies of a 20 kB string.
+        let join = "join(',', [body,body,body,body,body,body,body,body,body,body][] | [@,@,@,@,@,@,@,@,@,@][]) != ''";
+        match eval(join, json!({"body": "y".repeat(20_000)})) {
+            Err(ConditionError::Eval { message, .. }) => {
+                assert!(message.contains("condition string size"), "{message}")
+            }
+            other => panic!("want the string limit, got {other:?}"),
+        }
+        // Small inputs still work as JMESPath says.
+        assert_eq!(
+            eval("to_string(a) == '[1,2]'", json!({"a": [1, 2]})),
+            Ok(true)
+        );
+        assert_eq!(eval("to_string(s) == 'x'", json!({"s": "x"})), Ok(true));
+        assert_eq!(
+            eval("join('-', a) == 'x-y'", json!({"a": ["x", "y"]})),
+            Ok(true)
+        );
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub const MAX_CONDITION_NESTING: usize = 32;
 /// validation instead of letting one evaluation fill the worker's memory.
 pub const MAX_CONDITION_GROWTH: u64 = 1_000;
 
+/// Longest string a condition's `to_string` or `join` may build, in bytes. The growth
+/// estimate above counts values, which are shared references while a condition runs; these two
+/// functions write them out, so a 1,000× growth of a 4 MB context would be a 4 GB string.
+pub const MAX_CONDITION_STRING_BYTES: usize = 1024 * 1024;
+
 /// Most attempts a retry policy may ask for (the first attempt included).
 pub const MAX_RETRY_ATTEMPTS: u32 = 100;
 
