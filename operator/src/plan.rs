@@ -375,7 +375,7 @@ impl<'a> Ctx<'a> {
     ) -> Result<Vec<DateTime<Utc>>, PlanError> {
         let (deadline, max) = (self.now - self.grace, self.input.config.max_missed_scan);
         let mut out = Vec::new();
-        let mut scan = |from: DateTime<Utc>, out: &mut Vec<DateTime<Utc>>| {
+        let scan = |from: DateTime<Utc>, out: &mut Vec<DateTime<Utc>>| {
             let mut seen = 0;
             for t in schedule.iter_after(from).take(max) {
                 let t = t?.to_utc();
