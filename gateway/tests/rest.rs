@@ -353,3 +353,25 @@ async fn schedule_preview_starts_at_start_at() {
     .await;
     assert_eq!(every, ["2030-01-01T00:30:00Z", "2030-01-01T01:30:00Z"]);
 }
+
+/// A refused call is audited where the caller stands, not in whatever namespace it named:
+/// an agent cannot file entries into another team's audit log (or under a made-up name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_call_is_audited_in_the_callers_namespace() {
+    let c = start(unlimited()).await;
+    c.agent("team", "bot", BOT, None).await;
+    for (i, asked) in ["other", "Not_A_Namespace"].iter().enumerate() {
+        let correlation = format!("refused-{i}");
+        let (s, _, body) = c
+            .send(
+                c.req(Method::POST, "/v1/tasks", BOT)
+                    .header("x-correlation-id", &correlation)
+                    .json(&json!({"name": "x", "namespace": asked, "spec": echo_spec("1h")})),
+            )
+            .await;
+        assert!((400..500).contains(&s), "{s} {body}");
+        let entry = audit_of(&c, &correlation).await;
+        assert_eq!(entry["namespace"], "team", "{entry}");
+        assert_eq!(entry["allowed"], false, "{entry}");
+    }
+}

@@ -94,6 +94,12 @@ fn view_of_row(row: &TaskRow, now: DateTime<Utc>, next: Vec<DateTime<Utc>>) -> T
     }
 }
 
+/// [`view_of_object`] off the async threads: expanding a schedule costs what its rule costs.
+async fn view_of_object_offloaded(task: &Task, now: DateTime<Utc>, n: usize) -> TaskView {
+    let task = task.clone();
+    ordinaut_operator::offload::cpu(move || view_of_object(&task, now, n)).await
+}
+
 /// A Task the operator has not projected yet (just written), from its object.
 fn view_of_object(task: &Task, now: DateTime<Utc>, n: usize) -> TaskView {
     let created = task
@@ -243,7 +249,7 @@ impl Ops {
         }
         // Written but not projected yet.
         let task = self.owned_task(call, &ns, &input.name).await?;
-        Ok(view_of_object(&task, now, n))
+        Ok(view_of_object_offloaded(&task, now, n).await)
     }
 
     /// The anchor the operator uses: the object's creation (dev: kept in the database).
@@ -296,7 +302,7 @@ impl Ops {
             task.metadata.labels = Some([(AGENT_LABEL.to_string(), agent.clone())].into());
         }
         self.writer.create(&task).await?;
-        Ok(view_of_object(&task, now, 5))
+        Ok(view_of_object_offloaded(&task, now, 5).await)
     }
 
     /// An Agent's Tasks act for it: `agentRef` is set to the Agent (another one is refused).
@@ -320,10 +326,15 @@ impl Ops {
         Ok(())
     }
 
-    /// The namespace named in audit entries, also for refused calls.
+    /// The namespace named in audit entries, also for refused calls: one the caller may not
+    /// use (another agent's, or not a namespace name at all) is not where its refusal is
+    /// filed; the caller's own namespace is (`-` for the admin).
     pub(super) fn target_namespace(&self, call: &Call, asked: Option<&str>) -> String {
-        self.namespace(call, asked)
-            .unwrap_or_else(|_| asked.unwrap_or("default").to_string())
+        self.namespace(call, asked).unwrap_or_else(|_| {
+            call.who
+                .agent_ref()
+                .map_or_else(|| "-".to_string(), |(ns, _)| ns.to_string())
+        })
     }
 
     /// Changes fields of a Task's spec (merge patch), checked like a new spec.
@@ -359,7 +370,7 @@ impl Ops {
         let write = written_patch(&task, patch, spec.agent_ref.as_deref());
         self.writer.patch(&ns, &input.name, &write).await?;
         task.spec = spec;
-        let mut view = view_of_object(&task, now, 5);
+        let mut view = view_of_object_offloaded(&task, now, 5).await;
         view.message = Some("updated; the operator applies the change within seconds".into());
         Ok(view)
     }
