@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use ordinaut_events::StreamTail;
-use ordinaut_store::{PublishError, PublishRequest, topic_stream};
+use ordinaut_store::{PublishRequest, topic_stream};
 use serde_json::Value;
 
 use crate::CliError;
@@ -48,8 +48,8 @@ pub struct PublishArgs {
     /// The event's data, as JSON (`'{"order": 7}'`).
     #[arg(long, default_value = "{}")]
     pub data: String,
-    /// The event id (default: a new UUID). Publishing again with the same id starts nothing
-    /// new.
+    /// The event id, 1 to 256 characters (default: a new UUID). Publishing again with the
+    /// same id starts nothing new.
     #[arg(long)]
     pub id: Option<String>,
 }
@@ -88,9 +88,12 @@ async fn publish(args: &EventsArgs, p: &PublishArgs) -> Result<(), CliError> {
         source: "cli",
         id: p.id.clone(),
     };
-    let event = store.publish_event(&req).await.map_err(|e| match e {
-        PublishError::InvalidTopic(_) | PublishError::TooLarge { .. } => CliError::invalid(e),
-        PublishError::Store(_) => CliError::failed(e),
+    let event = store.publish_event(&req).await.map_err(|e| {
+        if e.is_invalid_input() {
+            CliError::invalid(e)
+        } else {
+            CliError::failed(e)
+        }
     })?;
     match args.output {
         Format::Json => println!("{}", serde_json::to_string(&event).unwrap_or_default()),

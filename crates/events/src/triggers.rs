@@ -11,6 +11,13 @@
 //! Per event and listening Task: a Task created after the event was published is not given
 //! it; a suspended or snoozed Task drops it (counted, with the reason); a falsy `on.filter`
 //! filters it out (counted); otherwise one run starts, with the event as `${params.event}`.
+//!
+//! A batch is retried until it is recorded, so one event PostgreSQL refuses for good (a NUL
+//! character in its data, an id too long for the occurrence key: publishing refuses both,
+//! but an older client or a direct outbox write may not) must not fail it every time:
+//! `Store::record_deliveries` then records the batch event by event and counts that one as
+//! dropped (`lastDropReason` says why), so it is acknowledged with the rest and the topic
+//! keeps flowing. Only failures that pass (a lost connection) leave a batch unacknowledged.
 
 use crate::consumer::{GroupConsumer, StartFrom, StreamEntry};
 use chrono::{DateTime, Utc};
@@ -89,7 +96,8 @@ impl TriggerStats {
     pub fn filtered(&self) -> u64 {
         self.filtered.load(Ordering::Relaxed)
     }
-    /// Deliveries dropped (Task suspended or snoozed, filter error).
+    /// Deliveries dropped (Task suspended or snoozed, filter error, event PostgreSQL cannot
+    /// store).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -204,7 +212,8 @@ struct TopicLoop {
 }
 
 /// Reads one topic's stream until stopped. A batch that fails is retried (with backoff)
-/// until it is recorded, then acknowledged.
+/// until it is recorded, then acknowledged (an event that can never be stored is recorded
+/// as dropped by the store, see the module doc).
 async fn consume_topic(mut l: TopicLoop) {
     let mut backoff = Duration::from_millis(100);
     // From the beginning: events published before the group existed reach the Tasks that

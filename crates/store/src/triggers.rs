@@ -14,7 +14,7 @@
 use crate::{Store, StoreError};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
 
 /// The stream of topic `t` is `ordinaut:topic:<t>`.
@@ -26,6 +26,9 @@ pub const PUBLISHED_EVENT_TYPE: &str = "event.published";
 pub const SKIPPED_EVENT_TYPE: &str = "event.skipped";
 /// The largest event (its `data` as compact JSON), in bytes.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+/// The longest event id, in characters (`core.publish`'s schema says the same). The id is
+/// part of an occurrence's unique key, whose index entries PostgreSQL bounds.
+pub(crate) const MAX_EVENT_ID_CHARS: usize = 256;
 /// How many `taskFinished` links one chain may follow before its next run is dropped.
 pub const MAX_CHAIN_DEPTH: i64 = 16;
 
@@ -50,8 +53,26 @@ pub enum PublishError {
         "event data is {bytes} bytes, more than the limit of {max}; publish a reference instead"
     )]
     TooLarge { bytes: usize, max: usize },
+    #[error(
+        "event id {0}: use 1 to {MAX_EVENT_ID_CHARS} characters without NUL (e.g. a UUID or \
+         `order-7`), or leave it out for a new UUID"
+    )]
+    InvalidId(String),
+    #[error(
+        "event data holds a NUL character (\\u0000), which PostgreSQL cannot store; remove it \
+         or encode the data (e.g. base64)"
+    )]
+    NulInData,
     #[error("publishing the event failed: {0}")]
     Store(StoreError),
+}
+
+impl PublishError {
+    /// `true` when the request is at fault (a client error: fix it, do not retry); `false`
+    /// when the database failed.
+    pub fn is_invalid_input(&self) -> bool {
+        !matches!(self, PublishError::Store(_))
+    }
 }
 
 // The cause is part of the message (printed once), so not `#[source]`.
@@ -70,6 +91,22 @@ pub fn check_topic(topic: &str) -> Result<(), PublishError> {
         Ok(())
     } else {
         Err(PublishError::InvalidTopic(topic.to_string()))
+    }
+}
+
+/// `Ok` when `id` can be an event id: 1 to [`MAX_EVENT_ID_CHARS`] characters, no NUL.
+fn check_event_id(id: &str) -> Result<(), PublishError> {
+    if id.is_empty() {
+        Err(PublishError::InvalidId("is empty".into()))
+    } else if id.contains('\0') {
+        Err(PublishError::InvalidId(
+            "holds a NUL character (\\u0000)".into(),
+        ))
+    } else if id.chars().nth(MAX_EVENT_ID_CHARS).is_some() {
+        let n = id.chars().count();
+        Err(PublishError::InvalidId(format!("is {n} characters long")))
+    } else {
+        Ok(())
     }
 }
 
@@ -173,6 +210,14 @@ impl Store {
                 max: MAX_EVENT_BYTES,
             });
         }
+        // What the consumers could not write to `jsonb`/`text` is refused here (the outbox
+        // column is `json`, which would take it).
+        if crate::state::has_nul(req.data) {
+            return Err(PublishError::NulInData);
+        }
+        if let Some(id) = &req.id {
+            check_event_id(id)?;
+        }
         let published = PublishedEvent {
             id: req.id.clone().unwrap_or_else(|| Uuid::new_v4().to_string()),
             topic: req.topic.to_string(),
@@ -223,7 +268,28 @@ impl Store {
 
     /// Records decisions about delivered events in one transaction: an occurrence for each
     /// `Start` whose event has not started that Task before, and the Tasks' counters.
+    ///
+    /// An event PostgreSQL refuses to store (a NUL character in its data, an id too long for
+    /// the occurrence key: [`is_unstorable`]), written by an older client or straight into
+    /// the outbox, would fail its batch on every retry and stop the topic. When the batch is
+    /// refused so, each event is recorded in its own transaction, and one that is refused
+    /// again is counted as dropped (with the reason) for the Tasks it would have started.
+    /// Other errors (the connection was lost) are returned: the caller retries the batch.
     pub async fn record_deliveries(
+        &self,
+        deliveries: &[Delivery],
+    ) -> Result<DeliveryCounts, StoreError> {
+        match self.record_deliveries_once(deliveries).await {
+            Err(e) if is_unstorable(&e) => {
+                tracing::warn!(error = %e, deliveries = deliveries.len(), "event triggers: PostgreSQL refused a batch; recording its events one by one");
+                self.record_each_event(deliveries).await
+            }
+            other => other,
+        }
+    }
+
+    /// [`Store::record_deliveries`] in one transaction, without the fallback.
+    async fn record_deliveries_once(
         &self,
         deliveries: &[Delivery],
     ) -> Result<DeliveryCounts, StoreError> {
@@ -237,6 +303,50 @@ impl Store {
         Ok(counts)
     }
 
+    /// Records each event's deliveries in a transaction of their own, in the batch's order;
+    /// an event PostgreSQL refuses is recorded as dropped instead.
+    async fn record_each_event(
+        &self,
+        deliveries: &[Delivery],
+    ) -> Result<DeliveryCounts, StoreError> {
+        let mut order: Vec<&str> = Vec::new();
+        let mut by_event: HashMap<&str, Vec<Delivery>> = HashMap::new();
+        for d in deliveries {
+            let group = by_event.entry(d.event_id.as_str()).or_insert_with(|| {
+                order.push(d.event_id.as_str());
+                Vec::new()
+            });
+            group.push(d.clone());
+        }
+        let mut total = DeliveryCounts::default();
+        for id in order {
+            let group = by_event.remove(id).unwrap_or_default();
+            let counts = match self.record_deliveries_once(&group).await {
+                Err(e) if is_unstorable(&e) => {
+                    let reason = unstorable_reason(&e);
+                    tracing::warn!(error = %e, "event triggers: an event cannot be stored; dropped");
+                    let dropped: Vec<Delivery> = group
+                        .into_iter()
+                        .map(|d| match d.decision {
+                            Decision::Start => Delivery {
+                                decision: Decision::Dropped(reason.clone()),
+                                ..d
+                            },
+                            _ => d,
+                        })
+                        .collect();
+                    self.record_deliveries_once(&dropped).await?
+                }
+                other => other?,
+            };
+            total.started += counts.started;
+            total.duplicates += counts.duplicates;
+            total.filtered += counts.filtered;
+            total.dropped += counts.dropped;
+        }
+        Ok(total)
+    }
+
     /// A Task's event counters (zeros when it has received none).
     pub async fn event_counts(&self, task_uid: Uuid) -> Result<EventCounts, StoreError> {
         let row: Option<EventCounts> = sqlx::query_as(
@@ -248,6 +358,25 @@ impl Store {
         .await?;
         Ok(row.unwrap_or_default())
     }
+}
+
+/// Whether PostgreSQL refused a statement for what it was given, so that the same
+/// statement would be refused again: a data exception (SQLSTATE class 22: a NUL character
+/// in `text` or `jsonb`, a value out of range) or a program limit (class 54: an index entry
+/// larger than a page allows). A lost connection or a deadlock is not: it passes.
+pub(crate) fn is_unstorable(e: &StoreError) -> bool {
+    e.sqlstate()
+        .is_some_and(|c| c.starts_with("22") || c.starts_with("54"))
+}
+
+/// The drop reason of an event PostgreSQL refused: its message (which quotes no data).
+fn unstorable_reason(e: &StoreError) -> String {
+    let message = match e {
+        StoreError::Database(sqlx::Error::Database(db)) => db.message().to_string(),
+        other => other.to_string(),
+    };
+    let code = e.sqlstate().unwrap_or_default();
+    format!("the event cannot be stored: {message} (SQLSTATE {code})")
 }
 
 /// [`Store::record_deliveries`] inside a caller's transaction (also used when a finished run

@@ -260,3 +260,106 @@ async fn a_task_held_invalid_is_given_no_events() {
         .unwrap();
     assert!(store.topic_subscribers("orders").await.unwrap().is_empty());
 }
+
+/// An id PostgreSQL cannot index in the occurrence key (random hex does not compress).
+fn unindexable_id() -> String {
+    (0..300)
+        .map(|_| Uuid::new_v4().simple().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn publishing_refuses_what_no_consumer_could_store() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    let publish = |data: serde_json::Value, id: Option<String>| {
+        let store = store.clone();
+        async move {
+            store
+                .publish_event(&PublishRequest {
+                    topic: "orders",
+                    data: &data,
+                    source: "test",
+                    id,
+                })
+                .await
+        }
+    };
+    for data in [
+        json!({"x": "\u{0}"}),
+        json!({"a": [1, {"b\u{0}": 2}]}),
+        json!("\u{0}"),
+    ] {
+        let e = publish(data.clone(), None).await.unwrap_err();
+        assert!(e.is_invalid_input(), "{data}: {e}");
+        assert!(e.to_string().contains("NUL character"), "{e}");
+    }
+    for (id, why) in [
+        (String::new(), "is empty"),
+        ("a\u{0}b".to_string(), "NUL character"),
+        ("x".repeat(257), "is 257 characters long"),
+        (unindexable_id(), "characters long"),
+    ] {
+        let e = publish(json!({}), Some(id)).await.unwrap_err();
+        assert!(e.is_invalid_input(), "{e}");
+        assert!(e.to_string().contains(why), "{e}");
+        assert!(e.to_string().contains("1 to 256 characters"), "{e}");
+    }
+    assert!(store.unpublished_events(10).await.unwrap().is_empty());
+    // At the limit (characters, not bytes) is fine.
+    publish(json!({"ok": "ü"}), Some("é".repeat(256)))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_event_postgresql_refuses_is_dropped_and_the_rest_of_its_batch_runs() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    let t = on_topic("listener", "orders");
+    let other = on_topic("other", "orders");
+    store.upsert_task(&t).await.unwrap();
+    store.upsert_task(&other).await.unwrap();
+    let now = Utc::now();
+    // As an older client or a direct outbox write would have let through.
+    let mut nul = start(t.uid, "nul", now);
+    nul.event = json!({"id": "nul", "data": {"x": "\u{0}"}});
+    let long = start(t.uid, &unindexable_id(), now);
+    let batch = [
+        start(t.uid, "good-1", now),
+        nul,
+        long,
+        start(t.uid, "good-2", now),
+        start(other.uid, "good-1", now),
+    ];
+    let c = store.record_deliveries(&batch).await.unwrap();
+    assert_eq!((c.started, c.dropped), (3, 2), "{c:?}");
+    assert_eq!(event_rows(&store, t.uid).await, 2);
+    assert_eq!(event_rows(&store, other.uid).await, 1);
+    let counts = store.event_counts(t.uid).await.unwrap();
+    assert_eq!(
+        (counts.received, counts.started, counts.dropped),
+        (4, 2, 2),
+        "{counts:?}"
+    );
+    let reason = counts.last_drop.unwrap();
+    assert!(
+        reason.starts_with("the event cannot be stored: "),
+        "{reason}"
+    );
+    assert!(!reason.contains('\0'), "{reason}");
+    // Delivered again: nothing new starts, and the dropped ones are dropped again.
+    let c = store.record_deliveries(&batch).await.unwrap();
+    assert_eq!((c.started, c.duplicates, c.dropped), (0, 3, 2), "{c:?}");
+}
+
+#[tokio::test]
+async fn a_lost_database_is_an_error_not_a_drop() {
+    let (_db, store) = TestDb::migrated().await.unwrap();
+    let t = on_topic("listener", "orders");
+    store.upsert_task(&t).await.unwrap();
+    store.pool().close().await;
+    let e = store
+        .record_deliveries(&[start(t.uid, "e1", Utc::now())])
+        .await
+        .unwrap_err();
+    assert!(e.is_transient(), "{e}");
+}

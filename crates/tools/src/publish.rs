@@ -76,7 +76,61 @@ impl Tool for Publish {
             .and_then(Value::as_str)
             .map(str::to_string)
             .unwrap_or_else(|| ctx.idempotency_key.clone());
+        check_storable(&data, &id)?;
         let source = format!("run {}", ctx.run_id);
         self.sink.publish(topic, &data, &id, &source).await
+    }
+}
+
+/// The longest event id, in characters (the schema's `maxLength`; the store refuses longer).
+const MAX_ID_CHARS: usize = 256;
+
+/// Refuses what PostgreSQL could not store for the runs the event starts (a sink may
+/// report it only as a failure to retry): a NUL character in `data` or `id`, an id over
+/// [`MAX_ID_CHARS`] characters.
+fn check_storable(data: &Value, id: &str) -> Result<(), ToolError> {
+    if has_nul(data) {
+        return Err(ToolError::InvalidInput(
+            "`data` holds a NUL character (\\u0000), which cannot be stored; remove it or \
+             encode the data (e.g. base64)"
+                .into(),
+        ));
+    }
+    if id.is_empty() || id.contains('\0') || id.chars().nth(MAX_ID_CHARS).is_some() {
+        return Err(ToolError::InvalidInput(format!(
+            "`id` must be 1 to {MAX_ID_CHARS} characters without NUL"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a string or object key anywhere in `v` holds a NUL character.
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_or_ids_postgresql_cannot_store_are_invalid_input() {
+        for (data, id) in [
+            (json!({"x": "a\u{0}"}), "e1".to_string()),
+            (json!([{"k\u{0}": 1}]), "e1".to_string()),
+            (json!({}), "a\u{0}".to_string()),
+            (json!({}), "x".repeat(257)),
+        ] {
+            assert!(
+                matches!(check_storable(&data, &id), Err(ToolError::InvalidInput(_))),
+                "{data} {id}"
+            );
+        }
+        assert!(check_storable(&json!({"x": "ü"}), &"é".repeat(256)).is_ok());
     }
 }

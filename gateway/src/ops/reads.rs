@@ -267,7 +267,10 @@ impl Ops {
             };
             self.store.publish_event(&req).await.map_err(|e| match e {
                 PublishError::InvalidTopic(_) => OpError::invalid("topic", e.to_string()),
-                PublishError::TooLarge { .. } => OpError::invalid("payload", e.to_string()),
+                PublishError::TooLarge { .. } | PublishError::NulInData => {
+                    OpError::invalid("payload", e.to_string())
+                }
+                PublishError::InvalidId(_) => OpError::invalid("id", e.to_string()),
                 PublishError::Store(s) => OpError::from(s),
             })
         }
