@@ -35,6 +35,9 @@ pub enum OpError {
     /// The object exists already, or changed meanwhile.
     #[error("{0}")]
     Conflict(String),
+    /// The request body is larger than the gateway reads.
+    #[error("{0}")]
+    TooLarge(String),
     /// Too many requests: try again after this many seconds.
     #[error("rate limit exceeded: try again in {0} s")]
     RateLimited(u64),
@@ -71,6 +74,7 @@ impl OpError {
             OpError::NotFound(_) => StatusCode::NOT_FOUND,
             OpError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             OpError::Conflict(_) => StatusCode::CONFLICT,
+            OpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             OpError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             OpError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             OpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -85,6 +89,7 @@ impl OpError {
             OpError::NotFound(_) => "not-found",
             OpError::Invalid(_) => "invalid-request",
             OpError::Conflict(_) => "conflict",
+            OpError::TooLarge(_) => "payload-too-large",
             OpError::RateLimited(_) => "rate-limited",
             OpError::NotImplemented(_) => "not-implemented",
             OpError::Unavailable(_) => "unavailable",
@@ -114,9 +119,24 @@ impl From<ordinaut_store::StoreError> for OpError {
                 OpError::NotFound(format!("{what} not found"))
             }
             ordinaut_store::StoreError::Conflict(m) => OpError::Conflict(m),
+            other if is_refused_data(&other) => OpError::invalid(
+                "(request)",
+                "PostgreSQL cannot store or search a value of this request (a NUL character \
+                 (\\u0000) in a string, or a value too long); remove it and send it again",
+            ),
             other => OpError::Unavailable(format!("{other}; try again")),
         }
     }
+}
+
+/// Whether PostgreSQL refused a statement for a value the request carried: a data exception
+/// (SQLSTATE class 22, e.g. 22021 for a NUL character in `text`, 22P05 in `jsonb`) or a
+/// program limit (class 54, e.g. an index entry too large). Sending it again fails again, so
+/// it is the caller's to fix (4xx), not an outage (5xx); the database's message is not
+/// echoed.
+fn is_refused_data(e: &ordinaut_store::StoreError) -> bool {
+    e.sqlstate()
+        .is_some_and(|c| c.starts_with("22") || c.starts_with("54"))
 }
 
 /// An RFC 9457 problem document.

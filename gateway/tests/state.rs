@@ -185,6 +185,38 @@ async fn scopes_refuse_another_agents_keys() {
             .iter()
             .all(|e| e["detail"]["outcome"] == "forbidden")
     );
+
+    // Pages name only keys the caller may read: no cursor past keys it cannot see, and
+    // pages of the readable ones skip the others.
+    let (s, body) = c.get("/v1/state?owner=agent:bot&limit=1", OTHER).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body, json!({"items": []}), "another owner's key names leak");
+    let (s, _) = put(
+        &c,
+        "/v1/state/team/agent:bot/shared/todo",
+        BOT,
+        json!({"value": 2}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let mut keys = Vec::new();
+    let mut path = "/v1/state?owner=agent:bot&limit=1".to_string();
+    loop {
+        let (s, body) = c.get(&path, READER).await;
+        assert_eq!(s, 200, "{body}");
+        for i in body["items"].as_array().unwrap() {
+            keys.push(i["key"].as_str().unwrap().to_string());
+        }
+        let Some(cursor) = body["nextCursor"].as_str() else {
+            break;
+        };
+        assert!(!cursor.contains("private"), "{cursor}");
+        path = format!(
+            "/v1/state?owner=agent:bot&limit=1&cursor={}",
+            cursor.replace('\n', "%0A").replace(':', "%3A")
+        );
+    }
+    assert_eq!(keys, ["shared/plan", "shared/todo"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

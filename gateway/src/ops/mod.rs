@@ -128,18 +128,39 @@ impl Ops {
             allowed,
             "gateway mutation"
         );
+        // A refused request may carry NUL characters (in the subject, or echoed in the
+        // reason), which PostgreSQL cannot store: replaced, so the refusal is still recorded.
         let entry = AuditEntry {
-            actor: call.who.actor(),
+            actor: without_nul(&call.who.actor()),
             action: action.to_string(),
             allowed,
-            namespace: Some(target.0.to_string()),
-            subject: Some(target.1.to_string()),
-            detail,
+            namespace: Some(without_nul(target.0)),
+            subject: Some(without_nul(target.1)),
+            detail: value_without_nul(detail),
             correlation_id: Some(call.correlation_id.clone()),
         };
         if let Err(e) = self.store.audit_entry(&entry).await {
             tracing::error!(correlation_id = %call.correlation_id, error = %e, "writing the audit entry failed");
         }
+    }
+}
+
+/// `s` with each NUL character replaced by U+FFFD (the replacement character).
+fn without_nul(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}
+
+/// [`without_nul`] on every string and object key of `v`.
+fn value_without_nul(v: Value) -> Value {
+    match v {
+        Value::String(s) if s.contains('\0') => Value::String(without_nul(&s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(value_without_nul).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (without_nul(&k), value_without_nul(v)))
+                .collect(),
+        ),
+        other => other,
     }
 }
 
@@ -278,6 +299,16 @@ mod tests {
             errors.iter().any(|e| e.field == "spec.schedule.every"),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn audit_values_lose_their_nul_characters() {
+        let v = value_without_nul(json!({"a\u{0}": ["x\u{0}y", 1, {"k": "\u{0}"}], "n": null}));
+        assert_eq!(
+            v,
+            json!({"a\u{FFFD}": ["x\u{FFFD}y", 1, {"k": "\u{FFFD}"}], "n": null})
+        );
+        assert_eq!(without_nul("ok"), "ok");
     }
 
     #[test]

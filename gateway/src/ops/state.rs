@@ -358,7 +358,8 @@ impl Ops {
         result
     }
 
-    /// Keys by owner and key, those the caller may read.
+    /// Keys by owner and key, those the caller may read. The page's `nextCursor` is the last
+    /// key returned, so it never names a key the caller may not read.
     pub async fn state_list(
         &self,
         call: &Call,
@@ -372,6 +373,11 @@ impl Ops {
             (None, Some((_, me))) => Some(StateOwner::Agent(me.to_string())),
             (None, None) => None,
         };
+        for (field, text) in [("prefix", &input.prefix), ("cursor", &input.cursor)] {
+            if text.as_deref().is_some_and(|t| t.contains('\0')) {
+                return Err(OpError::invalid(field, "contains a NUL character"));
+            }
+        }
         let after = match &input.cursor {
             None => None,
             Some(c) => Some(
@@ -392,23 +398,50 @@ impl Ops {
             after,
             limit: limit + 1,
         };
-        let mut rows = self.store.state_list(&query).await.map_err(state_error)?;
         let page = usize::try_from(limit).unwrap_or(usize::MAX);
-        let more = rows.len() > page;
-        rows.truncate(page);
+        let (rows, more) = self.readable_rows(&call.who, query, page).await?;
         let next_cursor = more
             .then(|| rows.last().map(|r| format!("{}\n{}", r.owner, r.key)))
             .flatten();
+        Ok(StateList {
+            items: rows.into_iter().map(item).collect(),
+            next_cursor,
+        })
+    }
+
+    /// The first `page` rows of `query` that `who` may read, and whether a readable row
+    /// follows them. Rows it may not read are skipped, reading on until the page is full
+    /// (an owner holds at most 10,000 keys, so this ends).
+    async fn readable_rows(
+        &self,
+        who: &Identity,
+        mut query: StateQuery,
+        page: usize,
+    ) -> Result<(Vec<ordinaut_store::StateEntry>, bool), OpError> {
         let readable = |e: &ordinaut_store::StateEntry| {
             StateOwner::parse(&e.owner).is_ok_and(|o| {
                 let at = StateRef::new(&e.namespace, o, &e.key);
-                state_allowed(&call.who, api_scope::STATE_READ, &at)
+                state_allowed(who, api_scope::STATE_READ, &at)
             })
         };
-        Ok(StateList {
-            items: rows.into_iter().filter(readable).map(item).collect(),
-            next_cursor,
-        })
+        let mut out = Vec::new();
+        loop {
+            let rows = self.store.state_list(&query).await.map_err(state_error)?;
+            let last_round = usize::try_from(query.limit).is_ok_and(|l| rows.len() < l);
+            if let Some(last) = rows.last() {
+                query.after = Some((last.owner.clone(), last.key.clone()));
+            }
+            out.extend(rows.into_iter().filter(|e| readable(e)));
+            if out.len() > page {
+                out.truncate(page);
+                return Ok((out, true));
+            }
+            if last_round {
+                return Ok((out, false));
+            }
+            // Skipped rows: read on in larger steps.
+            query.limit = i64::from(super::MAX_LIMIT) + 1;
+        }
     }
 
     /// Audits a refused state write (successful ones are audited by the store, in their

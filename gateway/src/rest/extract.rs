@@ -1,8 +1,9 @@
-//! Extractors whose refusals are problem documents naming the field: [`Body`] (JSON) and
-//! [`Q`] (the query string).
+//! Extractors whose refusals are problem documents naming the field: [`Body`] (JSON; 413
+//! past 1 MiB), [`Q`] (the query string) and [`P`] (path parameters).
 
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
+use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -19,9 +20,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = OpError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
-            .await
-            .map_err(|e| OpError::invalid("(body)", format!("cannot read the body: {e}")))?;
+        let bytes = read_body(req.into_body()).await?;
         let value: Value = if bytes.is_empty() {
             Value::Object(Default::default())
         } else {
@@ -33,6 +32,46 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             return Err(OpError::invalid("(body)", "send a JSON object"));
         }
         parse_spec(&value, "").map(Body)
+    }
+}
+
+/// The body's bytes, refused with 413 once past [`MAX_BODY`] (without reading further).
+async fn read_body(body: axum::body::Body) -> Result<Vec<u8>, OpError> {
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| OpError::invalid("(body)", format!("cannot read the body: {e}")))?;
+        if bytes.len() + chunk.len() > MAX_BODY {
+            return Err(OpError::TooLarge(format!(
+                "the body is larger than {} MiB, the most the gateway reads; send less (e.g. \
+                 store large data elsewhere and pass a reference)",
+                MAX_BODY >> 20
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// Path parameters (`/v1/tasks/{namespace}/{name}`): a segment that is not UTF-8 once
+/// percent-decoded is refused as a problem document, like the body and the query.
+pub struct P<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for P<T> {
+    type Rejection = OpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| P(p.0))
+            .map_err(|e| {
+                if e.status().is_server_error() {
+                    OpError::Unavailable(e.body_text()) // a route without its parameters
+                } else {
+                    OpError::invalid("(path)", e.body_text())
+                }
+            })
     }
 }
 

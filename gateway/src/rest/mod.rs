@@ -5,7 +5,7 @@ mod extract;
 mod state;
 
 use axum::Router;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,7 +15,7 @@ use crate::AppState;
 use crate::ops::Call;
 use crate::ops::types::*;
 use crate::problem::OpError;
-use extract::{Body, Q};
+use extract::{Body, P, Q};
 
 type Res = Result<Response, OpError>;
 
@@ -72,7 +72,7 @@ pub struct NextQuery {
 async fn get_task(
     State(s): State<AppState>,
     Extension(c): Extension<Call>,
-    Path((namespace, name)): Path<(String, String)>,
+    P((namespace, name)): P<(String, String)>,
     Q(q): Q<NextQuery>,
 ) -> Res {
     let input = GetTaskInput {
@@ -86,7 +86,7 @@ async fn get_task(
 async fn update_task(
     State(s): State<AppState>,
     Extension(c): Extension<Call>,
-    Path((namespace, name)): Path<(String, String)>,
+    P((namespace, name)): P<(String, String)>,
     Body(b): Body<UpdateTaskBody>,
 ) -> Res {
     let input = UpdateTaskInput {
@@ -100,7 +100,7 @@ async fn update_task(
 async fn delete_task(
     State(s): State<AppState>,
     Extension(c): Extension<Call>,
-    Path((ns, name)): Path<(String, String)>,
+    P((ns, name)): P<(String, String)>,
 ) -> Res {
     ok(
         StatusCode::OK,
@@ -111,7 +111,7 @@ async fn delete_task(
 async fn pause_task(
     State(s): State<AppState>,
     Extension(c): Extension<Call>,
-    Path((ns, name)): Path<(String, String)>,
+    P((ns, name)): P<(String, String)>,
 ) -> Res {
     ok(
         StatusCode::OK,
@@ -122,7 +122,7 @@ async fn pause_task(
 async fn resume_task(
     State(s): State<AppState>,
     Extension(c): Extension<Call>,
-    Path((ns, name)): Path<(String, String)>,
+    P((ns, name)): P<(String, String)>,
 ) -> Res {
     ok(
         StatusCode::OK,
@@ -133,7 +133,7 @@ async fn resume_task(
 async fn snooze_task(
     State(s): State<AppState>,
     Extension(c): Extension<Call>,
-    Path((namespace, name)): Path<(String, String)>,
+    P((namespace, name)): P<(String, String)>,
     Body(b): Body<SnoozeBody>,
 ) -> Res {
     let input = SnoozeTaskInput {
@@ -148,7 +148,7 @@ async fn snooze_task(
 async fn run_task_now(
     State(s): State<AppState>,
     Extension(c): Extension<Call>,
-    Path((ns, name)): Path<(String, String)>,
+    P((ns, name)): P<(String, String)>,
 ) -> Res {
     ok(
         StatusCode::OK,
@@ -159,7 +159,7 @@ async fn run_task_now(
 async fn backfill_task(
     State(s): State<AppState>,
     Extension(c): Extension<Call>,
-    Path((namespace, name)): Path<(String, String)>,
+    P((namespace, name)): P<(String, String)>,
     Body(b): Body<BackfillBody>,
 ) -> Res {
     let input = BackfillTaskInput {
@@ -183,7 +183,7 @@ async fn list_runs(
 async fn get_run(
     State(s): State<AppState>,
     Extension(c): Extension<Call>,
-    Path(id): Path<String>,
+    P(id): P<String>,
 ) -> Res {
     ok(StatusCode::OK, s.ops.get_run(&c, GetRunInput { id }).await?)
 }

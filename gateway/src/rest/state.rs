@@ -3,11 +3,11 @@
 //! `task:<name>` and the key may hold `/` (`cursors/inbox`).
 
 use axum::Router;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 
-use super::extract::{Body, Q};
+use super::extract::{Body, P, Q};
 use super::{Res, ok};
 use crate::AppState;
 use crate::ops::Call;
@@ -32,7 +32,7 @@ async fn list(
 async fn read(
     State(s): State<AppState>,
     Extension(c): Extension<Call>,
-    Path((namespace, owner, key)): Path<(String, String, String)>,
+    P((namespace, owner, key)): P<(String, String, String)>,
 ) -> Res {
     let input = StateKeyInput {
         key,
@@ -45,7 +45,7 @@ async fn read(
 async fn write(
     State(s): State<AppState>,
     Extension(c): Extension<Call>,
-    Path((namespace, owner, key)): Path<(String, String, String)>,
+    P((namespace, owner, key)): P<(String, String, String)>,
     Body(b): Body<StatePutBody>,
 ) -> Res {
     let input = StatePutInput {
@@ -62,7 +62,7 @@ async fn write(
 async fn remove(
     State(s): State<AppState>,
     Extension(c): Extension<Call>,
-    Path((namespace, owner, key)): Path<(String, String, String)>,
+    P((namespace, owner, key)): P<(String, String, String)>,
     Q(q): Q<IfVersionQuery>,
 ) -> Res {
     let input = StateDeleteInput {
