@@ -412,6 +412,7 @@ fn operation(op: &Op) -> Value {
         ),
         ("404", "Nothing of that name the caller may see"),
         ("409", "Exists already, or not ready yet"),
+        ("413", "The request body is over 1 MiB"),
         ("422", "Invalid request: each field named"),
         ("429", "Rate limited: retry after `Retry-After` seconds"),
         ("503", "The database or the Kubernetes API is unavailable"),

@@ -2,7 +2,7 @@
 //! [`Store::publish_event`], the one publishing path (the CLI and the gateway use it too).
 
 use async_trait::async_trait;
-use ordinaut_store::{PublishError, PublishRequest, Store};
+use ordinaut_store::{PublishRequest, Store};
 use ordinaut_tools::ToolError;
 use ordinaut_tools::publish::{EventSink, Publish};
 use serde_json::Value;
@@ -28,9 +28,8 @@ impl EventSink for StoreSink {
         };
         match self.0.publish_event(&req).await {
             Ok(event) => Ok(serde_json::to_value(event).unwrap_or(Value::Null)),
-            Err(e @ (PublishError::InvalidTopic(_) | PublishError::TooLarge { .. })) => {
-                Err(ToolError::InvalidInput(e.to_string()))
-            }
+            // Bad input fails the step at once; only the store's own trouble is retried.
+            Err(e) if e.is_invalid_input() => Err(ToolError::InvalidInput(e.to_string())),
             Err(e) => Err(ToolError::retryable(e.to_string())),
         }
     }

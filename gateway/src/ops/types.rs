@@ -397,8 +397,9 @@ pub struct PublishEventInput {
     #[serde(default)]
     pub payload: Value,
     /// The event's id; publishing twice with one id starts each listening Task once.
-    /// Default: a new UUID.
+    /// Default: a new UUID. At most 256 characters, no NUL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub id: Option<String>,
 }
 
