@@ -111,8 +111,19 @@ struct RunArgs {
 
 use ordinaut_schedule::duration::duration_arg as duration;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Reconciles offload their CPU work (validate, plan) to the blocking pool; with 512 in
+    // flight tokio's default (up to 512 threads) started ~90, each with its own malloc arena
+    // holding freed memory. CPU work gains nothing from more threads than cores.
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(cores * 2)
+        .build()?
+        .block_on(start())
+}
+
+async fn start() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Crdgen) = cli.command {
         for crd in ordinaut_api::render_all()? {
