@@ -31,25 +31,8 @@ spec:
   tokenSecretRef: {name: other-token, key: token}
 ";
 
-/// The venv's Python with the official `mcp` package (scripts/install-test-peers.sh).
 fn python() -> PathBuf {
-    let python = std::env::var("ORDINAUT_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            let dir = std::env::var("ORDINAUT_TOOLS_DIR")
-                .unwrap_or_else(|_| "/var/cache/ordinaut".into());
-            PathBuf::from(dir).join("venv/bin/python")
-        });
-    let ok = Command::new(&python)
-        .args(["-c", "import mcp.client.streamable_http"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "the Python `mcp` package is not in {}: run scripts/install-test-peers.sh",
-        python.display()
-    );
-    python
+    ordinaut_test_support::python::mcp_python()
 }
 
 fn secret(dir: &Path, name: &str, value: &str) {

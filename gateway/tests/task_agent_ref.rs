@@ -47,8 +47,8 @@ async fn patch(c: &Cluster, name: &str, token: &str, spec: Value) -> (u16, Value
     (s, body)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_null_agent_ref_in_an_agents_patch_does_not_detach_its_task() {
+/// A gateway whose agent `bot` (token BOT) has just created its Task `mine`.
+async fn with_bots_task() -> Cluster {
     let c = start(unlimited()).await;
     c.agent("team", "bot", BOT, None).await;
     let (s, body) = c
@@ -59,6 +59,12 @@ async fn a_null_agent_ref_in_an_agents_patch_does_not_detach_its_task() {
         )
         .await;
     assert_eq!(s, 201, "{body}");
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_null_agent_ref_in_an_agents_patch_does_not_detach_its_task() {
+    let c = with_bots_task().await;
 
     let (s, body) = patch(
         &c,
@@ -168,25 +174,8 @@ async fn the_dev_folder_keeps_the_agent_ref_of_a_patched_task() {
     assert!(text.contains("agentRef: bot"), "{text}");
 }
 
-/// The venv's Python with the official `mcp` package (scripts/install-test-peers.sh).
 fn python() -> PathBuf {
-    let python = std::env::var("ORDINAUT_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            let dir = std::env::var("ORDINAUT_TOOLS_DIR")
-                .unwrap_or_else(|_| "/var/cache/ordinaut".into());
-            PathBuf::from(dir).join("venv/bin/python")
-        });
-    let ok = Command::new(&python)
-        .args(["-c", "import mcp.client.streamable_http"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "the Python `mcp` package is not in {}: run scripts/install-test-peers.sh",
-        python.display()
-    );
-    python
+    ordinaut_test_support::python::mcp_python()
 }
 
 /// `update_task` over MCP (the official Python client) with `agentRef: null`.
@@ -212,16 +201,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_null_agent_ref_over_mcp_does_not_detach_the_task_either() {
-    let c = start(unlimited()).await;
-    c.agent("team", "bot", BOT, None).await;
-    let (s, body) = c
-        .post(
-            "/v1/tasks",
-            BOT,
-            json!({"name": "mine", "spec": echo_spec("1h")}),
-        )
-        .await;
-    assert_eq!(s, 201, "{body}");
+    let c = with_bots_task().await;
     let (python, url) = (python(), c.url.clone());
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python)

@@ -14,20 +14,10 @@ use uuid::Uuid;
 
 fn on_topic(name: &str, topic: &str) -> TaskProjection {
     TaskProjection {
-        uid: Uuid::new_v4(),
-        namespace: "default".into(),
-        name: name.into(),
-        generation: 1,
         spec: json!({"schedule": {"on": {"topic": topic}}}),
         schedule_kind: "on".into(),
         schedule: format!("topic {topic}"),
-        timezone: "UTC".into(),
-        next_run_at: None,
-        materialized_until: None,
-        suspended: false,
-        snooze_until: None,
-        priority: 0,
-        concurrency_policy: "Allow".into(),
+        ..ordinaut_test_support::store::task(name)
     }
 }
 

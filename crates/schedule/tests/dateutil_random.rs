@@ -7,8 +7,6 @@
 use ordinaut_test_support::schedule::*;
 
 use chrono::{Datelike, Duration, NaiveDate, Timelike};
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 /// Zones whose rules are where schedulers go wrong; all of them had transitions in 1990-2037.
 const ZONES: &[&str] = &[
@@ -170,48 +168,13 @@ fn cases(seed: u64, count: usize) -> Vec<(String, String, String, String, usize)
         .collect()
 }
 
-fn python() -> String {
-    std::env::var("ORDINAUT_PYTHON")
-        .unwrap_or_else(|_| "/var/cache/ordinaut/venv/bin/python".to_string())
-}
-
 fn reference(cases: &[(String, String, String, String, usize)]) -> Vec<Vec<String>> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dateutil_reference.py");
-    let mut child = Command::new(python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {} ({e}); set ORDINAUT_PYTHON to a python with python-dateutil \
-                 (scripts/test.sh makes one)",
-                python()
-            )
-        });
-    let mut input = String::new();
-    for (zone, dtstart, rule, after, n) in cases {
-        input.push_str(&format!("{zone}\t{dtstart}\t{rule}\t{after}\t{n}\n"));
-    }
-    // Written from another thread: the reference prints as it reads, and a pipe holds only
-    // so much before both sides would wait on each other.
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(
-        out.status.success(),
-        "reference script failed (python-dateutil missing? scripts/test.sh installs it): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Vec<String>> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| l.split_whitespace().map(str::to_string).collect())
+    let lines: Vec<String> = cases
+        .iter()
+        .map(|(zone, dtstart, rule, after, n)| format!("{zone}\t{dtstart}\t{rule}\t{after}\t{n}"))
         .collect();
-    assert_eq!(lines.len(), cases.len(), "one reference line per case");
-    lines
+    dateutil_reference(script, &lines)
 }
 
 #[test]

@@ -5,8 +5,7 @@
 #![allow(clippy::unwrap_used)]
 use ordinaut_test_support::schedule::*;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// (zone, DTSTART, RRULE, after, n). Dates were chosen where chrono-tz's bundled tzdata and
 /// the system's agree (both 2025b at the time of writing).
@@ -336,57 +335,16 @@ const CASES: &[(&str, &str, &str, &str, usize)] = &[
 ];
 
 fn python() -> String {
-    std::env::var("ORDINAUT_PYTHON")
-        .unwrap_or_else(|_| "/var/cache/ordinaut/venv/bin/python".to_string())
+    dateutil_python()
 }
 
 fn reference(cases: &[(&str, &str, &str, &str, usize)]) -> Vec<Vec<String>> {
-    let py = python();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dateutil_reference.py");
-    let setup = "set it up with `python3 -m venv /var/cache/ordinaut/venv && \
-                 /var/cache/ordinaut/venv/bin/pip install python-dateutil` or point \
-                 ORDINAUT_PYTHON at a python with dateutil";
-    let probe = Command::new(&py)
-        .args(["-c", "import dateutil.rrule, zoneinfo"])
-        .output();
-    match probe {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
-            "{py} lacks python-dateutil ({}); {setup}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        ),
-        Err(e) => panic!("cannot run {py} ({e}); {setup}"),
-    }
-    let mut child = Command::new(&py)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = String::new();
-    for (zone, dtstart, rule, after, n) in cases {
-        input.push_str(&format!("{zone}\t{dtstart}\t{rule}\t{after}\t{n}\n"));
-    }
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "reference script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<Vec<String>> = text
-        .lines()
-        .map(|l| l.split_whitespace().map(str::to_string).collect())
+    let lines: Vec<String> = cases
+        .iter()
+        .map(|(zone, dtstart, rule, after, n)| format!("{zone}\t{dtstart}\t{rule}\t{after}\t{n}"))
         .collect();
-    assert_eq!(lines.len(), cases.len(), "one reference line per case");
-    lines
+    dateutil_reference(script, &lines)
 }
 
 #[test]

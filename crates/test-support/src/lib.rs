@@ -21,6 +21,8 @@ pub mod db;
 #[cfg(feature = "base")]
 pub mod net;
 #[cfg(feature = "base")]
+pub mod python;
+#[cfg(feature = "base")]
 pub mod redis;
 #[cfg(feature = "base")]
 pub mod wait;

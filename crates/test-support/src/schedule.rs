@@ -44,3 +44,60 @@ pub fn take(s: &Schedule, after: &str, n: usize) -> Vec<String> {
         .map(|r| r.unwrap().format("%Y-%m-%dT%H:%M:%S%:z").to_string())
         .collect()
 }
+
+/// The Python with python-dateutil: `$ORDINAUT_PYTHON`, else the venv `scripts/test.sh`
+/// makes.
+pub fn dateutil_python() -> String {
+    std::env::var("ORDINAUT_PYTHON")
+        .unwrap_or_else(|_| "/var/cache/ordinaut/venv/bin/python".to_string())
+}
+
+/// Runs the schedule tests' reference script (`script`, python-dateutil with zoneinfo) on
+/// `cases`, one `zone\tDTSTART\tRRULE\tafter\tn` line each, and returns its answer: one list
+/// of RFC 3339 instants per case. Fails the test, saying how to set it up, when the Python
+/// lacks python-dateutil; never passes silently.
+pub fn dateutil_reference(script: &str, cases: &[String]) -> Vec<Vec<String>> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let py = dateutil_python();
+    let setup = "set it up with `python3 -m venv /var/cache/ordinaut/venv && \
+                 /var/cache/ordinaut/venv/bin/pip install python-dateutil` or point \
+                 ORDINAUT_PYTHON at a python with dateutil";
+    match Command::new(&py)
+        .args(["-c", "import dateutil.rrule, zoneinfo"])
+        .output()
+    {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "{py} lacks python-dateutil ({}); {setup}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => panic!("cannot run {py} ({e}); {setup}"),
+    }
+    let mut child = Command::new(&py)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Written from another thread: the script prints as it reads, and a pipe holds only so
+    // much before both sides would wait on each other.
+    let input: String = cases.iter().map(|c| format!("{c}\n")).collect();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "reference script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Vec<String>> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect();
+    assert_eq!(lines.len(), cases.len(), "one reference line per case");
+    lines
+}

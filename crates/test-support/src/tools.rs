@@ -5,10 +5,9 @@ use ordinaut_tools::CallContext;
 use ordinaut_tools::mcp::ResolvedServer;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
-const INSTALL: &str = "run `bash scripts/install-test-peers.sh` (from the repository root) to install the MCP test peers";
+use crate::python::INSTALL_PEERS as INSTALL;
 
 /// `crates/tools/tests/fixtures`, where the install script puts the peers.
 fn fixtures() -> PathBuf {
@@ -33,30 +32,7 @@ pub fn everything_js() -> PathBuf {
 
 /// The venv's Python, with the official `mcp` package.
 pub fn python() -> PathBuf {
-    static CHECKED: OnceLock<PathBuf> = OnceLock::new();
-    CHECKED
-        .get_or_init(|| {
-            // scripts/test.sh exports ORDINAUT_PYTHON (the same venv).
-            let python = std::env::var("ORDINAUT_PYTHON")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| {
-                    let dir = std::env::var("ORDINAUT_TOOLS_DIR")
-                        .unwrap_or_else(|_| "/var/cache/ordinaut".to_string());
-                    PathBuf::from(dir).join("venv/bin/python")
-                });
-            let ok = Command::new(&python)
-                .args(["-c", "import mcp.server.lowlevel"])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(
-                ok,
-                "the Python `mcp` package is not installed in {}: {INSTALL}",
-                python.display()
-            );
-            python
-        })
-        .clone()
+    crate::python::mcp_python()
 }
 
 /// server-everything over stdio.
