@@ -2,7 +2,7 @@
 //! step's `uses` names an McpServer that exists in the Task's namespace, a tool that server
 //! listed at its last discovery, and a tool the Task's Agent scopes allow (the same check the
 //! worker makes before each call, [`ordinaut_tools::scope::check`]). Built-ins (`core.*`,
-//! `http.*`) need none of this.
+//! `http.*`) need no server, only the scope check.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,6 +46,15 @@ pub async fn check_tools(
     for (i, step) in pipeline.steps.iter().enumerate() {
         let tool = step.uses.as_str();
         if scope::is_builtin(tool) {
+            // No server to look up, but the Agent's scopes still apply to the built-ins that
+            // reach beyond the run (`core.publish`, `core.state.*`, `http.*`).
+            if let Err(denied) = scope::check(agent_scopes, tool) {
+                out.problems.push(Problem {
+                    path: at(i),
+                    message: format!("step `{}`: {}", step.id, denied.reason()),
+                    reason: reason::SCOPE_DENIED,
+                });
+            }
             continue;
         }
         // Malformed `uses` is validation's to report.
@@ -186,5 +195,32 @@ mod tests {
         let c = check(&objects, &["new.anything"], Some(&bot)).await;
         assert!(c.problems.is_empty());
         assert_eq!(reasons(&c.pending), vec!["McpServerNotReady"]);
+    }
+
+    /// Built-ins with effects beyond the run need the Agent's scope, and the Task says so
+    /// when it is reconciled, not when it first runs; a Task without an Agent may use them.
+    #[tokio::test]
+    async fn builtins_beyond_the_run_are_checked_against_the_agents_scopes() {
+        let objects = MemoryObjects::default();
+        let narrow = agent(&["weather.*"]);
+        let uses = [
+            "core.echo",
+            "core.publish",
+            "core.state.put",
+            "http.request",
+        ];
+        let c = check(&objects, &uses, Some(&narrow)).await;
+        assert_eq!(
+            reasons(&c.problems),
+            vec!["ScopeDenied", "ScopeDenied", "ScopeDenied"]
+        );
+        assert_eq!(c.problems[0].path, "spec.pipeline.steps[1].uses");
+        assert!(c.problems[1].message.contains("core.state.*"), "{c:?}");
+        let wide = agent(&["core.*", "http.*"]);
+        assert_eq!(
+            check(&objects, &uses, Some(&wide)).await,
+            ToolCheck::default()
+        );
+        assert_eq!(check(&objects, &uses, None).await, ToolCheck::default());
     }
 }
