@@ -91,6 +91,14 @@ impl ZoneTable {
         table
     }
 
+    /// Whether `a` and `b` have the same offset from UTC at every instant the engine
+    /// computes (a zone and its links, such as `US/Eastern` and `America/New_York`):
+    /// schedules come out the same in either.
+    pub(crate) fn same_offsets(a: Tz, b: Tz) -> bool {
+        let (x, y) = (ZoneTable::of(a), ZoneTable::of(b));
+        x.starts == y.starts && x.secs == y.secs
+    }
+
     /// Number of spans.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

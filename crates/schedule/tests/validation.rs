@@ -138,6 +138,29 @@ fn dtstart_line_is_parsed_and_foreign_tzid_rejected() {
         "rrule.DTSTART",
         "must not end in `Z`",
     );
+    // A link names the same zone: `US/Eastern` and `America/New_York`, `Etc/UTC` and `UTC`.
+    for (zone, tzid) in [("US/Eastern", "America/New_York"), ("UTC", "Etc/UTC")] {
+        let s = Schedule::new(
+            &ScheduleSource::Rrule(format!(
+                "DTSTART;TZID={tzid}:20250101T090000\nRRULE:FREQ=DAILY"
+            )),
+            zone,
+            local("2024-01-01T00:00:00"),
+        )
+        .unwrap_or_else(|e| panic!("{zone} / TZID={tzid}: {e}"));
+        assert_eq!(s.timezone().name(), zone);
+    }
+    let e = Schedule::new(
+        &ScheduleSource::Rrule("DTSTART;TZID=America/Chicago:20250101T090000\nFREQ=DAILY".into()),
+        "America/New_York",
+        local("2024-01-01T00:00:00"),
+    )
+    .expect_err("another zone");
+    assert!(
+        e.message
+            .contains("differs from the schedule's timezone America/New_York"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -178,7 +178,7 @@ fn parse_dtstart(
         let named: Tz = id
             .parse()
             .map_err(|_| err(format!("unknown TZID `{id}`; use an IANA name")))?;
-        if named != tz {
+        if named != tz && !crate::transitions::ZoneTable::same_offsets(named, tz) {
             return Err(err(format!(
                 "TZID={id} differs from the schedule's timezone {}; a schedule has one zone: \
                  set `timezone: {id}` or remove TZID from DTSTART",
