@@ -4,8 +4,7 @@
 //! keys; every write and every refusal is in the audit log with its correlation id.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use ordinaut_test_support::gateway::*;
 use reqwest::Method;
@@ -14,10 +13,6 @@ use serde_json::{Value, json};
 const BOT: &str = "bot-token-0123456789";
 const OTHER: &str = "other-token-0123456789";
 const READER: &str = "reader-token-0123456789";
-
-fn python() -> PathBuf {
-    ordinaut_test_support::python::mcp_python()
-}
 
 async fn put(c: &Cluster, path: &str, token: &str, body: Value) -> (u16, Value) {
     let (s, _, b) = c.send(c.req(Method::PUT, path, token).json(&body)).await;
@@ -37,22 +32,9 @@ async fn a_python_mcp_client_stores_and_reads_a_value_across_two_connections() {
     let c = start(unlimited()).await;
     c.agent("team", "bot", BOT, None).await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/state_agent.py");
-    let (python, url) = (python(), c.url.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(script)
-            .args([&url, BOT])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "the agent failed:\n{text}");
+    let args = vec![script.display().to_string(), c.url.clone(), BOT.to_string()];
+    let (ok, text) = ordinaut_test_support::python::run_mcp_python(args).await;
+    assert!(ok, "the agent failed:\n{text}");
     assert!(text.contains("ok"), "{text}");
 
     // Two writes, audited with the agent, the versions and each request's correlation id;

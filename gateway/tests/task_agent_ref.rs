@@ -4,8 +4,6 @@
 //! `tasks:all` cannot take another agent's Task. The admin may still reassign or detach.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 
 use ordinaut_api::{AgentSpec, Task};
@@ -174,10 +172,6 @@ async fn the_dev_folder_keeps_the_agent_ref_of_a_patched_task() {
     assert!(text.contains("agentRef: bot"), "{text}");
 }
 
-fn python() -> PathBuf {
-    ordinaut_test_support::python::mcp_python()
-}
-
 /// `update_task` over MCP (the official Python client) with `agentRef: null`.
 const MCP_UPDATE: &str = r#"
 import asyncio, sys
@@ -202,21 +196,9 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_null_agent_ref_over_mcp_does_not_detach_the_task_either() {
     let c = with_bots_task().await;
-    let (python, url) = (python(), c.url.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .args(["-c", MCP_UPDATE, &url, BOT])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "the agent failed:\n{text}");
+    let args = ["-c", MCP_UPDATE, &c.url, BOT].map(String::from).to_vec();
+    let (ok, text) = ordinaut_test_support::python::run_mcp_python(args).await;
+    assert!(ok, "the agent failed:\n{text}");
     assert!(text.contains("agent bot"), "{text}");
     let task = object(&c, "mine");
     assert_eq!(task.spec.agent_ref.as_deref(), Some("bot"));

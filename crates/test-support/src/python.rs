@@ -39,3 +39,19 @@ pub fn mcp_python() -> PathBuf {
         })
         .clone()
 }
+
+/// Runs `args` with [`mcp_python`] off the async threads (a client script against a server
+/// this test serves): whether it succeeded, and its stdout and stderr together.
+pub async fn run_mcp_python(args: Vec<String>) -> (bool, String) {
+    let python = mcp_python();
+    let out = tokio::task::spawn_blocking(move || Command::new(python).args(args).output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}

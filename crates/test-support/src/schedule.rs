@@ -53,10 +53,13 @@ pub fn dateutil_python() -> String {
 }
 
 /// Runs the schedule tests' reference script (`script`, python-dateutil with zoneinfo) on
-/// `cases`, one `zone\tDTSTART\tRRULE\tafter\tn` line each, and returns its answer: one list
+/// `cases` (zone, local DTSTART, RRULE, `after` in RFC 3339, how many), and returns its answer: one list
 /// of RFC 3339 instants per case. Fails the test, saying how to set it up, when the Python
 /// lacks python-dateutil; never passes silently.
-pub fn dateutil_reference(script: &str, cases: &[String]) -> Vec<Vec<String>> {
+pub fn dateutil_reference<S: AsRef<str>>(
+    script: &str,
+    cases: &[(S, S, S, S, usize)],
+) -> Vec<Vec<String>> {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let py = dateutil_python();
@@ -83,7 +86,18 @@ pub fn dateutil_reference(script: &str, cases: &[String]) -> Vec<Vec<String>> {
         .unwrap();
     // Written from another thread: the script prints as it reads, and a pipe holds only so
     // much before both sides would wait on each other.
-    let input: String = cases.iter().map(|c| format!("{c}\n")).collect();
+    let input: String = cases
+        .iter()
+        .map(|(zone, dtstart, rule, after, n)| {
+            let (zone, dtstart, rule, after) = (
+                zone.as_ref(),
+                dtstart.as_ref(),
+                rule.as_ref(),
+                after.as_ref(),
+            );
+            format!("{zone}\t{dtstart}\t{rule}\t{after}\t{n}\n")
+        })
+        .collect();
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().unwrap();
